@@ -1,0 +1,353 @@
+//! The GPU side: a [`Gpu`] holds the device, queue and one pipeline per kernel, built once; a [`Program`] is a
+//! list of [`Op`]s bound to an arena buffer, ready to be encoded any number of times.
+
+mod kernel;
+mod trainer;
+
+use std::num::NonZeroU64;
+use std::ops::Range;
+
+use wgpu::util::DeviceExt;
+
+pub use kernel::{Args, Kernel, MATMUL_TILE, Op, SHADERS, WORKGROUP_SIZE};
+pub use trainer::GpuTrainer;
+
+use crate::{Error, Result};
+
+/// What a user needs to know about the device that trained their network.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} · {} · {}", self.name, self.backend, self.device_type)
+    }
+}
+
+/// A device with every kernel's pipeline compiled, shareable by many trainers.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    adapter: AdapterSummary,
+    limits: wgpu::Limits,
+    bind_group_layout: wgpu::BindGroupLayout,
+    pipelines: Vec<wgpu::ComputePipeline>,
+}
+
+impl Gpu {
+    /// Opens the adapter that wgpu's environment variables select: WGPU_BACKEND (e.g. `vulkan`, `metal`,
+    /// `dx12`, `gl`), WGPU_ADAPTER_NAME (a substring of the name) and WGPU_POWER_PREF (`low` or `high`).
+    pub async fn new() -> Result<Self> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
+            // wgpu's own helper panics when the name matches nothing, so look it up here.
+            Ok(wanted) => {
+                let wanted = wanted.to_lowercase();
+                let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+                adapters
+                    .into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
+                    .ok_or_else(|| Error::NoAdapter {
+                        reason: format!(
+                            "WGPU_ADAPTER_NAME={wanted:?} matches none of the adapters {names:?}"
+                        ),
+                    })?
+            }
+            Err(_) => instance
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| Error::NoAdapter {
+                    reason: e.to_string(),
+                })?,
+        };
+        Gpu::from_adapter(&adapter).await
+    }
+
+    /// Opens a device on `adapter` with the adapter's own buffer limits, so that large layers fit where the
+    /// hardware allows them.
+    pub async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
+        let info = adapter.get_info();
+        let supported = adapter.limits();
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: supported.max_storage_buffer_binding_size,
+            max_buffer_size: supported.max_buffer_size,
+            ..wgpu::Limits::downlevel_defaults()
+        };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgmlp"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::RequestDevice {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            })?;
+        let adapter = AdapterSummary {
+            name: info.name,
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+        };
+        Ok(Gpu::from_device(device, queue, adapter, limits))
+    }
+
+    /// Builds the pipelines on a device the caller already has.
+    pub fn from_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter: AdapterSummary,
+        limits: wgpu::Limits,
+    ) -> Self {
+        let buffer_entry =
+            |binding, ty, has_dynamic_offset, min_binding_size| wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty,
+                    has_dynamic_offset,
+                    min_binding_size,
+                },
+                count: None,
+            };
+        let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("arena + args"),
+            entries: &[
+                buffer_entry(
+                    0,
+                    wgpu::BufferBindingType::Storage { read_only: false },
+                    false,
+                    None,
+                ),
+                buffer_entry(1, wgpu::BufferBindingType::Uniform, true, Some(args_size())),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("kernels"),
+            bind_group_layouts: &[Some(&bind_group_layout)],
+            immediate_size: 0,
+        });
+        let modules: Vec<wgpu::ShaderModule> = SHADERS
+            .iter()
+            .map(|(name, source)| {
+                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(name),
+                    source: wgpu::ShaderSource::Wgsl((*source).into()),
+                })
+            })
+            .collect();
+        let pipelines = Kernel::ALL
+            .iter()
+            .map(|kernel| {
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(kernel.entry_point()),
+                    layout: Some(&pipeline_layout),
+                    module: &modules[kernel.shader()],
+                    entry_point: Some(kernel.entry_point()),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            })
+            .collect();
+        Gpu {
+            device,
+            queue,
+            adapter,
+            limits,
+            bind_group_layout,
+            pipelines,
+        }
+    }
+
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.adapter
+    }
+
+    /// Creates a storage buffer holding `values`, after checking it fits the device's limits.
+    pub fn create_arena(&self, what: &str, values: &[f32]) -> Result<wgpu::Buffer> {
+        // A binding may not be empty; one spare element keeps zero-sized problems valid.
+        let bytes = (values.len().max(1) * size_of::<f32>()) as u64;
+        let limit =
+            u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size);
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                what: format!("{what} ({} f32 values)", values.len()),
+                needed: bytes,
+                limit,
+            });
+        }
+        let mut contents = bytemuck::cast_slice(values).to_vec();
+        contents.resize(bytes as usize, 0);
+        Ok(self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(what),
+                contents: &contents,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
+            }))
+    }
+
+    /// Binds `ops` to `arena`: their arguments go into a uniform buffer now, once.
+    pub fn program(&self, arena: &wgpu::Buffer, ops: &[Op]) -> Result<Program> {
+        let stride =
+            u64::from(self.limits.min_uniform_buffer_offset_alignment).max(args_size().get());
+        let mut slots = vec![0u8; (ops.len().max(1) as u64 * stride) as usize];
+        let mut dispatches = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            let offset = i as u64 * stride;
+            slots[offset as usize..][..size_of::<Args>()]
+                .copy_from_slice(bytemuck::bytes_of(&op.args));
+            let offset = u32::try_from(offset).map_err(|_| Error::TooLarge {
+                what: format!("a program of {} dispatches", ops.len()),
+                needed: offset,
+                limit: u64::from(u32::MAX),
+            })?;
+            dispatches.push(Dispatch {
+                kernel: op.kernel,
+                offset,
+                workgroups: op.workgroups()?,
+            });
+        }
+        let args = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("args"),
+                contents: &slots,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("arena + args"),
+            layout: &self.bind_group_layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: arena.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &args,
+                        offset: 0,
+                        size: Some(args_size()),
+                    }),
+                },
+            ],
+        });
+        Ok(Program {
+            dispatches,
+            bind_group,
+        })
+    }
+
+    /// Runs `program` `times` times in one submission, without waiting for it.
+    pub fn submit(&self, program: &Program, times: usize) {
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for _ in 0..times {
+                program.encode(self, &mut pass);
+            }
+        }
+        self.queue.submit([encoder.finish()]);
+    }
+
+    /// Reads `range` (in f32 elements) of `buffer` back once all submitted work is done.
+    pub async fn read(&self, buffer: &wgpu::Buffer, range: Range<usize>) -> Result<Vec<f32>> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bytes = (range.len() * size_of::<f32>()) as u64;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        let start = (range.start * size_of::<f32>()) as u64;
+        encoder.copy_buffer_to_buffer(buffer, start, &staging, 0, bytes);
+        self.queue.submit([encoder.finish()]);
+
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            // The receiver is awaited below; if it were gone there would be no one left to tell.
+            let _ = sender.send(result);
+        });
+        self.wait()?;
+        receiver
+            .receive()
+            .await
+            .ok_or_else(|| Error::Readback("the map callback was dropped".into()))?
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        let values = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::Readback(e.to_string()))?;
+            bytemuck::cast_slice(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(values)
+    }
+
+    /// Blocks until the device has finished all submitted work.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(drop)
+            .map_err(|e| Error::Gpu {
+                during: "waiting for the device",
+                reason: e.to_string(),
+            })
+    }
+
+    /// Uploads `arena`, runs `ops` once and reads the whole arena back: the way to try a kernel by itself.
+    pub async fn run(&self, arena: &[f32], ops: &[Op]) -> Result<Vec<f32>> {
+        let buffer = self.create_arena("arena", arena)?;
+        let program = self.program(&buffer, ops)?;
+        self.submit(&program, 1);
+        self.read(&buffer, 0..arena.len()).await
+    }
+
+    fn pipeline(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
+        &self.pipelines[kernel.index()]
+    }
+}
+
+/// A list of dispatches bound to one arena, their arguments already on the device.
+pub struct Program {
+    dispatches: Vec<Dispatch>,
+    bind_group: wgpu::BindGroup,
+}
+
+struct Dispatch {
+    kernel: Kernel,
+    offset: u32,
+    workgroups: [u32; 3],
+}
+
+impl Program {
+    /// Records every dispatch into `pass`; wgpu orders them with barriers, since they share the arena.
+    pub fn encode(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>) {
+        for dispatch in &self.dispatches {
+            let [x, y, z] = dispatch.workgroups;
+            pass.set_pipeline(gpu.pipeline(dispatch.kernel));
+            pass.set_bind_group(0, &self.bind_group, &[dispatch.offset]);
+            pass.dispatch_workgroups(x, y, z);
+        }
+    }
+}
+
+fn args_size() -> NonZeroU64 {
+    NonZeroU64::new(size_of::<Args>() as u64).expect("Args is not zero-sized")
+}

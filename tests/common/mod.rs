@@ -1,0 +1,63 @@
+//! Helpers shared by the test binaries: the one GPU they all use and an element-wise comparison that names
+//! the worst element.
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::sync::OnceLock;
+
+use wgmlp::Gpu;
+
+/// The device every GPU test runs on, opened once per test binary. No adapter is a failure, never a skip:
+/// CI installs lavapipe, and a developer without a driver should learn that from the test run.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| match pollster::block_on(Gpu::new()) {
+        Ok(gpu) => {
+            eprintln!("GPU tests run on {}", gpu.adapter());
+            gpu
+        }
+        Err(e) => panic!(
+            "GPU tests need an adapter (CI={:?}): {e}",
+            std::env::var("CI").ok()
+        ),
+    })
+}
+
+/// Asserts |gpu − cpu| ≤ atol + rtol·|cpu| element by element; on failure reports the worst element.
+pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(
+        gpu.len(),
+        cpu.len(),
+        "{what}: GPU gave {} values, CPU {}",
+        gpu.len(),
+        cpu.len()
+    );
+    let excess = |g: f32, c: f32| {
+        let err = (g - c).abs();
+        if err.is_nan() {
+            f32::INFINITY
+        } else {
+            err - (atol + rtol * c.abs())
+        }
+    };
+    let worst =
+        (0..gpu.len()).max_by(|&i, &j| excess(gpu[i], cpu[i]).total_cmp(&excess(gpu[j], cpu[j])));
+    if let Some(i) = worst {
+        assert!(
+            excess(gpu[i], cpu[i]) <= 0.0,
+            "{what}: worst element {i} of {}: GPU {} vs CPU {} (|diff| {}, allowed {} + {}·|cpu|)",
+            gpu.len(),
+            gpu[i],
+            cpu[i],
+            (gpu[i] - cpu[i]).abs(),
+            atol,
+            rtol
+        );
+    }
+}
+
+/// `len` values in [-1, 1) from a small seeded generator, so failures reproduce.
+pub fn random(len: usize, seed: u64) -> Vec<f32> {
+    use rand::{RngExt, SeedableRng, rngs::StdRng};
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+}

@@ -1,10 +1,13 @@
 // The linear layer's kernels: the tiled matrix multiply, the bias add and the bias gradient.
 
-// Side of the square tile that a matmul workgroup computes; src/gpu/kernel.rs has the same number, checked by a test.
-const TILE: u32 = 16u;
+// Two versions of the matrix multiply, both twins of cpu::matmul; src/gpu/kernel.rs picks one by shape and has
+// the same numbers as these constants, checked by a test.
+//
+// matmul: one SMALL_TILE×SMALL_TILE block of c a workgroup, one element a thread.
+const SMALL_TILE: u32 = 16u;
 
-var<workgroup> tile_a: array<array<f32, TILE>, TILE>;
-var<workgroup> tile_b: array<array<f32, TILE>, TILE>;
+var<workgroup> small_a: array<array<f32, SMALL_TILE>, SMALL_TILE>;
+var<workgroup> small_b: array<array<f32, SMALL_TILE>, SMALL_TILE>;
 
 // op(a)[row][p], or 0 outside the m×k matrix so that partial tiles add nothing.
 fn load_a(row: u32, p: u32) -> f32 {
@@ -28,19 +31,20 @@ fn load_b(p: u32, col: u32) -> f32 {
     return arena[args.b + p * args.cols + col];
 }
 
-// c[m×n] = op(a)[m×k] · op(b)[k×n]; m = rows, k = inner, n = cols. Each workgroup computes one TILE×TILE block
-// of c, staging TILE-wide strips of a and b through workgroup memory.
-@compute @workgroup_size(TILE, TILE)
+// c[m×n] = op(a)[m×k] · op(b)[k×n]; m = rows, k = inner, n = cols. One element a thread, strips of a and b
+// staged through workgroup memory. Suits small matrices, such as a batch of a few rows, where the big block
+// of matmul_blocked would be mostly idle.
+@compute @workgroup_size(SMALL_TILE, SMALL_TILE)
 fn matmul(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
-    let row = workgroup.y * TILE + local.y;
-    let col = workgroup.x * TILE + local.x;
+    let row = workgroup.y * SMALL_TILE + local.y;
+    let col = workgroup.x * SMALL_TILE + local.x;
     var acc = 0.0;
-    for (var t = 0u; t < args.inner; t += TILE) {
-        tile_a[local.y][local.x] = load_a(row, t + local.x);
-        tile_b[local.y][local.x] = load_b(t + local.y, col);
+    for (var t = 0u; t < args.inner; t += SMALL_TILE) {
+        small_a[local.y][local.x] = load_a(row, t + local.x);
+        small_b[local.y][local.x] = load_b(t + local.y, col);
         workgroupBarrier();
-        for (var p = 0u; p < TILE; p++) {
-            acc += tile_a[local.y][p] * tile_b[p][local.x];
+        for (var p = 0u; p < SMALL_TILE; p++) {
+            acc += small_a[local.y][p] * small_b[p][local.x];
         }
         workgroupBarrier();
     }

@@ -107,16 +107,11 @@ async fn matmul_figures(gpu: &Gpu, size: usize) -> Result<MatmulFigures> {
         }
         Ok(())
     })?;
-    let max_abs_diff = gpu_result
-        .iter()
-        .zip(&cpu_result)
-        .map(|(g, c)| (g - c).abs())
-        .fold(0.0, f32::max);
     Ok(MatmulFigures {
         size,
         gpu_gflops: shape.flops() / gpu_time.as_secs_f64() / 1e9,
         cpu_gflops: shape.flops() / cpu_time.as_secs_f64() / 1e9,
-        max_abs_diff,
+        max_abs_diff: max_abs_diff(&gpu_result, &cpu_result),
     })
 }
 
@@ -136,6 +131,20 @@ fn timed(work: impl FnOnce() -> Result<()>) -> Result<Duration> {
     let start = Instant::now();
     work()?;
     Ok(start.elapsed())
+}
+
+/// The largest |a − b|; NaN if any difference is NaN, so that a broken result never reads as a match.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, |worst, d| {
+            if d.is_nan() || worst.is_nan() {
+                f32::NAN
+            } else {
+                worst.max(d)
+            }
+        })
 }
 
 /// Milliseconds, for reports.

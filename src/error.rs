@@ -21,12 +21,13 @@ pub enum Error {
 
     /// The network or data do not fit in what the device can hold or dispatch.
     #[error(
-        "{what} needs {needed}, but the device allows at most {limit}; use smaller layers or a device with larger limits"
+        "{what} needs {needed} {unit}, but the device allows at most {limit}; use smaller layers or a device with larger limits"
     )]
     TooLarge {
         what: String,
         needed: u64,
         limit: u64,
+        unit: &'static str,
     },
 
     /// wgpu found no adapter under the current backend/adapter selection.

@@ -4,17 +4,18 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::{anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
-use wgmlp::bench::{self, millis};
+use wgmlp::bench::{self, max_abs_diff, millis};
 use wgmlp::gpu::AdapterSummary;
 use wgmlp::network::check_lr;
-use wgmlp::{CpuTrainer, DEFAULT_SEED, Dataset, Gpu, GpuTrainer, Network};
+use wgmlp::{CpuTrainer, DEFAULT_SEED, Dataset, Error, Gpu, GpuTrainer, Network};
 
 #[derive(Parser)]
 #[command(
     version,
+    allow_negative_numbers = true,
     about = "Train a small MLP on the GPU with WGSL compute shaders, checked against a CPU reference"
 )]
 struct Cli {
@@ -53,6 +54,10 @@ enum Command {
         /// Epochs of XOR training to time on each side
         #[arg(long, default_value_t = 10000, value_parser = clap::value_parser!(u64).range(1..))]
         epochs: u64,
+
+        /// Sides of the square matrices to multiply
+        #[arg(long, default_value = "256,1024", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+        sizes: Vec<u64>,
     },
 }
 
@@ -78,7 +83,10 @@ fn parse_layers(text: &str) -> Result<Network, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Bench { epochs }) => run_bench(epochs as usize, cli.json),
+        Some(Command::Bench { epochs, ref sizes }) => {
+            let sizes: Vec<usize> = sizes.iter().map(|&s| s as usize).collect();
+            run_bench(epochs as usize, &sizes, cli.json)
+        }
         None => run_xor(&cli),
     };
     match result {
@@ -103,8 +111,7 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
     let network = &cli.layers;
     if network.inputs() != 2 || network.outputs() != 1 {
         bail!(
-            "--layers {:?} does not fit XOR: the first size must be 2 (two inputs) and the last 1 (one output)",
-            network.sizes()
+            "--layers {network} does not fit XOR: the first size must be 2 (two inputs) and the last 1 (one output)"
         );
     }
     let epochs = cli.epochs as usize;
@@ -115,9 +122,11 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
     } else {
         let setup = Instant::now();
         let gpu = pollster::block_on(Gpu::new())?;
-        let mut trainer =
-            pollster::block_on(GpuTrainer::new(&gpu, network, &params, &data, cli.lr))
-                .context("--layers: the network does not fit on this GPU")?;
+        let trainer = pollster::block_on(GpuTrainer::new(&gpu, network, &params, &data, cli.lr));
+        let mut trainer = trainer.map_err(|e| match e {
+            Error::TooLarge { .. } => anyhow!("--layers {network}: {e}"),
+            e => e.into(),
+        })?;
         gpu.wait()?;
         let setup_ms = millis(setup.elapsed());
         let start = Instant::now();
@@ -156,13 +165,7 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
     };
 
     let max_abs_diff = match (&gpu_run, &cpu_run) {
-        (Some(g), Some(c)) => Some(
-            g.outputs
-                .iter()
-                .zip(&c.outputs)
-                .map(|(g, c)| (g - c).abs())
-                .fold(0.0, f32::max),
-        ),
+        (Some(g), Some(c)) => Some(max_abs_diff(&g.outputs, &c.outputs)),
         _ => None,
     };
 
@@ -171,7 +174,8 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
             "adapter": adapter,
             "layers": network.sizes(),
             "epochs": epochs,
-            "lr": cli.lr,
+            // Through its decimal text, so that 0.1 reads as 0.1 and not as the f32 nearest to it.
+            "lr": cli.lr.to_string().parse::<f64>()?,
             "seed": cli.seed,
             "gpu_outputs": gpu_run.as_ref().map(|r| &r.outputs),
             "cpu_outputs": cpu_run.as_ref().map(|r| &r.outputs),
@@ -210,13 +214,9 @@ fn print_table(
         Some(adapter) => println!("adapter: {adapter}"),
         None => println!("adapter: none (--backend cpu)"),
     }
-    let sizes: Vec<String> = cli.layers.sizes().iter().map(|s| s.to_string()).collect();
     println!(
         "network {} · sigmoid · lr {} · {} epochs · seed {}\n",
-        sizes.join("-"),
-        cli.lr,
-        cli.epochs,
-        cli.seed
+        cli.layers, cli.lr, cli.epochs, cli.seed
     );
     let cell = |run: Option<&Run>, row: usize| {
         run.map_or("-".to_string(), |r| format!("{:.6}", r.outputs[row]))
@@ -247,9 +247,9 @@ fn print_table(
     }
 }
 
-fn run_bench(epochs: usize, json: bool) -> anyhow::Result<()> {
+fn run_bench(epochs: usize, sizes: &[usize], json: bool) -> anyhow::Result<()> {
     let gpu = pollster::block_on(Gpu::new())?;
-    let report = pollster::block_on(bench::run(&gpu, epochs, &[256, 1024]))?;
+    let report = pollster::block_on(bench::run(&gpu, epochs, sizes))?;
     if json {
         println!("{:#}", serde_json::to_value(&report)?);
         return Ok(());

@@ -108,6 +108,14 @@ impl Network {
     }
 }
 
+/// Writes the sizes as `--layers` takes them: `2,3,1`.
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sizes: Vec<String> = self.sizes.iter().map(|s| s.to_string()).collect();
+        f.write_str(&sizes.join(","))
+    }
+}
+
 /// One layer's parameters: `weight` is inputs×outputs row-major (the tutorial's `X·W`), `bias` is 1×outputs.
 #[derive(Clone, Debug)]
 pub struct LayerParams {

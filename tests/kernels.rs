@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use common::{assert_close, gpu, random};
 use wgmlp::cpu::{self, MatmulShape};
-use wgmlp::gpu::Op;
+use wgmlp::gpu::{Kernel, Op};
 
 const ATOL: f32 = 1e-5;
 const RTOL: f32 = 1e-5;
@@ -30,6 +30,12 @@ impl Arena {
 }
 
 fn check_matmul(shape: MatmulShape) {
+    for kernel in [Kernel::Matmul, Kernel::MatmulBlocked] {
+        check_matmul_with(kernel, shape);
+    }
+}
+
+fn check_matmul_with(kernel: Kernel, shape: MatmulShape) {
     let MatmulShape { m, k, n, .. } = shape;
     let (a, b) = (random(m * k, 1), random(k * n, 2));
     let mut expected = vec![0.0; m * n];
@@ -38,7 +44,7 @@ fn check_matmul(shape: MatmulShape) {
     let mut arena = Arena::default();
     let (ra, rb) = (arena.put(&a), arena.put(&b));
     let rc = arena.put(&vec![f32::NAN; m * n]); // every output element must be written
-    let result = arena.run(&[Op::matmul(rc.clone(), ra, rb, shape).unwrap()]);
+    let result = arena.run(&[Op::matmul_with(kernel, rc.clone(), ra, rb, shape).unwrap()]);
     // Each output sums k products of values in [-1, 1): the rounding error grows with k.
     assert_close(
         &format!("matmul {shape:?}"),
@@ -71,6 +77,22 @@ fn matmul_matches_cpu_on_awkward_shapes() {
 fn matmul_with_empty_inner_dimension_gives_zeros() {
     check_matmul(MatmulShape::new(3, 0, 5));
     check_matmul(MatmulShape::new(0, 4, 5));
+}
+
+#[test]
+fn matmul_picks_the_blocked_kernel_once_a_block_is_full() {
+    assert_eq!(
+        Kernel::matmul_for(MatmulShape::new(4, 2, 3)),
+        Kernel::Matmul
+    );
+    assert_eq!(
+        Kernel::matmul_for(MatmulShape::new(63, 500, 500)),
+        Kernel::Matmul
+    );
+    assert_eq!(
+        Kernel::matmul_for(MatmulShape::new(64, 1, 64)),
+        Kernel::MatmulBlocked
+    );
 }
 
 #[test]

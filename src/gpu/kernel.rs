@@ -15,19 +15,32 @@ use crate::{Error, Result};
 /// Threads per workgroup of the one-dimensional kernels (`WORKGROUP_SIZE` in shaders/common.wgsl).
 pub const WORKGROUP_SIZE: u32 = 64;
 
-/// Side of the square block of the output one matmul workgroup computes (`TILE` in shaders/linear.wgsl).
+/// Side of the square of the output one `matmul` workgroup computes, one element a thread (`SMALL_TILE` in
+/// shaders/linear.wgsl).
 pub const MATMUL_TILE: u32 = 16;
+
+/// Side of the square of the output one `matmul_blocked` workgroup computes (`BLOCK`), with this many threads
+/// a side (`BLOCK_THREADS`).
+pub const MATMUL_BLOCK: u32 = 64;
+pub const MATMUL_BLOCK_THREADS: u32 = 16;
 
 /// The most workgroups wgpu lets a dispatch have in one dimension by default.
 const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65535;
 
 /// The shader files, each with the shared prelude in front of it.
-pub const SHADERS: [(&str, &str); 4] = [
+pub const SHADERS: [(&str, &str); 5] = [
     (
         "linear",
         concat!(
             include_str!("../../shaders/common.wgsl"),
             include_str!("../../shaders/linear.wgsl")
+        ),
+    ),
+    (
+        "matmul_blocked",
+        concat!(
+            include_str!("../../shaders/common.wgsl"),
+            include_str!("../../shaders/matmul_blocked.wgsl")
         ),
     ),
     (
@@ -57,6 +70,7 @@ pub const SHADERS: [(&str, &str); 4] = [
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Matmul,
+    MatmulBlocked,
     BiasAdd,
     BiasBackward,
     SigmoidForward,
@@ -66,8 +80,9 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 7] = [
+    pub const ALL: [Kernel; 8] = [
         Kernel::Matmul,
+        Kernel::MatmulBlocked,
         Kernel::BiasAdd,
         Kernel::BiasBackward,
         Kernel::SigmoidForward,
@@ -76,10 +91,21 @@ impl Kernel {
         Kernel::SgdUpdate,
     ];
 
-    /// The WGSL entry point, which is also the CPU twin's name.
+    /// The matmul version for `shape`: the blocked one once the output fills at least one of its blocks.
+    pub fn matmul_for(shape: MatmulShape) -> Kernel {
+        let block = MATMUL_BLOCK as usize;
+        if shape.m >= block && shape.n >= block {
+            Kernel::MatmulBlocked
+        } else {
+            Kernel::Matmul
+        }
+    }
+
+    /// The WGSL entry point, which is also the CPU twin's name (`matmul_blocked` is a twin of `matmul`).
     pub fn entry_point(self) -> &'static str {
         match self {
             Kernel::Matmul => "matmul",
+            Kernel::MatmulBlocked => "matmul_blocked",
             Kernel::BiasAdd => "bias_add",
             Kernel::BiasBackward => "bias_backward",
             Kernel::SigmoidForward => "sigmoid_forward",
@@ -93,9 +119,10 @@ impl Kernel {
     pub fn shader(self) -> usize {
         match self {
             Kernel::Matmul | Kernel::BiasAdd | Kernel::BiasBackward => 0,
-            Kernel::SigmoidForward | Kernel::SigmoidBackward => 1,
-            Kernel::SseBackward => 2,
-            Kernel::SgdUpdate => 3,
+            Kernel::MatmulBlocked => 1,
+            Kernel::SigmoidForward | Kernel::SigmoidBackward => 2,
+            Kernel::SseBackward => 3,
+            Kernel::SgdUpdate => 4,
         }
     }
 
@@ -103,6 +130,7 @@ impl Kernel {
     pub fn workgroup_size(self) -> [u32; 3] {
         match self {
             Kernel::Matmul => [MATMUL_TILE, MATMUL_TILE, 1],
+            Kernel::MatmulBlocked => [MATMUL_BLOCK_THREADS, MATMUL_BLOCK_THREADS, 1],
             _ => [WORKGROUP_SIZE, 1, 1],
         }
     }
@@ -137,13 +165,28 @@ pub struct Op {
 }
 
 impl Op {
-    /// c[m×n] = op(a)[m×k] · op(b)[k×n]
+    /// c[m×n] = op(a)[m×k] · op(b)[k×n], with the kernel version that suits the shape.
     pub fn matmul(
         c: Range<usize>,
         a: Range<usize>,
         b: Range<usize>,
         shape: MatmulShape,
     ) -> Result<Op> {
+        Op::matmul_with(Kernel::matmul_for(shape), c, a, b, shape)
+    }
+
+    /// c[m×n] = op(a)[m×k] · op(b)[k×n] with a chosen version, `Kernel::Matmul` or `Kernel::MatmulBlocked`.
+    pub fn matmul_with(
+        kernel: Kernel,
+        c: Range<usize>,
+        a: Range<usize>,
+        b: Range<usize>,
+        shape: MatmulShape,
+    ) -> Result<Op> {
+        assert!(
+            matches!(kernel, Kernel::Matmul | Kernel::MatmulBlocked),
+            "matmul_with takes a matmul kernel, not {kernel:?}"
+        );
         let MatmulShape { m, k, n, .. } = shape;
         expect_len("matmul", "c (m×n)", &c, m * n)?;
         expect_len("matmul", "a (m×k)", &a, m * k)?;
@@ -270,12 +313,13 @@ impl Op {
         }
     }
 
-    /// The workgroup grid: one workgroup per output tile for matmul, one thread per element (per column for
+    /// The workgroup grid: one workgroup per output tile or block for matmul, one thread per element (per column for
     /// bias_backward) otherwise.
     pub fn workgroups(&self) -> Result<[u32; 3]> {
         let Args { rows, cols, .. } = self.args;
         let [x, y] = match self.kernel {
             Kernel::Matmul => [cols.div_ceil(MATMUL_TILE), rows.div_ceil(MATMUL_TILE)],
+            Kernel::MatmulBlocked => [cols.div_ceil(MATMUL_BLOCK), rows.div_ceil(MATMUL_BLOCK)],
             Kernel::BiasBackward => spill(cols.div_ceil(WORKGROUP_SIZE)),
             _ => spill((rows * cols).div_ceil(WORKGROUP_SIZE)),
         };
@@ -284,6 +328,7 @@ impl Op {
                 what: format!("{} over {rows}×{cols}", self.kernel.entry_point()),
                 needed: u64::from(x.max(y)),
                 limit: u64::from(MAX_WORKGROUPS_PER_DIMENSION),
+                unit: "workgroups in one dimension",
             });
         }
         Ok([x, y, 1])

@@ -9,7 +9,9 @@ use std::ops::Range;
 
 use wgpu::util::DeviceExt;
 
-pub use kernel::{Args, Kernel, MATMUL_TILE, Op, SHADERS, WORKGROUP_SIZE};
+pub use kernel::{
+    Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_TILE, Op, SHADERS, WORKGROUP_SIZE,
+};
 pub use trainer::GpuTrainer;
 
 use crate::{Error, Result};
@@ -41,35 +43,26 @@ pub struct Gpu {
 impl Gpu {
     /// Opens the adapter that wgpu's environment variables select: WGPU_BACKEND (e.g. `vulkan`, `metal`,
     /// `dx12`, `gl`), WGPU_ADAPTER_NAME (a substring of the name) and WGPU_POWER_PREF (`low` or `high`).
+    /// Without WGPU_BACKEND, Vulkan, Metal and DX12 come first and OpenGL only where none of them has one.
     pub async fn new() -> Result<Self> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
-            // wgpu's own helper panics when the name matches nothing, so look it up here.
-            Ok(wanted) => {
-                let wanted = wanted.to_lowercase();
-                let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
-                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
-                adapters
-                    .into_iter()
-                    .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
-                    .ok_or_else(|| Error::NoAdapter {
-                        reason: format!(
-                            "WGPU_ADAPTER_NAME={wanted:?} matches none of the adapters {names:?}"
-                        ),
-                    })?
-            }
-            Err(_) => instance
-                .request_adapter(&wgpu::RequestAdapterOptions {
-                    power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| Error::NoAdapter {
-                    reason: e.to_string(),
-                })?,
+        let tiers = match wgpu::Backends::from_env() {
+            Some(chosen) => vec![chosen],
+            None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
         };
-        Gpu::from_adapter(&adapter).await
+        let mut reasons = Vec::new();
+        for backends in tiers {
+            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+                backends,
+                ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
+            });
+            match find_adapter(&instance, backends).await {
+                Ok(adapter) => return Gpu::from_adapter(&adapter).await,
+                Err(reason) => reasons.push(format!("{backends:?}: {reason}")),
+            }
+        }
+        Err(Error::NoAdapter {
+            reason: reasons.join("; "),
+        })
     }
 
     /// Opens a device on `adapter` with the adapter's own buffer limits, so that large layers fit where the
@@ -172,19 +165,29 @@ impl Gpu {
         &self.adapter
     }
 
-    /// Creates a storage buffer holding `values`, after checking it fits the device's limits.
-    pub fn create_arena(&self, what: &str, values: &[f32]) -> Result<wgpu::Buffer> {
-        // A binding may not be empty; one spare element keeps zero-sized problems valid.
-        let bytes = (values.len().max(1) * size_of::<f32>()) as u64;
-        let limit =
-            u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size);
-        if bytes > limit {
+    /// Checks that an arena of `len` f32 values fits in one storage buffer binding of this device.
+    pub fn check_fits(&self, what: &str, len: usize) -> Result<()> {
+        let limit = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
+        let bytes = len as u64 * size_of::<f32>() as u64;
+        if bytes > limit || u32::try_from(len).is_err() {
             return Err(Error::TooLarge {
-                what: format!("{what} ({} f32 values)", values.len()),
+                what: format!("{what} ({len} f32 values)"),
                 needed: bytes,
                 limit,
+                unit: "bytes in one buffer",
             });
         }
+        Ok(())
+    }
+
+    /// Creates a storage buffer holding `values`, after checking it fits the device's limits.
+    pub fn create_arena(&self, what: &str, values: &[f32]) -> Result<wgpu::Buffer> {
+        self.check_fits(what, values.len())?;
+        // A binding may not be empty; one spare element keeps zero-sized problems valid.
+        let bytes = (values.len().max(1) * size_of::<f32>()) as u64;
         let mut contents = bytemuck::cast_slice(values).to_vec();
         contents.resize(bytes as usize, 0);
         Ok(self
@@ -212,6 +215,7 @@ impl Gpu {
                 what: format!("a program of {} dispatches", ops.len()),
                 needed: offset,
                 limit: u64::from(u32::MAX),
+                unit: "bytes of arguments",
             })?;
             dispatches.push(Dispatch {
                 kernel: op.kernel,
@@ -346,6 +350,36 @@ impl Program {
             pass.dispatch_workgroups(x, y, z);
         }
     }
+}
+
+/// The adapter WGPU_ADAPTER_NAME names, or else the one wgpu prefers under WGPU_POWER_PREF.
+async fn find_adapter(
+    instance: &wgpu::Instance,
+    backends: wgpu::Backends,
+) -> Result<wgpu::Adapter, String> {
+    let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") else {
+        return instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string());
+    };
+    // wgpu's own helper for this variable panics when the name matches nothing, so look it up here.
+    let adapters = instance.enumerate_adapters(backends).await;
+    let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+    adapters
+        .into_iter()
+        .find(|a| {
+            a.get_info()
+                .name
+                .to_lowercase()
+                .contains(&wanted.to_lowercase())
+        })
+        .ok_or_else(|| {
+            format!("WGPU_ADAPTER_NAME={wanted:?} matches none of the adapters {names:?}")
+        })
 }
 
 fn args_size() -> NonZeroU64 {

@@ -83,15 +83,17 @@ impl<'gpu> GpuTrainer<'gpu> {
         check_lr(lr)?;
         data.check_fits(network)?;
         let layout = network.layout();
-        check_params_len(&layout, params.len())?;
         let arena = Arena::new(&layout, network, data.rows);
+        // Before anything is allocated, so that an impossible network fails fast.
+        gpu.check_fits(&format!("the network {:?}", network.sizes()), arena.len)?;
+        check_params_len(&layout, params.len())?;
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
 
         let mut initial = vec![0.0; arena.len];
         initial[arena.params.clone()].copy_from_slice(params);
         initial[arena.activations[0].clone()].copy_from_slice(&data.inputs);
         initial[arena.targets.clone()].copy_from_slice(&data.targets);
-        let buffer = gpu.create_arena(&format!("the network {:?}", network.sizes()), &initial)?;
+        let buffer = gpu.create_arena("arena", &initial)?;
 
         let forward = forward_ops(&arena, &layout, data.rows)?;
         let mut step = forward.clone();

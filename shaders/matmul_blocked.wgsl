@@ -1,0 +1,76 @@
+// The register-blocked matrix multiply for large matrices.
+
+// matmul_blocked: one BLOCK×BLOCK block of c a workgroup of BLOCK_THREADS×BLOCK_THREADS threads, each owning a
+// PER_THREAD×PER_THREAD grid of it, while DEPTH-wide slices of a and b pass through workgroup memory.
+const BLOCK: u32 = 64u;
+const BLOCK_THREADS: u32 = 16u;
+const PER_THREAD: u32 = 4u;  // BLOCK / BLOCK_THREADS
+const DEPTH: u32 = 16u;
+
+var<workgroup> block_a: array<f32, BLOCK * DEPTH>;  // BLOCK rows of op(a) × DEPTH
+var<workgroup> block_b: array<f32, DEPTH * BLOCK>;  // DEPTH rows of op(b) × BLOCK
+
+// op(a)[row][p], or 0 outside the m×k matrix so that partial tiles add nothing.
+fn load_a(row: u32, p: u32) -> f32 {
+    if row >= args.rows || p >= args.inner {
+        return 0.0;
+    }
+    if (args.flags & 1u) != 0u {
+        return arena[args.a + p * args.rows + row];
+    }
+    return arena[args.a + row * args.inner + p];
+}
+
+// op(b)[p][col], or 0 outside the k×n matrix.
+fn load_b(p: u32, col: u32) -> f32 {
+    if p >= args.inner || col >= args.cols {
+        return 0.0;
+    }
+    if (args.flags & 2u) != 0u {
+        return arena[args.b + col * args.inner + p];
+    }
+    return arena[args.b + p * args.cols + col];
+}
+
+// The same product for large matrices, PER_THREAD² elements a thread. Thread (x, y) owns the elements at rows
+// y + BLOCK_THREADS·i and columns x + BLOCK_THREADS·j of the block, so that neighbouring threads touch
+// neighbouring addresses. Each element sums its k products in order, as the CPU twin does.
+@compute @workgroup_size(BLOCK_THREADS, BLOCK_THREADS)
+fn matmul_blocked(@builtin(workgroup_id) workgroup: vec3<u32>,
+                  @builtin(local_invocation_id) local: vec3<u32>,
+                  @builtin(local_invocation_index) thread: u32) {
+    let row0 = workgroup.y * BLOCK;
+    let col0 = workgroup.x * BLOCK;
+    var acc: array<f32, PER_THREAD * PER_THREAD>;
+    for (var t = 0u; t < args.inner; t += DEPTH) {
+        for (var e = thread; e < BLOCK * DEPTH; e += BLOCK_THREADS * BLOCK_THREADS) {
+            block_a[e] = load_a(row0 + e / DEPTH, t + e % DEPTH);
+            block_b[e] = load_b(t + e / BLOCK, col0 + e % BLOCK);
+        }
+        workgroupBarrier();
+        for (var p = 0u; p < DEPTH; p++) {
+            var a: array<f32, PER_THREAD>;
+            var b: array<f32, PER_THREAD>;
+            for (var i = 0u; i < PER_THREAD; i++) {
+                a[i] = block_a[(local.y + BLOCK_THREADS * i) * DEPTH + p];
+                b[i] = block_b[p * BLOCK + local.x + BLOCK_THREADS * i];
+            }
+            for (var i = 0u; i < PER_THREAD; i++) {
+                for (var j = 0u; j < PER_THREAD; j++) {
+                    acc[i * PER_THREAD + j] += a[i] * b[j];
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < PER_THREAD; i++) {
+        let row = row0 + local.y + BLOCK_THREADS * i;
+        for (var j = 0u; j < PER_THREAD; j++) {
+            let col = col0 + local.x + BLOCK_THREADS * j;
+            if row < args.rows && col < args.cols {
+                arena[args.out + row * args.cols + col] = acc[i * PER_THREAD + j];
+            }
+        }
+    }
+}
+

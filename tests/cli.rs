@@ -1,0 +1,194 @@
+//! The command line as a user meets it: the XOR demo's JSON report, and clear errors for bad options.
+
+use std::process::{Command, Output};
+
+fn wgmlp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgmlp"))
+        .args(args)
+        .output()
+        .expect("the binary starts")
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = wgmlp(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("--json prints one JSON object")
+}
+
+fn numbers(value: &serde_json::Value) -> Vec<f64> {
+    value
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|v| v.as_f64().expect("a number"))
+        .collect()
+}
+
+#[test]
+fn json_report_has_every_key_and_gpu_agrees_with_cpu() {
+    let report = json(&[
+        "--json", "--epochs", "500", "--layers", "2,4,1", "--seed", "3",
+    ]);
+    for key in [
+        "adapter",
+        "layers",
+        "epochs",
+        "lr",
+        "seed",
+        "gpu_outputs",
+        "cpu_outputs",
+        "max_abs_diff",
+        "gpu_loss",
+        "cpu_loss",
+        "gpu_setup_ms",
+        "gpu_train_ms",
+        "cpu_train_ms",
+    ] {
+        assert!(!report[key].is_null(), "{key} missing from {report:#}");
+    }
+    for key in ["name", "backend", "device_type"] {
+        assert!(
+            report["adapter"][key].is_string(),
+            "adapter.{key} in {report:#}"
+        );
+    }
+    assert_eq!(report["layers"], serde_json::json!([2, 4, 1]));
+    assert_eq!(report["epochs"], 500);
+    assert_eq!(report["lr"], 0.1);
+    assert_eq!(report["seed"], 3);
+    let (gpu, cpu) = (
+        numbers(&report["gpu_outputs"]),
+        numbers(&report["cpu_outputs"]),
+    );
+    assert_eq!((gpu.len(), cpu.len()), (4, 4));
+    let worst = gpu
+        .iter()
+        .zip(&cpu)
+        .map(|(g, c)| (g - c).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-5, "GPU {gpu:?} vs CPU {cpu:?}");
+    assert!((report["max_abs_diff"].as_f64().unwrap() - worst).abs() < 1e-9);
+}
+
+#[test]
+fn cpu_backend_needs_no_gpu_and_converges_with_the_defaults() {
+    let report = json(&["--backend", "cpu", "--json"]);
+    assert!(
+        report["adapter"].is_null() && report["gpu_outputs"].is_null(),
+        "{report:#}"
+    );
+    let outputs = numbers(&report["cpu_outputs"]);
+    assert!(
+        outputs[0] < 0.1 && outputs[1] > 0.9 && outputs[2] > 0.9 && outputs[3] < 0.1,
+        "{outputs:?}"
+    );
+}
+
+#[test]
+fn table_names_the_adapter_and_every_row() {
+    let out = wgmlp(&["--epochs", "50"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("adapter: ") && text.contains(" · "),
+        "{text}"
+    );
+    for row in [
+        "0 0     0",
+        "0 1     1",
+        "1 0     1",
+        "1 1     0",
+        "max |GPU − CPU|",
+        "GPU: loss",
+        "CPU: loss",
+    ] {
+        assert!(text.contains(row), "{row:?} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn bad_options_fail_with_a_message_naming_the_option() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--epochs", "0"], "--epochs"),
+        (&["--epochs", "-3"], "--epochs"),
+        (&["--lr", "0"], "--lr"),
+        (&["--lr", "-0.5"], "--lr"),
+        (&["--lr", "nan"], "--lr"),
+        (&["--lr", "inf"], "--lr"),
+        (&["--lr", "fast"], "--lr"),
+        (&["--layers", "2"], "--layers"),
+        (&["--layers", "2,0,1"], "--layers"),
+        (&["--layers", ""], "--layers"),
+        (&["--layers", "2,three,1"], "--layers"),
+        (&["--layers", "3,3,1"], "--layers"),
+        (&["--layers", "2,3,2"], "--layers"),
+        (&["--backend", "tpu"], "--backend"),
+        (
+            &["--layers", "2,100000000,1", "--backend", "gpu"],
+            "--layers",
+        ),
+    ];
+    for (args, option) in cases {
+        let out = wgmlp(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr.contains(option),
+            "{args:?}: stderr does not name {option}:\n{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
+    }
+}
+
+#[test]
+fn no_matching_adapter_says_how_to_get_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wgmlp"))
+        .env("WGPU_ADAPTER_NAME", "no such adapter anywhere")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for hint in [
+        "no GPU adapter",
+        "no such adapter anywhere",
+        "mesa-vulkan-drivers",
+        "--backend cpu",
+    ] {
+        assert!(stderr.contains(hint), "{hint:?} missing:\n{stderr}");
+    }
+}
+
+#[test]
+fn bench_prints_every_figure_as_json() {
+    let report = json(&["bench", "--json", "--epochs", "20", "--sizes", "70,33"]);
+    assert!(report["adapter"]["name"].is_string(), "{report:#}");
+    for key in ["gpu_epochs_per_s", "cpu_epochs_per_s", "gpu_setup_ms"] {
+        assert!(
+            report["xor"][key].as_f64().is_some_and(|v| v > 0.0),
+            "xor.{key} in {report:#}"
+        );
+    }
+    let sizes: Vec<u64> = report["matmul"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, [70, 33]);
+    for m in report["matmul"].as_array().unwrap() {
+        assert!(
+            m["gpu_gflops"].as_f64().unwrap() > 0.0 && m["cpu_gflops"].as_f64().unwrap() > 0.0,
+            "{m}"
+        );
+        // The kernel's result is checked before its speed is reported.
+        assert!(m["max_abs_diff"].as_f64().unwrap() < 1e-3, "{m}");
+    }
+}

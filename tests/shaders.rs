@@ -1,0 +1,133 @@
+//! Every shader parses and validates with naga, no GPU needed, and declares the workgroup sizes the Rust side
+//! dispatches with.
+
+use std::mem::size_of;
+
+use wgmlp::gpu::{
+    Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_TILE, SHADERS, WORKGROUP_SIZE,
+};
+
+fn parse(name: &str, source: &str) -> naga::Module {
+    naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
+        panic!(
+            "shaders/{name}.wgsl does not parse:\n{}",
+            e.emit_to_string(source)
+        )
+    })
+}
+
+#[test]
+fn every_shader_parses_and_validates() {
+    for (name, source) in SHADERS {
+        let module = parse(name, source);
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| {
+            panic!(
+                "shaders/{name}.wgsl is invalid:\n{}",
+                e.emit_to_string(source)
+            )
+        });
+    }
+}
+
+#[test]
+fn every_kernel_has_its_entry_point_with_the_workgroup_size_rust_dispatches() {
+    let modules: Vec<naga::Module> = SHADERS
+        .iter()
+        .map(|(name, source)| parse(name, source))
+        .collect();
+    for kernel in Kernel::ALL {
+        let (name, _) = SHADERS[kernel.shader()];
+        let entry = modules[kernel.shader()]
+            .entry_points
+            .iter()
+            .find(|e| e.name == kernel.entry_point())
+            .unwrap_or_else(|| {
+                panic!(
+                    "shaders/{name}.wgsl has no entry point {}",
+                    kernel.entry_point()
+                )
+            });
+        assert_eq!(
+            entry.stage,
+            naga::ShaderStage::Compute,
+            "{}",
+            kernel.entry_point()
+        );
+        assert_eq!(
+            entry.workgroup_size,
+            kernel.workgroup_size(),
+            "{} in shaders/{name}.wgsl",
+            kernel.entry_point()
+        );
+    }
+}
+
+/// The value of the WGSL `const` called `name` in `module`.
+fn constant(module: &naga::Module, name: &str) -> u32 {
+    let (_, constant) = module
+        .constants
+        .iter()
+        .find(|(_, c)| c.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no const {name}"));
+    match module.global_expressions[constant.init] {
+        naga::Expression::Literal(naga::Literal::U32(value)) => value,
+        ref other => panic!("const {name} is not a u32 literal: {other:?}"),
+    }
+}
+
+#[test]
+fn tile_and_workgroup_constants_match_the_rust_side() {
+    let linear = parse(
+        SHADERS[Kernel::Matmul.shader()].0,
+        SHADERS[Kernel::Matmul.shader()].1,
+    );
+    assert_eq!(constant(&linear, "WORKGROUP_SIZE"), WORKGROUP_SIZE);
+    assert_eq!(constant(&linear, "SMALL_TILE"), MATMUL_TILE);
+    assert_eq!(constant(&linear, "BLOCK"), MATMUL_BLOCK);
+    assert_eq!(constant(&linear, "BLOCK_THREADS"), MATMUL_BLOCK_THREADS);
+    assert_eq!(
+        constant(&linear, "PER_THREAD") * MATMUL_BLOCK_THREADS,
+        MATMUL_BLOCK
+    );
+}
+
+#[test]
+fn every_entry_point_is_a_kernel() {
+    for (name, source) in SHADERS {
+        for entry in parse(name, source).entry_points {
+            assert!(
+                Kernel::ALL.iter().any(|k| k.entry_point() == entry.name),
+                "shaders/{name}.wgsl has entry point {} that no Kernel runs",
+                entry.name
+            );
+        }
+    }
+}
+
+#[test]
+fn args_struct_has_the_size_rust_writes() {
+    let module = parse(SHADERS[0].0, SHADERS[0].1);
+    let (_, args) = module
+        .types
+        .iter()
+        .find(|(_, ty)| ty.name.as_deref() == Some("Args"))
+        .expect("shaders/common.wgsl declares struct Args");
+    let naga::TypeInner::Struct { span, ref members } = args.inner else {
+        panic!("Args is not a struct")
+    };
+    assert_eq!(
+        span as usize,
+        size_of::<Args>(),
+        "Args size in WGSL vs Rust"
+    );
+    assert_eq!(
+        members.len(),
+        size_of::<Args>() / 4,
+        "Args has one 4-byte member per Rust field"
+    );
+}

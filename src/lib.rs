@@ -5,6 +5,23 @@
 //! - [`cpu`]: the reference implementation, one function per kernel, and [`CpuTrainer`];
 //! - [`gpu`]: the device, the kernels and [`GpuTrainer`], which mirrors [`CpuTrainer`] step by step;
 //! - [`bench`]: throughput figures for the XOR training and the matmul kernel.
+//!
+//! ```no_run
+//! # fn main() -> wgmlp::Result<()> {
+//! use wgmlp::{CpuTrainer, DEFAULT_SEED, Dataset, Gpu, GpuTrainer, Network};
+//!
+//! let gpu = pollster::block_on(Gpu::new())?;
+//! let network = Network::new(vec![2, 3, 1])?;
+//! let params = network.init_params(DEFAULT_SEED);
+//! let data = Dataset::xor();
+//! let mut on_gpu = pollster::block_on(GpuTrainer::new(&gpu, &network, &params, &data, 0.1))?;
+//! let mut on_cpu = CpuTrainer::<f32>::new(&network, &params, &data, 0.1)?;
+//! on_gpu.train(10_000);
+//! on_cpu.train(10_000);
+//! println!("{:?} vs {:?}", pollster::block_on(on_gpu.outputs())?, on_cpu.outputs());
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod bench;
 pub mod cpu;

@@ -16,7 +16,7 @@ use crate::{Error, Result};
 pub const WORKGROUP_SIZE: u32 = 64;
 
 /// Side of the square of the output one `matmul` workgroup computes, one element a thread (`SMALL_TILE` in
-/// shaders/linear.wgsl).
+/// shaders/matmul.wgsl).
 pub const MATMUL_TILE: u32 = 16;
 
 /// Side of the square of the output one `matmul_blocked` workgroup computes (`BLOCK`), with this many threads
@@ -27,20 +27,20 @@ pub const MATMUL_BLOCK_THREADS: u32 = 16;
 /// The most workgroups wgpu lets a dispatch have in one dimension by default.
 const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65535;
 
-/// The shader files, each with the shared prelude in front of it.
+/// The shader files (`shaders/NAME.wgsl`), each with the shared prelude in front of it.
 pub const SHADERS: [(&str, &str); 5] = [
     (
-        "linear",
+        "matmul",
         concat!(
             include_str!("../../shaders/common.wgsl"),
-            include_str!("../../shaders/linear.wgsl")
+            include_str!("../../shaders/matmul.wgsl")
         ),
     ),
     (
-        "matmul_blocked",
+        "bias",
         concat!(
             include_str!("../../shaders/common.wgsl"),
-            include_str!("../../shaders/matmul_blocked.wgsl")
+            include_str!("../../shaders/bias.wgsl")
         ),
     ),
     (
@@ -118,8 +118,8 @@ impl Kernel {
     /// Which entry of [`SHADERS`] holds the kernel.
     pub fn shader(self) -> usize {
         match self {
-            Kernel::Matmul | Kernel::BiasAdd | Kernel::BiasBackward => 0,
-            Kernel::MatmulBlocked => 1,
+            Kernel::Matmul | Kernel::MatmulBlocked => 0,
+            Kernel::BiasAdd | Kernel::BiasBackward => 1,
             Kernel::SigmoidForward | Kernel::SigmoidBackward => 2,
             Kernel::SseBackward => 3,
             Kernel::SgdUpdate => 4,

@@ -1,4 +1,11 @@
-// The register-blocked matrix multiply for large matrices.
+// The matrix multiply, in two versions that are both twins of cpu::matmul; src/gpu/kernel.rs picks one by
+// shape and has the same numbers as these constants, checked by a test.
+//
+// matmul: one SMALL_TILE×SMALL_TILE block of c a workgroup, one element a thread.
+const SMALL_TILE: u32 = 16u;
+
+var<workgroup> small_a: array<array<f32, SMALL_TILE>, SMALL_TILE>;
+var<workgroup> small_b: array<array<f32, SMALL_TILE>, SMALL_TILE>;
 
 // matmul_blocked: one BLOCK×BLOCK block of c a workgroup of BLOCK_THREADS×BLOCK_THREADS threads, each owning a
 // PER_THREAD×PER_THREAD grid of it, while DEPTH-wide slices of a and b pass through workgroup memory.
@@ -30,6 +37,28 @@ fn load_b(p: u32, col: u32) -> f32 {
         return arena[args.b + col * args.inner + p];
     }
     return arena[args.b + p * args.cols + col];
+}
+
+// c[m×n] = op(a)[m×k] · op(b)[k×n]; m = rows, k = inner, n = cols. One element a thread, strips of a and b
+// staged through workgroup memory. Suits small matrices, such as a batch of a few rows, where the big block
+// of matmul_blocked would be mostly idle.
+@compute @workgroup_size(SMALL_TILE, SMALL_TILE)
+fn matmul(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
+    let row = workgroup.y * SMALL_TILE + local.y;
+    let col = workgroup.x * SMALL_TILE + local.x;
+    var acc = 0.0;
+    for (var t = 0u; t < args.inner; t += SMALL_TILE) {
+        small_a[local.y][local.x] = load_a(row, t + local.x);
+        small_b[local.y][local.x] = load_b(t + local.y, col);
+        workgroupBarrier();
+        for (var p = 0u; p < SMALL_TILE; p++) {
+            acc += small_a[local.y][p] * small_b[p][local.x];
+        }
+        workgroupBarrier();
+    }
+    if row < args.rows && col < args.cols {
+        arena[args.out + row * args.cols + col] = acc;
+    }
 }
 
 // The same product for large matrices, PER_THREAD² elements a thread. Thread (x, y) owns the elements at rows

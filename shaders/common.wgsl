@@ -7,14 +7,19 @@
 const WORKGROUP_SIZE: u32 = 64u;
 
 struct Args {
-    out: u32,    // arena offsets, in f32 elements
+    out: u32,      // arena offsets, in f32 elements
     a: u32,
     b: u32,
+    c: u32,
     rows: u32,
     cols: u32,
-    inner: u32,  // matmul: the shared dimension k
-    flags: u32,  // matmul: bit 0 reads `a` transposed, bit 1 reads `b` transposed
-    scale: f32,  // sgd_update: the learning rate
+    inner: u32,    // matmul: the shared dimension k
+    flags: u32,    // matmul: bit 0 reads `a` transposed, bit 1 reads `b` transposed; activations: which one
+    scale: f32,    // optimizers: the learning rate; loss_backward: the gradient's factor
+    decay: f32,    // sgd_update: the momentum; adam_update: the weight decay
+    beta1: f32,    // adam_update
+    beta2: f32,
+    epsilon: f32,
 }
 
 @group(0) @binding(0) var<storage, read_write> arena: array<f32>;

@@ -10,6 +10,7 @@ use crate::Result;
 use crate::cpu::{self, CpuTrainer, MatmulShape};
 use crate::gpu::{AdapterSummary, Gpu, GpuTrainer, Op};
 use crate::network::{DEFAULT_SEED, Dataset, Network};
+use crate::train::TrainConfig;
 
 /// How long each figure is measured for, at least: repetitions double until a run takes this long.
 const MIN_MEASURE: Duration = Duration::from_millis(300);
@@ -59,7 +60,8 @@ async fn xor_figures(gpu: &Gpu, epochs: usize) -> Result<XorFigures> {
     let data = Dataset::xor();
 
     let setup = Instant::now();
-    let mut gpu_trainer = GpuTrainer::new(gpu, &network, &params, &data, 0.1).await?;
+    let mut gpu_trainer =
+        GpuTrainer::new(gpu, &network, &params, &data, TrainConfig::sgd(0.1)).await?;
     gpu.wait()?;
     let gpu_setup = setup.elapsed();
     let gpu_train = timed(|| {
@@ -67,7 +69,7 @@ async fn xor_figures(gpu: &Gpu, epochs: usize) -> Result<XorFigures> {
         gpu.wait()
     })?;
 
-    let mut cpu_trainer = CpuTrainer::<f32>::new(&network, &params, &data, 0.1)?;
+    let mut cpu_trainer = CpuTrainer::<f32>::new(&network, &params, &data, TrainConfig::sgd(0.1))?;
     let cpu_train = timed(|| {
         cpu_trainer.train(epochs);
         Ok(())

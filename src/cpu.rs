@@ -5,7 +5,8 @@
 
 use num_traits::Float;
 
-use crate::network::{Dataset, Network, ParamLayout, check_lr};
+use crate::network::{Activation, Dataset, Loss, Network, ParamLayout};
+use crate::train::{Optimizer, TrainConfig};
 use crate::{Error, Result};
 
 /// The float types the reference runs in (f32 to compare with the GPU, f64 to check gradients).
@@ -113,168 +114,424 @@ pub fn bias_backward<T: Real>(dbias: &mut [T], dz: &[T]) {
     }
 }
 
-/// a[len] = σ(z[len]) = 1 / (1 + e^(−z))
-pub fn sigmoid_forward<T: Real>(a: &mut [T], z: &[T]) {
+/// a[len] = f(z[len]) for an element-wise activation f (softmax has its own function)
+pub fn activation_forward<T: Real>(a: &mut [T], z: &[T], f: Activation) {
+    let (zero, one) = (T::zero(), T::one());
+    let leak = T::from(LEAKY_SLOPE).expect("a small constant converts to any float");
     for (a, &z) in a.iter_mut().zip(z) {
-        *a = T::one() / (T::one() + (-z).exp());
+        *a = match f {
+            Activation::Identity => z,
+            Activation::Sigmoid => one / (one + (-z).exp()),
+            Activation::Tanh => z.tanh(),
+            Activation::Relu => z.max(zero),
+            Activation::LeakyRelu => {
+                if z > zero {
+                    z
+                } else {
+                    leak * z
+                }
+            }
+            Activation::Softmax => panic!("softmax is row-wise: call softmax_forward"),
+        };
     }
 }
 
-/// dz[len] = da[len] ⊙ a ⊙ (1 − a), the sigmoid's derivative written in terms of its output a
-pub fn sigmoid_backward<T: Real>(dz: &mut [T], da: &[T], a: &[T]) {
+/// The slope of leaky relu below zero.
+pub const LEAKY_SLOPE: f32 = 0.01;
+
+/// dz[len] = da[len] ⊙ f′, with f′ written in terms of the activation's output a
+pub fn activation_backward<T: Real>(dz: &mut [T], da: &[T], a: &[T], f: Activation) {
+    let (zero, one) = (T::zero(), T::one());
+    let leak = T::from(LEAKY_SLOPE).expect("a small constant converts to any float");
     for ((dz, &da), &a) in dz.iter_mut().zip(da).zip(a) {
-        *dz = da * a * (T::one() - a);
+        let slope = match f {
+            Activation::Identity => one,
+            Activation::Sigmoid => a * (one - a),
+            Activation::Tanh => one - a * a,
+            Activation::Relu => {
+                if a > zero {
+                    one
+                } else {
+                    zero
+                }
+            }
+            Activation::LeakyRelu => {
+                if a > zero {
+                    one
+                } else {
+                    leak
+                }
+            }
+            Activation::Softmax => {
+                panic!("softmax's gradient is taken together with ce: see loss_backward")
+            }
+        };
+        *dz = da * slope;
     }
 }
 
-/// doutput[len] = output − target: the gradient of ½·Σ(target − output)²
-pub fn sse_backward<T: Real>(doutput: &mut [T], output: &[T], target: &[T]) {
-    for ((d, &o), &y) in doutput.iter_mut().zip(output).zip(target) {
-        *d = o - y;
+/// a[rows×cols] = softmax(z) along each row, shifted by the row's maximum so that exp never overflows
+pub fn softmax_forward<T: Real>(a: &mut [T], z: &[T], cols: usize) {
+    for (a, z) in a.chunks_exact_mut(cols).zip(z.chunks_exact(cols)) {
+        let max = z.iter().copied().fold(T::neg_infinity(), T::max);
+        let mut sum = T::zero();
+        for (a, &z) in a.iter_mut().zip(z) {
+            *a = (z - max).exp();
+            sum += *a;
+        }
+        for a in a.iter_mut() {
+            *a = *a / sum;
+        }
     }
 }
 
-/// params[len] −= lr · grads[len]
-pub fn sgd_update<T: Real>(params: &mut [T], grads: &[T], lr: T) {
-    for (p, &g) in params.iter_mut().zip(grads) {
-        *p = *p - lr * g;
+/// d[len] = scale · (output − target): the gradient of every loss here, see [`Loss::gradient_scale`]. For
+/// sse and mse it is dO; for bce and ce it is already dZ, through the sigmoid or softmax.
+pub fn loss_backward<T: Real>(d: &mut [T], output: &[T], target: &[T], scale: T) {
+    for ((d, &o), &y) in d.iter_mut().zip(output).zip(target) {
+        *d = scale * (o - y);
     }
 }
 
-/// ½·Σ(target − output)² over the whole batch, in f64 whatever the inputs.
-pub fn sse_loss<T: Real>(output: &[T], target: &[T]) -> f64 {
-    output
-        .iter()
-        .zip(target)
-        .map(|(&o, &y)| {
-            let e = (y - o).to_f64().expect("a float converts to f64");
-            0.5 * e * e
-        })
-        .sum()
+/// The loss of a batch of `cols`-wide rows, in f64. bce and ce use the logits `z` (the output layer's
+/// pre-activation): max(z, 0) − z·y + ln(1 + e^(−|z|)) never takes log(0), nor does log-sum-exp.
+pub fn loss_value<T: Real>(loss: Loss, z: &[T], output: &[T], target: &[T], cols: usize) -> f64 {
+    let f = |v: T| v.to_f64().expect("a float converts to f64");
+    let rows = (target.len() / cols.max(1)).max(1) as f64;
+    let pairs = output.iter().zip(target).map(|(&o, &y)| (f(o), f(y)));
+    match loss {
+        Loss::Sse => pairs.map(|(o, y)| 0.5 * (y - o) * (y - o)).sum(),
+        Loss::Mse => {
+            pairs.map(|(o, y)| (y - o) * (y - o)).sum::<f64>() / target.len().max(1) as f64
+        }
+        Loss::Bce => {
+            let terms = z.iter().zip(target).map(|(&z, &y)| {
+                let (z, y) = (f(z), f(y));
+                z.max(0.0) - z * y + (-z.abs()).exp().ln_1p()
+            });
+            terms.sum::<f64>() / rows
+        }
+        Loss::Ce => {
+            let rows_loss = z
+                .chunks_exact(cols)
+                .zip(target.chunks_exact(cols))
+                .map(|(z, y)| {
+                    let z: Vec<f64> = z.iter().map(|&v| f(v)).collect();
+                    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let log_sum_exp = max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+                    log_sum_exp - z.iter().zip(y).map(|(z, &y)| z * f(y)).sum::<f64>()
+                });
+            rows_loss.sum::<f64>() / rows
+        }
+    }
 }
 
-/// Full-batch gradient descent on the CPU, step by step as in DESIGN §1.
+/// out[order.len()×cols] = the rows of src[?×cols] that `order` lists, in that order
+pub fn gather_rows<T: Real>(out: &mut [T], src: &[T], order: &[u32], cols: usize) {
+    for (row, &from) in out.chunks_exact_mut(cols).zip(order) {
+        let from = from as usize * cols;
+        row.copy_from_slice(&src[from..from + cols]);
+    }
+}
+
+/// velocity = μ·velocity + grads; params −= lr · velocity (PyTorch's SGD; plain descent when μ = 0)
+pub fn sgd_update<T: Real>(params: &mut [T], grads: &[T], velocity: &mut [T], lr: T, momentum: T) {
+    for ((p, &g), v) in params.iter_mut().zip(grads).zip(velocity) {
+        *v = momentum * *v + g;
+        *p = *p - lr * *v;
+    }
+}
+
+/// One Adam step number `step` (from 1), PyTorch's AdamW formula: θ −= lr·λ·θ; m = β1·m + (1−β1)·g;
+/// v = β2·v + (1−β2)·g²; θ −= lr · m̂ / (√v̂ + ε) with m̂ = m / (1 − β1^step), v̂ = v / (1 − β2^step)
+pub fn adam_update<T: Real>(
+    params: &mut [T],
+    grads: &[T],
+    moments: (&mut [T], &mut [T]),
+    step: T,
+    lr: T,
+    weight_decay: T,
+) {
+    let c = |v: f32| T::from(v).expect("an f32 converts to any float");
+    let (beta1, beta2, eps, one) = (
+        c(Optimizer::ADAM_BETA1),
+        c(Optimizer::ADAM_BETA2),
+        c(Optimizer::ADAM_EPSILON),
+        T::one(),
+    );
+    let (correction1, correction2) = (one - beta1.powf(step), one - beta2.powf(step));
+    let (m, v) = moments;
+    for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m).zip(v) {
+        *p = *p - lr * weight_decay * *p;
+        *m = beta1 * *m + (one - beta1) * g;
+        *v = beta2 * *v + (one - beta2) * g * g;
+        *p = *p - lr * (*m / correction1) / ((*v / correction2).sqrt() + eps);
+    }
+}
+
+/// What a forward pass over a whole data set gives: per row the outputs and the output layer's logits, and
+/// the loss over all rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub outputs: Vec<f32>,
+    pub logits: Vec<f32>,
+    pub loss: f64,
+}
+
+/// Training on the CPU, step by step as the GPU does it.
 ///
-/// `activations[0]` is the input batch and `activations[l]` the output of layer l; `pre[l-1]` holds layer l's
-/// pre-activation `z`. Gradients go into `grads`, laid out like `params`.
+/// Per weight layer l: `pre[l]` holds its pre-activation z and `post[l]` its output; their gradients are
+/// `dpre[l]` and `dpost[l]`. All are sized for the whole data set; a mini-batch uses the first rows.
 pub struct CpuTrainer<T: Real = f32> {
+    network: Network,
+    config: TrainConfig,
     layout: ParamLayout,
     rows: usize,
-    lr: T,
+    inputs: Vec<T>,
+    targets: Vec<T>,
+    batch_inputs: Vec<T>,
+    batch_targets: Vec<T>,
     params: Vec<T>,
     grads: Vec<T>,
-    targets: Vec<T>,
-    activations: Vec<Vec<T>>,
+    state: Vec<T>,
+    step: u64,
+    epoch: u64,
     pre: Vec<Vec<T>>,
-    dactivations: Vec<Vec<T>>,
+    post: Vec<Vec<T>>,
     dpre: Vec<Vec<T>>,
+    dpost: Vec<Vec<T>>,
 }
 
 impl<T: Real> CpuTrainer<T> {
-    pub fn new(network: &Network, params: &[f32], data: &Dataset, lr: f32) -> Result<Self> {
-        check_lr(lr)?;
+    pub fn new(
+        network: &Network,
+        params: &[f32],
+        data: &Dataset,
+        config: TrainConfig,
+    ) -> Result<Self> {
+        config.check()?;
         data.check_fits(network)?;
         let layout = network.layout();
         check_params_len(&layout, params.len())?;
-        let batch = |size: usize| vec![T::zero(); data.rows * size];
-        let hidden_and_output = &network.sizes()[1..];
-        let mut activations: Vec<Vec<T>> = vec![convert(&data.inputs)];
-        activations.extend(hidden_and_output.iter().map(|&s| batch(s)));
+        let per_layer = |rows: usize| -> Vec<Vec<T>> {
+            network.sizes()[1..]
+                .iter()
+                .map(|&s| vec![T::zero(); rows * s])
+                .collect()
+        };
         Ok(CpuTrainer {
             rows: data.rows,
-            lr: T::from(lr).expect("an f32 converts to any float"),
+            inputs: convert(&data.inputs),
+            targets: convert(&data.targets),
+            batch_inputs: vec![T::zero(); data.inputs.len()],
+            batch_targets: vec![T::zero(); data.targets.len()],
             params: convert(params),
             grads: vec![T::zero(); layout.len],
-            targets: convert(&data.targets),
-            pre: hidden_and_output.iter().map(|&s| batch(s)).collect(),
-            dactivations: activations
-                .iter()
-                .map(|a| vec![T::zero(); a.len()])
-                .collect(),
-            dpre: hidden_and_output.iter().map(|&s| batch(s)).collect(),
-            activations,
+            state: vec![T::zero(); layout.len * config.optimizer.state_per_param()],
+            step: 0,
+            epoch: 0,
+            pre: per_layer(data.rows),
+            post: per_layer(data.rows),
+            dpre: per_layer(data.rows),
+            dpost: per_layer(data.rows),
+            network: network.clone(),
+            config,
             layout,
         })
     }
 
-    /// Runs `epochs` full-batch steps: forward, backward, update.
+    /// Runs `epochs` epochs; each visits every row once, a mini-batch per step.
     pub fn train(&mut self, epochs: usize) {
+        let (inputs, outputs) = (self.network.inputs(), self.network.outputs());
         for _ in 0..epochs {
-            self.forward();
-            self.backward();
-            self.update();
+            let order = self.config.epoch_order(self.epoch, self.rows);
+            let shuffles = self.config.shuffles(self.rows);
+            for batch in self.config.batches(self.rows) {
+                let rows = batch.len();
+                if shuffles {
+                    gather_rows(
+                        &mut self.batch_inputs[..rows * inputs],
+                        &self.inputs,
+                        &order[batch.clone()],
+                        inputs,
+                    );
+                    gather_rows(
+                        &mut self.batch_targets[..rows * outputs],
+                        &self.targets,
+                        &order[batch],
+                        outputs,
+                    );
+                    let (x, y) = (
+                        std::mem::take(&mut self.batch_inputs),
+                        std::mem::take(&mut self.batch_targets),
+                    );
+                    self.step_on(&x[..rows * inputs], &y[..rows * outputs], rows);
+                    (self.batch_inputs, self.batch_targets) = (x, y);
+                } else {
+                    let (x, y) = (
+                        std::mem::take(&mut self.inputs),
+                        std::mem::take(&mut self.targets),
+                    );
+                    self.step_on(&x, &y, rows);
+                    (self.inputs, self.targets) = (x, y);
+                }
+            }
+            self.epoch += 1;
         }
     }
 
-    /// H = σ(X·W1 + b1), O = σ(H·W2 + b2), and so on for every layer.
-    pub fn forward(&mut self) {
+    fn step_on(&mut self, x: &[T], y: &[T], rows: usize) {
+        self.forward(x, rows);
+        self.backward(x, y, rows);
+        self.update();
+    }
+
+    /// Z = A·W + b, A' = f(Z), layer by layer over the first `rows` rows.
+    fn forward(&mut self, x: &[T], rows: usize) {
         for (l, layer) in self.layout.layers.iter().enumerate() {
-            let shape = MatmulShape::new(self.rows, layer.inputs, layer.outputs);
-            let (inputs, outputs) = self.activations.split_at_mut(l + 1);
+            let (before, after) = self.post.split_at_mut(l);
+            let input = if l == 0 {
+                x
+            } else {
+                &before[l - 1][..rows * layer.inputs]
+            };
+            let z = &mut self.pre[l][..rows * layer.outputs];
+            let a = &mut after[0][..rows * layer.outputs];
             matmul(
-                &mut self.pre[l],
-                &inputs[l],
+                z,
+                input,
                 &self.params[layer.weight.clone()],
-                shape,
+                MatmulShape::new(rows, layer.inputs, layer.outputs),
             );
-            bias_add(&mut self.pre[l], &self.params[layer.bias.clone()]);
-            sigmoid_forward(&mut outputs[0], &self.pre[l]);
-        }
-    }
-
-    /// dO = (O − Y) ⊙ O ⊙ (1 − O), then dW = Aᵀ·dZ, db = Σ_rows dZ and dA_prev = dZ·Wᵀ layer by layer.
-    pub fn backward(&mut self) {
-        let depth = self.layout.layers.len();
-        sse_backward(
-            &mut self.dactivations[depth],
-            &self.activations[depth],
-            &self.targets,
-        );
-        for (l, layer) in self.layout.layers.iter().enumerate().rev() {
-            sigmoid_backward(
-                &mut self.dpre[l],
-                &self.dactivations[l + 1],
-                &self.activations[l + 1],
-            );
-            let dweight = MatmulShape::new(layer.inputs, self.rows, layer.outputs).transpose_a();
-            matmul(
-                &mut self.grads[layer.weight.clone()],
-                &self.activations[l],
-                &self.dpre[l],
-                dweight,
-            );
-            bias_backward(&mut self.grads[layer.bias.clone()], &self.dpre[l]);
-            if l > 0 {
-                let dinput = MatmulShape::new(self.rows, layer.outputs, layer.inputs).transpose_b();
-                let weight = &self.params[layer.weight.clone()];
-                matmul(&mut self.dactivations[l], &self.dpre[l], weight, dinput);
+            bias_add(z, &self.params[layer.bias.clone()]);
+            match self.network.activation(l) {
+                Activation::Softmax => softmax_forward(a, z, layer.outputs),
+                f => activation_forward(a, z, f),
             }
         }
     }
 
-    /// W −= lr · dW for every parameter at once (the tutorial's `W += lr · Xᵀ·dH` with dH's sign flipped).
-    pub fn update(&mut self) {
-        sgd_update(&mut self.params, &self.grads, self.lr);
+    /// The loss gradient, then per layer from the last: dZ, dW = Aᵀ·dZ, db = Σ_rows dZ, dA_prev = dZ·Wᵀ.
+    fn backward(&mut self, x: &[T], y: &[T], rows: usize) {
+        let depth = self.layout.layers.len();
+        let loss = self.network.loss();
+        let outputs = self.network.outputs();
+        let scale =
+            T::from(loss.gradient_scale(rows, outputs)).expect("an f32 converts to any float");
+        let output = &self.post[depth - 1][..rows * outputs];
+        let target = &y[..rows * outputs];
+        if loss.includes_output_activation() {
+            loss_backward(
+                &mut self.dpre[depth - 1][..rows * outputs],
+                output,
+                target,
+                scale,
+            );
+        } else {
+            loss_backward(
+                &mut self.dpost[depth - 1][..rows * outputs],
+                output,
+                target,
+                scale,
+            );
+        }
+        for (l, layer) in self.layout.layers.iter().enumerate().rev() {
+            let n = rows * layer.outputs;
+            if l + 1 < depth || !loss.includes_output_activation() {
+                let f = self.network.activation(l);
+                activation_backward(
+                    &mut self.dpre[l][..n],
+                    &self.dpost[l][..n],
+                    &self.post[l][..n],
+                    f,
+                );
+            }
+            let input = if l == 0 {
+                x
+            } else {
+                &self.post[l - 1][..rows * layer.inputs]
+            };
+            let dz = &self.dpre[l][..n];
+            let dweight = MatmulShape::new(layer.inputs, rows, layer.outputs).transpose_a();
+            matmul(&mut self.grads[layer.weight.clone()], input, dz, dweight);
+            bias_backward(&mut self.grads[layer.bias.clone()], dz);
+            if l > 0 {
+                let dinput = MatmulShape::new(rows, layer.outputs, layer.inputs).transpose_b();
+                let dprev = &mut self.dpost[l - 1][..rows * layer.inputs];
+                matmul(dprev, dz, &self.params[layer.weight.clone()], dinput);
+            }
+        }
     }
 
-    /// The network's outputs for the training inputs under the current parameters.
-    pub fn outputs(&mut self) -> Vec<f32> {
-        self.forward();
-        to_f32(
-            self.activations
-                .last()
-                .expect("a network has an output layer"),
-        )
+    /// One optimizer step over every parameter at once.
+    fn update(&mut self) {
+        let c = |v: f32| T::from(v).expect("an f32 converts to any float");
+        self.step += 1;
+        match self.config.optimizer {
+            Optimizer::Sgd { momentum } => {
+                sgd_update(
+                    &mut self.params,
+                    &self.grads,
+                    &mut self.state,
+                    c(self.config.lr),
+                    c(momentum),
+                );
+            }
+            Optimizer::Adam { weight_decay } => {
+                let (m, v) = self.state.split_at_mut(self.layout.len);
+                let step = T::from(self.step).expect("a step count converts to any float");
+                adam_update(
+                    &mut self.params,
+                    &self.grads,
+                    (m, v),
+                    step,
+                    c(self.config.lr),
+                    c(weight_decay),
+                );
+            }
+        }
     }
 
-    /// ½·Σ(Y − O)² of the outputs from the last forward pass.
-    pub fn loss(&self) -> f64 {
-        sse_loss(
-            self.activations
-                .last()
-                .expect("a network has an output layer"),
+    /// Outputs, logits and loss over the whole data set under the current parameters.
+    pub fn evaluate(&mut self) -> Evaluation {
+        let x = std::mem::take(&mut self.inputs);
+        self.forward(&x, self.rows);
+        self.inputs = x;
+        let last = self.layout.layers.len() - 1;
+        let loss = loss_value(
+            self.network.loss(),
+            &self.pre[last],
+            &self.post[last],
             &self.targets,
-        )
+            self.network.outputs(),
+        );
+        Evaluation {
+            outputs: to_f32(&self.post[last]),
+            logits: to_f32(&self.pre[last]),
+            loss,
+        }
+    }
+
+    /// The network's outputs for every row under the current parameters.
+    pub fn outputs(&mut self) -> Vec<f32> {
+        self.evaluate().outputs
+    }
+
+    /// The loss over the whole data set under the current parameters, in f64.
+    pub fn loss(&mut self) -> f64 {
+        self.evaluate().loss
+    }
+
+    /// The gradient of the whole-set loss under the current parameters, without updating them.
+    pub fn gradients(&mut self) -> &[T] {
+        let (x, y) = (
+            std::mem::take(&mut self.inputs),
+            std::mem::take(&mut self.targets),
+        );
+        self.forward(&x, self.rows);
+        self.backward(&x, &y, self.rows);
+        (self.inputs, self.targets) = (x, y);
+        &self.grads
     }
 
     pub fn params(&self) -> &[T] {
@@ -285,9 +542,14 @@ impl<T: Real> CpuTrainer<T> {
         &mut self.params
     }
 
-    /// The gradients from the last backward pass, laid out like the parameters.
-    pub fn grads(&self) -> &[T] {
-        &self.grads
+    /// The optimizer's state (velocity, or both Adam moments), laid out like the parameters one after another.
+    pub fn optimizer_state(&self) -> &[T] {
+        &self.state
+    }
+
+    /// Epochs trained so far.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     pub fn layout(&self) -> &ParamLayout {

@@ -1,21 +1,24 @@
 //! Train small multilayer perceptrons with WGSL compute shaders through wgpu, and check every GPU result
 //! against a plain CPU reference.
 //!
-//! - [`network`]: the network as data (layer sizes), its parameter layout, initial weights and datasets;
+//! - [`network`]: the network as data (layer sizes, activations, loss), its parameter layout and initial
+//!   weights;
+//! - [`train`]: the optimizer, the learning rate and the order of mini-batches, shared by both trainers;
 //! - [`cpu`]: the reference implementation, one function per kernel, and [`CpuTrainer`];
 //! - [`gpu`]: the device, the kernels and [`GpuTrainer`], which mirrors [`CpuTrainer`] step by step;
 //! - [`bench`]: throughput figures for the XOR training and the matmul kernel.
 //!
 //! ```no_run
 //! # fn main() -> wgmlp::Result<()> {
-//! use wgmlp::{CpuTrainer, DEFAULT_SEED, Dataset, Gpu, GpuTrainer, Network};
+//! use wgmlp::{CpuTrainer, DEFAULT_SEED, Dataset, Gpu, GpuTrainer, Network, TrainConfig};
 //!
 //! let gpu = pollster::block_on(Gpu::new())?;
 //! let network = Network::new(vec![2, 3, 1])?;
 //! let params = network.init_params(DEFAULT_SEED);
 //! let data = Dataset::xor();
-//! let mut on_gpu = pollster::block_on(GpuTrainer::new(&gpu, &network, &params, &data, 0.1))?;
-//! let mut on_cpu = CpuTrainer::<f32>::new(&network, &params, &data, 0.1)?;
+//! let config = TrainConfig::sgd(0.1);
+//! let mut on_gpu = pollster::block_on(GpuTrainer::new(&gpu, &network, &params, &data, config))?;
+//! let mut on_cpu = CpuTrainer::<f32>::new(&network, &params, &data, config)?;
 //! on_gpu.train(10_000);
 //! on_cpu.train(10_000);
 //! println!("{:?} vs {:?}", pollster::block_on(on_gpu.outputs())?, on_cpu.outputs());
@@ -28,8 +31,10 @@ pub mod cpu;
 mod error;
 pub mod gpu;
 pub mod network;
+pub mod train;
 
 pub use cpu::CpuTrainer;
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuTrainer};
-pub use network::{DEFAULT_SEED, Dataset, Network};
+pub use network::{Activation, DEFAULT_SEED, Dataset, Init, Loss, Network};
+pub use train::{Optimizer, TrainConfig};

@@ -9,8 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use wgmlp::bench::{self, max_abs_diff, millis};
 use wgmlp::gpu::AdapterSummary;
-use wgmlp::network::check_lr;
-use wgmlp::{CpuTrainer, DEFAULT_SEED, Dataset, Error, Gpu, GpuTrainer, Network};
+use wgmlp::{CpuTrainer, DEFAULT_SEED, Dataset, Error, Gpu, GpuTrainer, Network, TrainConfig};
 
 #[derive(Parser)]
 #[command(
@@ -72,7 +71,7 @@ fn parse_lr(text: &str) -> Result<f32, String> {
     let lr: f32 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number"))?;
-    check_lr(lr).map_err(|e| e.to_string())?;
+    TrainConfig::sgd(lr).check().map_err(|e| e.to_string())?;
     Ok(lr)
 }
 
@@ -122,7 +121,13 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
     } else {
         let setup = Instant::now();
         let gpu = pollster::block_on(Gpu::new())?;
-        let trainer = pollster::block_on(GpuTrainer::new(&gpu, network, &params, &data, cli.lr));
+        let trainer = pollster::block_on(GpuTrainer::new(
+            &gpu,
+            network,
+            &params,
+            &data,
+            TrainConfig::sgd(cli.lr),
+        ));
         let mut trainer = trainer.map_err(|e| match e {
             Error::TooLarge { .. } => anyhow!("--layers {network}: {e}"),
             e => e.into(),
@@ -133,13 +138,12 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
         trainer.train(epochs);
         gpu.wait()?;
         let train_ms = millis(start.elapsed());
-        let outputs = pollster::block_on(trainer.outputs())?;
-        let loss = wgmlp::cpu::sse_loss(&outputs, &data.targets);
+        let result = pollster::block_on(trainer.evaluate())?;
         (
             Some(gpu.adapter().clone()),
             Some(Run {
-                outputs,
-                loss,
+                outputs: result.outputs,
+                loss: result.loss,
                 setup_ms,
                 train_ms,
             }),
@@ -150,15 +154,16 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
         None
     } else {
         let setup = Instant::now();
-        let mut trainer = CpuTrainer::<f32>::new(network, &params, &data, cli.lr)?;
+        let mut trainer =
+            CpuTrainer::<f32>::new(network, &params, &data, TrainConfig::sgd(cli.lr))?;
         let setup_ms = millis(setup.elapsed());
         let start = Instant::now();
         trainer.train(epochs);
         let train_ms = millis(start.elapsed());
-        let outputs = trainer.outputs();
+        let result = trainer.evaluate();
         Some(Run {
-            loss: trainer.loss(),
-            outputs,
+            outputs: result.outputs,
+            loss: result.loss,
             setup_ms,
             train_ms,
         })

@@ -5,6 +5,7 @@ mod common;
 use std::ops::Range;
 
 use common::{assert_close, gpu, random};
+use wgmlp::Activation;
 use wgmlp::cpu::{self, MatmulShape};
 use wgmlp::gpu::{Kernel, Op};
 
@@ -138,43 +139,181 @@ fn bias_kernels_match_cpu() {
 }
 
 #[test]
-fn elementwise_kernels_match_cpu() {
+fn activation_kernels_match_cpu() {
+    let elementwise = [
+        Activation::Identity,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Relu,
+        Activation::LeakyRelu,
+    ];
     for len in [1, 3, 63, 64, 65, 257, 5000] {
-        let (x, y) = (random(len, 5), random(len, 6));
-        let probabilities: Vec<f32> = y.iter().map(|v| (v + 1.0) / 2.0).collect();
-        let mut arena = Arena::default();
-        let (rx, ry, rp) = (arena.put(&x), arena.put(&y), arena.put(&probabilities));
-        let outputs: Vec<Range<usize>> = (0..4).map(|_| arena.put(&vec![f32::NAN; len])).collect();
-        let params = arena.put(&x);
-        let result = arena.run(&[
-            Op::sigmoid_forward(outputs[0].clone(), rx.clone()).unwrap(),
-            Op::sigmoid_backward(outputs[1].clone(), rx.clone(), rp.clone()).unwrap(),
-            Op::sse_backward(outputs[2].clone(), rx.clone(), ry.clone()).unwrap(),
-            Op::sgd_update(params.clone(), ry.clone(), 0.3).unwrap(),
-        ]);
+        // Values in [-8, 8), wide enough for every activation to saturate or go negative.
+        let z: Vec<f32> = random(len, 5).iter().map(|v| 8.0 * v).collect();
+        let da = random(len, 6);
+        for f in elementwise {
+            let mut a = vec![0.0; len];
+            cpu::activation_forward(&mut a, &z, f);
+            let mut dz = vec![0.0; len];
+            cpu::activation_backward(&mut dz, &da, &a, f);
 
-        let mut expected = vec![vec![0.0; len]; 3];
-        cpu::sigmoid_forward(&mut expected[0], &x);
-        cpu::sigmoid_backward(&mut expected[1], &x, &probabilities);
-        cpu::sse_backward(&mut expected[2], &x, &y);
-        let mut updated = x.clone();
-        cpu::sgd_update(&mut updated, &y, 0.3);
-        for (name, (range, want)) in ["sigmoid_forward", "sigmoid_backward", "sse_backward"]
-            .iter()
-            .zip(outputs.iter().zip(&expected))
-        {
+            let mut arena = Arena::default();
+            let (rz, rda, ra) = (arena.put(&z), arena.put(&da), arena.put(&a));
+            let (out_a, out_dz) = (
+                arena.put(&vec![f32::NAN; len]),
+                arena.put(&vec![f32::NAN; len]),
+            );
+            let result = arena.run(&[
+                Op::activation_forward(out_a.clone(), rz, f).unwrap(),
+                Op::activation_backward(out_dz.clone(), rda, ra, f).unwrap(),
+            ]);
             assert_close(
-                &format!("{name} over {len}"),
-                &result[range.clone()],
-                want,
+                &format!("activation_forward {f} over {len}"),
+                &result[out_a],
+                &a,
+                ATOL,
+                RTOL,
+            );
+            assert_close(
+                &format!("activation_backward {f} over {len}"),
+                &result[out_dz],
+                &dz,
                 ATOL,
                 RTOL,
             );
         }
+    }
+}
+
+#[test]
+fn softmax_matches_cpu_and_sums_to_one() {
+    for (rows, cols) in [(1, 2), (3, 3), (65, 10), (200, 1)] {
+        // Large logits: the shift by the row maximum must keep exp finite.
+        let z: Vec<f32> = random(rows * cols, 7).iter().map(|v| 60.0 * v).collect();
+        let mut expected = vec![0.0; rows * cols];
+        cpu::softmax_forward(&mut expected, &z, cols);
+        let mut arena = Arena::default();
+        let rz = arena.put(&z);
+        let out = arena.put(&vec![f32::NAN; rows * cols]);
+        let result = arena.run(&[Op::softmax_forward(out.clone(), rz, cols).unwrap()]);
         assert_close(
-            &format!("sgd_update over {len}"),
-            &result[params],
-            &updated,
+            &format!("softmax_forward {rows}×{cols}"),
+            &result[out.clone()],
+            &expected,
+            ATOL,
+            RTOL,
+        );
+        for row in result[out].chunks(cols) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+        }
+    }
+}
+
+#[test]
+fn gather_rows_matches_cpu() {
+    let (rows, cols) = (70, 3);
+    let src = random(rows * cols, 8);
+    let order: Vec<u32> = (0..rows as u32).rev().step_by(3).collect();
+    let mut expected = vec![0.0; order.len() * cols];
+    cpu::gather_rows(&mut expected, &src, &order, cols);
+    let mut arena = Arena::default();
+    let rsrc = arena.put(&src);
+    let rorder = arena.put(bytemuck::cast_slice(&order));
+    let out = arena.put(&vec![f32::NAN; order.len() * cols]);
+    let result = arena.run(&[Op::gather_rows(out.clone(), rsrc, rorder, cols).unwrap()]);
+    assert_eq!(&result[out], &expected[..], "gathered rows are copies");
+}
+
+#[test]
+fn optimizer_kernels_match_cpu_over_several_steps() {
+    for len in [1, 65, 1000] {
+        let (params, grads) = (random(len, 9), random(len, 10));
+        let mut arena = Arena::default();
+        let (rsgd, radam) = (arena.put(&params), arena.put(&params));
+        let rgrads = arena.put(&grads);
+        let velocity = arena.put(&vec![0.0; len]);
+        let moments = arena.put(&vec![0.0; 2 * len]);
+        let step = arena.put(&[0.0]).start;
+        let mut ops = Vec::new();
+        for _ in 0..3 {
+            ops.push(
+                Op::sgd_update(rsgd.clone(), rgrads.clone(), velocity.clone(), 0.1, 0.9).unwrap(),
+            );
+            ops.push(Op::count_step(step));
+            ops.push(
+                Op::adam_update(
+                    radam.clone(),
+                    rgrads.clone(),
+                    moments.clone(),
+                    step,
+                    0.01,
+                    0.1,
+                )
+                .unwrap(),
+            );
+        }
+        let result = arena.run(&ops);
+
+        let (mut sgd, mut adam) = (params.clone(), params.clone());
+        let mut v = vec![0.0; len];
+        let (mut m1, mut m2) = (vec![0.0; len], vec![0.0; len]);
+        for t in 1..=3 {
+            cpu::sgd_update(&mut sgd, &grads, &mut v, 0.1, 0.9);
+            cpu::adam_update(&mut adam, &grads, (&mut m1, &mut m2), t as f32, 0.01, 0.1);
+        }
+        assert_close(
+            &format!("sgd_update with momentum over {len}"),
+            &result[rsgd],
+            &sgd,
+            ATOL,
+            RTOL,
+        );
+        assert_close(
+            &format!("sgd velocity over {len}"),
+            &result[velocity],
+            &v,
+            ATOL,
+            RTOL,
+        );
+        assert_close(
+            &format!("adam_update over {len}"),
+            &result[radam],
+            &adam,
+            ATOL,
+            RTOL,
+        );
+        assert_close(
+            &format!("adam first moment over {len}"),
+            &result[moments.start..moments.start + len],
+            &m1,
+            ATOL,
+            RTOL,
+        );
+        assert_close(
+            &format!("adam second moment over {len}"),
+            &result[moments.start + len..moments.end],
+            &m2,
+            ATOL,
+            RTOL,
+        );
+        assert_eq!(result[step], 3.0, "count_step counted every step");
+    }
+}
+
+#[test]
+fn loss_backward_matches_cpu() {
+    for len in [1, 63, 65, 257] {
+        let (output, target) = (random(len, 11), random(len, 12));
+        let mut expected = vec![0.0; len];
+        cpu::loss_backward(&mut expected, &output, &target, 0.25);
+        let mut arena = Arena::default();
+        let (ro, rt) = (arena.put(&output), arena.put(&target));
+        let out = arena.put(&vec![f32::NAN; len]);
+        let result = arena.run(&[Op::loss_backward(out.clone(), ro, rt, 0.25).unwrap()]);
+        assert_close(
+            &format!("loss_backward over {len}"),
+            &result[out],
+            &expected,
             ATOL,
             RTOL,
         );

@@ -3,8 +3,10 @@
 
 use std::mem::size_of;
 
+use wgmlp::Activation;
 use wgmlp::gpu::{
     Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_TILE, SHADERS, WORKGROUP_SIZE,
+    activation_code,
 };
 
 fn parse(name: &str, source: &str) -> naga::Module {
@@ -93,6 +95,18 @@ fn tile_and_workgroup_constants_match_the_rust_side() {
         constant(blocked, "PER_THREAD") * MATMUL_BLOCK_THREADS,
         MATMUL_BLOCK
     );
+}
+
+#[test]
+fn activation_numbers_match_the_rust_side() {
+    let source = SHADERS[Kernel::ActivationForward.shader()].1;
+    for f in Activation::ALL
+        .iter()
+        .filter(|&&f| f != Activation::Softmax)
+    {
+        let name = f.name().to_uppercase();
+        assert_eq!(constant(source, &name), activation_code(*f), "{name}");
+    }
 }
 
 #[test]

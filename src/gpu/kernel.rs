@@ -10,6 +10,8 @@ use std::ops::Range;
 use bytemuck::{Pod, Zeroable};
 
 use crate::cpu::MatmulShape;
+use crate::network::Activation;
+use crate::train::Optimizer;
 use crate::{Error, Result};
 
 /// Threads per workgroup of the one-dimensional kernels (`WORKGROUP_SIZE` in shaders/common.wgsl).
@@ -28,7 +30,7 @@ pub const MATMUL_BLOCK_THREADS: u32 = 16;
 const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65535;
 
 /// The shader files (`shaders/NAME.wgsl`), each with the shared prelude in front of it.
-pub const SHADERS: [(&str, &str); 5] = [
+pub const SHADERS: [(&str, &str); 6] = [
     (
         "matmul",
         concat!(
@@ -58,6 +60,13 @@ pub const SHADERS: [(&str, &str); 5] = [
         ),
     ),
     (
+        "data",
+        concat!(
+            include_str!("../../shaders/common.wgsl"),
+            include_str!("../../shaders/data.wgsl")
+        ),
+    ),
+    (
         "optimizer",
         concat!(
             include_str!("../../shaders/common.wgsl"),
@@ -73,22 +82,30 @@ pub enum Kernel {
     MatmulBlocked,
     BiasAdd,
     BiasBackward,
-    SigmoidForward,
-    SigmoidBackward,
-    SseBackward,
+    ActivationForward,
+    ActivationBackward,
+    SoftmaxForward,
+    LossBackward,
+    GatherRows,
     SgdUpdate,
+    AdamUpdate,
+    CountStep,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 8] = [
+    pub const ALL: [Kernel; 12] = [
         Kernel::Matmul,
         Kernel::MatmulBlocked,
         Kernel::BiasAdd,
         Kernel::BiasBackward,
-        Kernel::SigmoidForward,
-        Kernel::SigmoidBackward,
-        Kernel::SseBackward,
+        Kernel::ActivationForward,
+        Kernel::ActivationBackward,
+        Kernel::SoftmaxForward,
+        Kernel::LossBackward,
+        Kernel::GatherRows,
         Kernel::SgdUpdate,
+        Kernel::AdamUpdate,
+        Kernel::CountStep,
     ];
 
     /// The matmul version for `shape`: the blocked one once the output fills at least one of its blocks.
@@ -101,17 +118,22 @@ impl Kernel {
         }
     }
 
-    /// The WGSL entry point, which is also the CPU twin's name (`matmul_blocked` is a twin of `matmul`).
+    /// The WGSL entry point, which is also the CPU twin's name (`matmul_blocked` is a twin of `matmul`;
+    /// `count_step` is the step count the CPU keeps in a field).
     pub fn entry_point(self) -> &'static str {
         match self {
             Kernel::Matmul => "matmul",
             Kernel::MatmulBlocked => "matmul_blocked",
             Kernel::BiasAdd => "bias_add",
             Kernel::BiasBackward => "bias_backward",
-            Kernel::SigmoidForward => "sigmoid_forward",
-            Kernel::SigmoidBackward => "sigmoid_backward",
-            Kernel::SseBackward => "sse_backward",
+            Kernel::ActivationForward => "activation_forward",
+            Kernel::ActivationBackward => "activation_backward",
+            Kernel::SoftmaxForward => "softmax_forward",
+            Kernel::LossBackward => "loss_backward",
+            Kernel::GatherRows => "gather_rows",
             Kernel::SgdUpdate => "sgd_update",
+            Kernel::AdamUpdate => "adam_update",
+            Kernel::CountStep => "count_step",
         }
     }
 
@@ -120,9 +142,10 @@ impl Kernel {
         match self {
             Kernel::Matmul | Kernel::MatmulBlocked => 0,
             Kernel::BiasAdd | Kernel::BiasBackward => 1,
-            Kernel::SigmoidForward | Kernel::SigmoidBackward => 2,
-            Kernel::SseBackward => 3,
-            Kernel::SgdUpdate => 4,
+            Kernel::ActivationForward | Kernel::ActivationBackward | Kernel::SoftmaxForward => 2,
+            Kernel::LossBackward => 3,
+            Kernel::GatherRows => 4,
+            Kernel::SgdUpdate | Kernel::AdamUpdate | Kernel::CountStep => 5,
         }
     }
 
@@ -143,6 +166,21 @@ impl Kernel {
     }
 }
 
+/// The number `activation_forward` and `activation_backward` know an element-wise activation by (the
+/// constants at the top of shaders/activation.wgsl).
+pub fn activation_code(f: Activation) -> u32 {
+    match f {
+        Activation::Identity => 0,
+        Activation::Sigmoid => 1,
+        Activation::Tanh => 2,
+        Activation::Relu => 3,
+        Activation::LeakyRelu => 4,
+        Activation::Softmax => {
+            panic!("softmax is row-wise: it has its own kernel, softmax_forward")
+        }
+    }
+}
+
 /// One dispatch's arguments, laid out as `struct Args` in shaders/common.wgsl. Offsets count f32 elements.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
@@ -150,11 +188,16 @@ pub struct Args {
     pub out: u32,
     pub a: u32,
     pub b: u32,
+    pub c: u32,
     pub rows: u32,
     pub cols: u32,
     pub inner: u32,
     pub flags: u32,
     pub scale: f32,
+    pub decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub epsilon: f32,
 }
 
 /// One kernel dispatch over regions of the arena.
@@ -192,15 +235,7 @@ impl Op {
         expect_len("matmul", "a (m×k)", &a, m * k)?;
         expect_len("matmul", "b (k×n)", &b, k * n)?;
         let flags = u32::from(shape.transpose_a) | u32::from(shape.transpose_b) << 1;
-        Ok(Op::new(
-            Kernel::Matmul,
-            &c,
-            &a,
-            b.start,
-            [m, n, k],
-            flags,
-            0.0,
-        ))
+        Ok(Op::new(kernel, [&c, &a, &b], [m, n, k], flags))
     }
 
     /// z[rows×cols] += bias[cols]
@@ -209,12 +244,9 @@ impl Op {
         let cols = bias.len();
         Ok(Op::new(
             Kernel::BiasAdd,
-            &z,
-            &bias,
-            0,
+            [&z, &bias, &EMPTY],
             [rows, cols, 0],
             0,
-            0.0,
         ))
     }
 
@@ -224,103 +256,172 @@ impl Op {
         let cols = dbias.len();
         Ok(Op::new(
             Kernel::BiasBackward,
-            &dbias,
-            &dz,
-            0,
+            [&dbias, &dz, &EMPTY],
             [rows, cols, 0],
             0,
-            0.0,
         ))
     }
 
-    /// a[len] = σ(z[len])
-    pub fn sigmoid_forward(a: Range<usize>, z: Range<usize>) -> Result<Op> {
-        expect_len("sigmoid_forward", "z", &z, a.len())?;
-        Ok(Op::elementwise(Kernel::SigmoidForward, &a, &z, 0, 0.0))
-    }
-
-    /// dz[len] = da[len] ⊙ a ⊙ (1 − a)
-    pub fn sigmoid_backward(dz: Range<usize>, da: Range<usize>, a: Range<usize>) -> Result<Op> {
-        expect_len("sigmoid_backward", "da", &da, dz.len())?;
-        expect_len("sigmoid_backward", "a", &a, dz.len())?;
+    /// a[len] = f(z[len]) for an element-wise f
+    pub fn activation_forward(a: Range<usize>, z: Range<usize>, f: Activation) -> Result<Op> {
+        expect_len("activation_forward", "z", &z, a.len())?;
         Ok(Op::elementwise(
-            Kernel::SigmoidBackward,
-            &dz,
-            &da,
-            a.start,
-            0.0,
+            Kernel::ActivationForward,
+            [&a, &z, &EMPTY],
+            activation_code(f),
         ))
     }
 
-    /// doutput[len] = output − target
-    pub fn sse_backward(
-        doutput: Range<usize>,
+    /// dz[len] = da[len] ⊙ f′(a)
+    pub fn activation_backward(
+        dz: Range<usize>,
+        da: Range<usize>,
+        a: Range<usize>,
+        f: Activation,
+    ) -> Result<Op> {
+        expect_len("activation_backward", "da", &da, dz.len())?;
+        expect_len("activation_backward", "a", &a, dz.len())?;
+        Ok(Op::elementwise(
+            Kernel::ActivationBackward,
+            [&dz, &da, &a],
+            activation_code(f),
+        ))
+    }
+
+    /// a[rows×cols] = softmax(z) along each row
+    pub fn softmax_forward(a: Range<usize>, z: Range<usize>, cols: usize) -> Result<Op> {
+        expect_len("softmax_forward", "z", &z, a.len())?;
+        if cols == 0 || !a.len().is_multiple_of(cols) {
+            return Err(Error::ShapeMismatch {
+                op: "softmax_forward",
+                expected: format!("whole rows of {cols} columns"),
+                got: format!("{} elements", a.len()),
+            });
+        }
+        Ok(Op::new(
+            Kernel::SoftmaxForward,
+            [&a, &z, &EMPTY],
+            [a.len() / cols, cols, 0],
+            0,
+        ))
+    }
+
+    /// d[len] = scale · (output − target)
+    pub fn loss_backward(
+        d: Range<usize>,
         output: Range<usize>,
         target: Range<usize>,
+        scale: f32,
     ) -> Result<Op> {
-        expect_len("sse_backward", "output", &output, doutput.len())?;
-        expect_len("sse_backward", "target", &target, doutput.len())?;
-        Ok(Op::elementwise(
-            Kernel::SseBackward,
-            &doutput,
-            &output,
-            target.start,
-            0.0,
+        expect_len("loss_backward", "output", &output, d.len())?;
+        expect_len("loss_backward", "target", &target, d.len())?;
+        let mut op = Op::elementwise(Kernel::LossBackward, [&d, &output, &target], 0);
+        op.args.scale = scale;
+        Ok(op)
+    }
+
+    /// out[rows×cols] = the rows of src that `order` (rows u32 row numbers) lists
+    pub fn gather_rows(
+        out: Range<usize>,
+        src: Range<usize>,
+        order: Range<usize>,
+        cols: usize,
+    ) -> Result<Op> {
+        expect_len("gather_rows", "out (rows×cols)", &out, order.len() * cols)?;
+        Ok(Op::new(
+            Kernel::GatherRows,
+            [&out, &src, &order],
+            [order.len(), cols, 0],
+            0,
         ))
     }
 
-    /// params[len] −= lr · grads[len]
-    pub fn sgd_update(params: Range<usize>, grads: Range<usize>, lr: f32) -> Result<Op> {
+    /// velocity = μ·velocity + grads; params −= lr · velocity
+    pub fn sgd_update(
+        params: Range<usize>,
+        grads: Range<usize>,
+        velocity: Range<usize>,
+        lr: f32,
+        momentum: f32,
+    ) -> Result<Op> {
         expect_len("sgd_update", "grads", &grads, params.len())?;
-        Ok(Op::elementwise(Kernel::SgdUpdate, &params, &grads, 0, lr))
+        expect_len("sgd_update", "velocity", &velocity, params.len())?;
+        let mut op = Op::elementwise(Kernel::SgdUpdate, [&params, &grads, &velocity], 0);
+        (op.args.scale, op.args.decay) = (lr, momentum);
+        Ok(op)
     }
 
-    fn elementwise(
-        kernel: Kernel,
-        out: &Range<usize>,
-        a: &Range<usize>,
-        b: usize,
-        scale: f32,
-    ) -> Op {
-        Op::new(kernel, out, a, b, [1, out.len(), 0], 0, scale)
+    /// One AdamW step; `moments` holds m then v, `step` the step count that `count_step` advances.
+    pub fn adam_update(
+        params: Range<usize>,
+        grads: Range<usize>,
+        moments: Range<usize>,
+        step: usize,
+        lr: f32,
+        weight_decay: f32,
+    ) -> Result<Op> {
+        expect_len("adam_update", "grads", &grads, params.len())?;
+        expect_len(
+            "adam_update",
+            "moments (m and v)",
+            &moments,
+            2 * params.len(),
+        )?;
+        let mut op = Op::elementwise(Kernel::AdamUpdate, [&params, &grads, &moments], 0);
+        op.args.c = word(step);
+        (op.args.scale, op.args.decay) = (lr, weight_decay);
+        (op.args.beta1, op.args.beta2, op.args.epsilon) = (
+            Optimizer::ADAM_BETA1,
+            Optimizer::ADAM_BETA2,
+            Optimizer::ADAM_EPSILON,
+        );
+        Ok(op)
+    }
+
+    /// step += 1
+    pub fn count_step(step: usize) -> Op {
+        Op::new(
+            Kernel::CountStep,
+            [&(step..step + 1), &EMPTY, &EMPTY],
+            [1, 1, 0],
+            0,
+        )
+    }
+
+    fn elementwise(kernel: Kernel, [out, a, b]: [&Range<usize>; 3], flags: u32) -> Op {
+        Op::new(kernel, [out, a, b], [1, out.len(), 0], flags)
     }
 
     fn new(
         kernel: Kernel,
-        out: &Range<usize>,
-        a: &Range<usize>,
-        b: usize,
+        [out, a, b]: [&Range<usize>; 3],
         [rows, cols, inner]: [usize; 3],
         flags: u32,
-        scale: f32,
     ) -> Op {
-        let word = |x: usize| {
-            u32::try_from(x)
-                .expect("arena sizes fit in u32: the arena was checked against the device limits")
-        };
         Op {
             kernel,
             args: Args {
                 out: word(out.start),
                 a: word(a.start),
-                b: word(b),
+                b: word(b.start),
                 rows: word(rows),
                 cols: word(cols),
                 inner: word(inner),
                 flags,
-                scale,
+                ..Args::default()
             },
         }
     }
 
-    /// The workgroup grid: one workgroup per output tile or block for matmul, one thread per element (per column for
-    /// bias_backward) otherwise.
+    /// The workgroup grid: one workgroup per output tile or block for matmul, one thread per row for
+    /// softmax_forward and per column for bias_backward, one per element otherwise.
     pub fn workgroups(&self) -> Result<[u32; 3]> {
         let Args { rows, cols, .. } = self.args;
         let [x, y] = match self.kernel {
             Kernel::Matmul => [cols.div_ceil(MATMUL_TILE), rows.div_ceil(MATMUL_TILE)],
             Kernel::MatmulBlocked => [cols.div_ceil(MATMUL_BLOCK), rows.div_ceil(MATMUL_BLOCK)],
             Kernel::BiasBackward => spill(cols.div_ceil(WORKGROUP_SIZE)),
+            Kernel::SoftmaxForward => spill(rows.div_ceil(WORKGROUP_SIZE)),
             _ => spill((rows * cols).div_ceil(WORKGROUP_SIZE)),
         };
         if x > MAX_WORKGROUPS_PER_DIMENSION || y > MAX_WORKGROUPS_PER_DIMENSION {
@@ -333,6 +434,14 @@ impl Op {
         }
         Ok([x, y, 1])
     }
+}
+
+/// For an operand a kernel does not read.
+const EMPTY: Range<usize> = 0..0;
+
+fn word(x: usize) -> u32 {
+    u32::try_from(x)
+        .expect("arena sizes fit in u32: the arena was checked against the device limits")
 }
 
 /// Folds a long one-dimensional grid into x·y workgroups (see `thread_index` in shaders/common.wgsl).

@@ -11,6 +11,7 @@ use wgpu::util::DeviceExt;
 
 pub use kernel::{
     Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_TILE, Op, SHADERS, WORKGROUP_SIZE,
+    activation_code,
 };
 pub use trainer::GpuTrainer;
 
@@ -91,16 +92,17 @@ impl Gpu {
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
         };
-        Ok(Gpu::from_device(device, queue, adapter, limits))
+        Gpu::from_device(device, queue, adapter, limits).await
     }
 
     /// Builds the pipelines on a device the caller already has.
-    pub fn from_device(
+    pub async fn from_device(
         device: wgpu::Device,
         queue: wgpu::Queue,
         adapter: AdapterSummary,
         limits: wgpu::Limits,
-    ) -> Self {
+    ) -> Result<Self> {
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let buffer_entry =
             |binding, ty, has_dynamic_offset, min_binding_size| wgpu::BindGroupLayoutEntry {
                 binding,
@@ -151,14 +153,20 @@ impl Gpu {
                 })
             })
             .collect();
-        Gpu {
+        if let Some(error) = scope.pop().await {
+            return Err(Error::Gpu {
+                during: "compiling the kernels",
+                reason: error.to_string(),
+            });
+        }
+        Ok(Gpu {
             device,
             queue,
             adapter,
             limits,
             bind_group_layout,
             pipelines,
-        }
+        })
     }
 
     pub fn adapter(&self) -> &AdapterSummary {

@@ -1,51 +1,85 @@
-//! Full-batch gradient descent on the GPU: the same steps as [`crate::cpu::CpuTrainer`], as one program of
-//! kernel dispatches over one arena that holds every tensor.
+//! Training on the GPU: the same steps as [`crate::cpu::CpuTrainer`], as programs of kernel dispatches over
+//! one arena that holds every tensor.
 
 use std::ops::Range;
 
 use super::{Gpu, Op, Program};
-use crate::cpu::{MatmulShape, check_params_len};
-use crate::network::{Carver, Dataset, Network, ParamLayout, check_lr};
+use crate::cpu::{Evaluation, MatmulShape, check_params_len, loss_value};
+use crate::network::{Activation, Carver, Dataset, Network, ParamLayout};
+use crate::train::{Optimizer, TrainConfig};
 use crate::{Error, Result};
 
-/// Epochs recorded into one command buffer: enough to keep the queue busy, few enough to bound its memory.
+/// Full-batch epochs recorded into one command buffer: enough to keep the queue busy, few enough to bound
+/// its memory. (Shuffled epochs are submitted one by one, each after its order is written.)
 const EPOCHS_PER_SUBMIT: usize = 256;
 
-/// Where every tensor sits in the arena. Parameters come first, so the [`ParamLayout`] ranges are arena ranges;
-/// the gradients follow in the same layout. Per layer l (from 1): `pre[l-1]` = z, `activations[l]` = σ(z), and
-/// their gradients; `activations[0]` is the input batch.
+/// Where every tensor sits in the arena. Parameters come first, so the [`ParamLayout`] ranges are arena
+/// ranges; gradients follow in the same layout. Per weight layer l: `pre[l]` = z and `post[l]` = f(z), for
+/// every row of the data set; their gradients `dpre[l]`, `dpost[l]` for the rows of one batch.
 struct Arena {
     len: usize,
     params: Range<usize>,
     grads: Range<usize>,
+    state: Range<usize>,
+    step: usize,
+    inputs: Range<usize>,
     targets: Range<usize>,
-    activations: Vec<Range<usize>>,
+    order: Range<usize>,
+    batch_inputs: Range<usize>,
+    batch_targets: Range<usize>,
     pre: Vec<Range<usize>>,
-    dactivations: Vec<Range<usize>>,
+    post: Vec<Range<usize>>,
     dpre: Vec<Range<usize>>,
+    dpost: Vec<Range<usize>>,
 }
 
 impl Arena {
-    fn new(layout: &ParamLayout, network: &Network, rows: usize) -> Self {
+    fn new(network: &Network, layout: &ParamLayout, config: &TrainConfig, rows: usize) -> Self {
+        let batch = config
+            .batches(rows)
+            .iter()
+            .map(|b| b.len())
+            .max()
+            .unwrap_or(0);
+        let shuffled = if config.shuffles(rows) { batch } else { 0 };
         let mut carve = Carver::default();
         let params = carve.take(layout.len);
         let grads = carve.take(layout.len);
-        let mut batch = |size: usize| carve.take(rows * size);
-        let sizes = network.sizes();
-        let targets = batch(network.outputs());
-        let activations: Vec<_> = sizes.iter().map(|&s| batch(s)).collect();
-        let pre = sizes[1..].iter().map(|&s| batch(s)).collect();
-        let dactivations = sizes.iter().map(|&s| batch(s)).collect();
-        let dpre = sizes[1..].iter().map(|&s| batch(s)).collect();
+        let state = carve.take(layout.len * config.optimizer.state_per_param());
+        let step = carve.take(1).start;
+        let inputs = carve.take(rows * network.inputs());
+        let targets = carve.take(rows * network.outputs());
+        let order = carve.take(if shuffled > 0 { rows } else { 0 });
+        let batch_inputs = carve.take(shuffled * network.inputs());
+        let batch_targets = carve.take(shuffled * network.outputs());
+        let sizes = &network.sizes()[1..];
+        let mut per_layer = |rows: usize| {
+            sizes
+                .iter()
+                .map(|&s| carve.take(rows * s))
+                .collect::<Vec<_>>()
+        };
+        let (pre, post, dpre, dpost) = (
+            per_layer(rows),
+            per_layer(rows),
+            per_layer(batch),
+            per_layer(batch),
+        );
         Arena {
             len: carve.used(),
             params,
             grads,
+            state,
+            step,
+            inputs,
             targets,
-            activations,
+            order,
+            batch_inputs,
+            batch_targets,
             pre,
-            dactivations,
+            post,
             dpre,
+            dpost,
         }
     }
 
@@ -53,63 +87,75 @@ impl Arena {
     fn grad(&self, range: &Range<usize>) -> Range<usize> {
         self.grads.start + range.start..self.grads.start + range.end
     }
+}
 
-    fn output(&self) -> Range<usize> {
-        self.activations
-            .last()
-            .expect("a network has an output layer")
-            .clone()
-    }
+/// The first `len` elements of `range`: a batch's rows of a region sized for more.
+fn first(range: &Range<usize>, len: usize) -> Range<usize> {
+    range.start..range.start + len
 }
 
 /// Trains a network on the GPU; all state stays on the device until asked for.
 pub struct GpuTrainer<'gpu> {
     gpu: &'gpu Gpu,
+    network: Network,
+    config: TrainConfig,
+    rows: usize,
+    targets: Vec<f32>,
     arena: Arena,
     buffer: wgpu::Buffer,
-    forward: Program,
-    step: Program,
+    evaluate: Program,
+    epoch_program: Program,
+    epoch: u64,
 }
 
 impl<'gpu> GpuTrainer<'gpu> {
-    /// Uploads the parameters and the data once and builds the forward and training programs.
+    /// Uploads the parameters and the data once and builds the evaluation and training programs.
     pub async fn new(
         gpu: &'gpu Gpu,
         network: &Network,
         params: &[f32],
         data: &Dataset,
-        lr: f32,
+        config: TrainConfig,
     ) -> Result<Self> {
-        check_lr(lr)?;
+        config.check()?;
         data.check_fits(network)?;
         let layout = network.layout();
-        let arena = Arena::new(&layout, network, data.rows);
+        let arena = Arena::new(network, &layout, &config, data.rows);
         // Before anything is allocated, so that an impossible network fails fast.
-        gpu.check_fits(&format!("the network {:?}", network.sizes()), arena.len)?;
+        gpu.check_fits(
+            &format!("the network [{network}] on {} rows", data.rows),
+            arena.len,
+        )?;
         check_params_len(&layout, params.len())?;
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
 
         let mut initial = vec![0.0; arena.len];
         initial[arena.params.clone()].copy_from_slice(params);
-        initial[arena.activations[0].clone()].copy_from_slice(&data.inputs);
+        initial[arena.inputs.clone()].copy_from_slice(&data.inputs);
         initial[arena.targets.clone()].copy_from_slice(&data.targets);
         let buffer = gpu.create_arena("arena", &initial)?;
 
-        let forward = forward_ops(&arena, &layout, data.rows)?;
-        let mut step = forward.clone();
-        step.extend(backward_ops(&arena, &layout, data.rows)?);
-        step.push(Op::sgd_update(
-            arena.params.clone(),
-            arena.grads.clone(),
-            lr,
-        )?);
-
+        let plan = Plan {
+            network,
+            layout: &layout,
+            arena: &arena,
+        };
+        let evaluate = plan.forward(&arena.inputs, data.rows)?;
+        let mut epoch = Vec::new();
+        for batch in config.batches(data.rows) {
+            epoch.extend(plan.step(&config, data.rows, batch)?);
+        }
         let trainer = GpuTrainer {
             gpu,
-            forward: gpu.program(&buffer, &forward)?,
-            step: gpu.program(&buffer, &step)?,
+            evaluate: gpu.program(&buffer, &evaluate)?,
+            epoch_program: gpu.program(&buffer, &epoch)?,
+            network: network.clone(),
+            config,
+            rows: data.rows,
+            targets: data.targets.clone(),
             buffer,
             arena,
+            epoch: 0,
         };
         if let Some(error) = scope.pop().await {
             return Err(Error::Gpu {
@@ -120,20 +166,58 @@ impl<'gpu> GpuTrainer<'gpu> {
         Ok(trainer)
     }
 
-    /// Submits `epochs` training steps (forward, backward, update) without waiting for them or reading back.
+    /// Submits `epochs` epochs of training without waiting for them or reading anything back.
     pub fn train(&mut self, epochs: usize) {
+        if self.config.shuffles(self.rows) {
+            for _ in 0..epochs {
+                let order = self.config.epoch_order(self.epoch, self.rows);
+                let offset = (self.arena.order.start * size_of::<f32>()) as u64;
+                self.gpu
+                    .queue
+                    .write_buffer(&self.buffer, offset, bytemuck::cast_slice(&order));
+                self.gpu.submit(&self.epoch_program, 1);
+                self.epoch += 1;
+            }
+            return;
+        }
         let mut left = epochs;
         while left > 0 {
             let now = left.min(EPOCHS_PER_SUBMIT);
-            self.gpu.submit(&self.step, now);
+            self.gpu.submit(&self.epoch_program, now);
             left -= now;
         }
+        self.epoch += epochs as u64;
     }
 
-    /// The network's outputs for the training inputs under the current parameters.
+    /// Outputs, logits and loss over the whole data set under the current parameters.
+    pub async fn evaluate(&self) -> Result<Evaluation> {
+        self.gpu.submit(&self.evaluate, 1);
+        let last = self.network.depth() - 1;
+        let outputs = self
+            .gpu
+            .read(&self.buffer, self.arena.post[last].clone())
+            .await?;
+        let logits = self
+            .gpu
+            .read(&self.buffer, self.arena.pre[last].clone())
+            .await?;
+        let loss = loss_value(
+            self.network.loss(),
+            &logits,
+            &outputs,
+            &self.targets,
+            self.network.outputs(),
+        );
+        Ok(Evaluation {
+            outputs,
+            logits,
+            loss,
+        })
+    }
+
+    /// The network's outputs for every row under the current parameters.
     pub async fn outputs(&self) -> Result<Vec<f32>> {
-        self.gpu.submit(&self.forward, 1);
-        self.gpu.read(&self.buffer, self.arena.output()).await
+        Ok(self.evaluate().await?.outputs)
     }
 
     /// The current parameters, laid out as [`Network::layout`] says.
@@ -146,65 +230,172 @@ impl<'gpu> GpuTrainer<'gpu> {
         self.gpu.read(&self.buffer, self.arena.grads.clone()).await
     }
 
+    /// The optimizer's state (velocity, or both Adam moments), laid out like the parameters one after another.
+    pub async fn optimizer_state(&self) -> Result<Vec<f32>> {
+        self.gpu.read(&self.buffer, self.arena.state.clone()).await
+    }
+
+    /// Epochs trained so far.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     pub fn gpu(&self) -> &Gpu {
         self.gpu
     }
 }
 
-/// Z = A·W + b, A' = σ(Z), layer by layer: the twin of `CpuTrainer::forward`.
-fn forward_ops(arena: &Arena, layout: &ParamLayout, rows: usize) -> Result<Vec<Op>> {
-    let mut ops = Vec::new();
-    for (l, layer) in layout.layers.iter().enumerate() {
-        let shape = MatmulShape::new(rows, layer.inputs, layer.outputs);
-        let (z, a) = (&arena.pre[l], &arena.activations[l + 1]);
-        ops.push(Op::matmul(
-            z.clone(),
-            arena.activations[l].clone(),
-            layer.weight.clone(),
-            shape,
-        )?);
-        ops.push(Op::bias_add(z.clone(), layer.bias.clone(), rows)?);
-        ops.push(Op::sigmoid_forward(a.clone(), z.clone())?);
-    }
-    Ok(ops)
+/// Builds op lists: the twin of `CpuTrainer`'s forward, backward and update.
+struct Plan<'a> {
+    network: &'a Network,
+    layout: &'a ParamLayout,
+    arena: &'a Arena,
 }
 
-/// The twin of `CpuTrainer::backward`: the loss gradient, then per layer from the last dZ, dW, db and dA.
-fn backward_ops(arena: &Arena, layout: &ParamLayout, rows: usize) -> Result<Vec<Op>> {
-    let depth = layout.layers.len();
-    let mut ops = vec![Op::sse_backward(
-        arena.dactivations[depth].clone(),
-        arena.output(),
-        arena.targets.clone(),
-    )?];
-    for (l, layer) in layout.layers.iter().enumerate().rev() {
-        let dz = &arena.dpre[l];
-        ops.push(Op::sigmoid_backward(
-            dz.clone(),
-            arena.dactivations[l + 1].clone(),
-            arena.activations[l + 1].clone(),
-        )?);
-        let dweight = MatmulShape::new(layer.inputs, rows, layer.outputs).transpose_a();
-        ops.push(Op::matmul(
-            arena.grad(&layer.weight),
-            arena.activations[l].clone(),
-            dz.clone(),
-            dweight,
-        )?);
-        ops.push(Op::bias_backward(
-            arena.grad(&layer.bias),
-            dz.clone(),
-            rows,
-        )?);
-        if l > 0 {
-            let dinput = MatmulShape::new(rows, layer.outputs, layer.inputs).transpose_b();
+impl Plan<'_> {
+    /// Z = A·W + b, A' = f(Z), layer by layer over the first `rows` rows of `input`.
+    fn forward(&self, input: &Range<usize>, rows: usize) -> Result<Vec<Op>> {
+        let mut ops = Vec::new();
+        for (l, layer) in self.layout.layers.iter().enumerate() {
+            let x = if l == 0 {
+                first(input, rows * layer.inputs)
+            } else {
+                first(&self.arena.post[l - 1], rows * layer.inputs)
+            };
+            let z = first(&self.arena.pre[l], rows * layer.outputs);
+            let a = first(&self.arena.post[l], rows * layer.outputs);
             ops.push(Op::matmul(
-                arena.dactivations[l].clone(),
-                dz.clone(),
+                z.clone(),
+                x,
                 layer.weight.clone(),
-                dinput,
+                MatmulShape::new(rows, layer.inputs, layer.outputs),
             )?);
+            ops.push(Op::bias_add(z.clone(), layer.bias.clone(), rows)?);
+            ops.push(match self.network.activation(l) {
+                Activation::Softmax => Op::softmax_forward(a, z, layer.outputs)?,
+                f => Op::activation_forward(a, z, f)?,
+            });
         }
+        Ok(ops)
     }
-    Ok(ops)
+
+    /// One training step on the rows `batch` of the epoch's order: gather them (when shuffling), forward,
+    /// backward, update.
+    fn step(
+        &self,
+        config: &TrainConfig,
+        total_rows: usize,
+        batch: Range<usize>,
+    ) -> Result<Vec<Op>> {
+        let arena = self.arena;
+        let rows = batch.len();
+        let (inputs, outputs) = (self.network.inputs(), self.network.outputs());
+        let mut ops = Vec::new();
+        let (x, y) = if config.shuffles(total_rows) {
+            let order = arena.order.start + batch.start..arena.order.start + batch.end;
+            let (x, y) = (
+                first(&arena.batch_inputs, rows * inputs),
+                first(&arena.batch_targets, rows * outputs),
+            );
+            ops.push(Op::gather_rows(
+                x.clone(),
+                arena.inputs.clone(),
+                order.clone(),
+                inputs,
+            )?);
+            ops.push(Op::gather_rows(
+                y.clone(),
+                arena.targets.clone(),
+                order,
+                outputs,
+            )?);
+            (x, y)
+        } else {
+            (arena.inputs.clone(), arena.targets.clone())
+        };
+        ops.extend(self.forward(&x, rows)?);
+        ops.extend(self.backward(&x, &y, rows)?);
+        ops.extend(self.update(config)?);
+        Ok(ops)
+    }
+
+    /// The loss gradient, then per layer from the last: dZ, dW = Aᵀ·dZ, db = Σ_rows dZ, dA_prev = dZ·Wᵀ.
+    fn backward(&self, x: &Range<usize>, y: &Range<usize>, rows: usize) -> Result<Vec<Op>> {
+        let arena = self.arena;
+        let depth = self.layout.layers.len();
+        let loss = self.network.loss();
+        let outputs = self.network.outputs();
+        let last = depth - 1;
+        let fused = loss.includes_output_activation();
+        let d = first(
+            if fused {
+                &arena.dpre[last]
+            } else {
+                &arena.dpost[last]
+            },
+            rows * outputs,
+        );
+        let output = first(&arena.post[last], rows * outputs);
+        let mut ops = vec![Op::loss_backward(
+            d,
+            output,
+            y.clone(),
+            loss.gradient_scale(rows, outputs),
+        )?];
+        for (l, layer) in self.layout.layers.iter().enumerate().rev() {
+            let n = rows * layer.outputs;
+            let dz = first(&arena.dpre[l], n);
+            if l < last || !fused {
+                let (da, a) = (first(&arena.dpost[l], n), first(&arena.post[l], n));
+                ops.push(Op::activation_backward(
+                    dz.clone(),
+                    da,
+                    a,
+                    self.network.activation(l),
+                )?);
+            }
+            let input = if l == 0 {
+                x.clone()
+            } else {
+                first(&arena.post[l - 1], rows * layer.inputs)
+            };
+            let dweight = MatmulShape::new(layer.inputs, rows, layer.outputs).transpose_a();
+            ops.push(Op::matmul(
+                arena.grad(&layer.weight),
+                input,
+                dz.clone(),
+                dweight,
+            )?);
+            ops.push(Op::bias_backward(
+                arena.grad(&layer.bias),
+                dz.clone(),
+                rows,
+            )?);
+            if l > 0 {
+                let dinput = MatmulShape::new(rows, layer.outputs, layer.inputs).transpose_b();
+                let dprev = first(&arena.dpost[l - 1], rows * layer.inputs);
+                ops.push(Op::matmul(dprev, dz, layer.weight.clone(), dinput)?);
+            }
+        }
+        Ok(ops)
+    }
+
+    /// One optimizer step over every parameter at once.
+    fn update(&self, config: &TrainConfig) -> Result<Vec<Op>> {
+        let arena = self.arena;
+        let (params, grads, state) = (
+            arena.params.clone(),
+            arena.grads.clone(),
+            arena.state.clone(),
+        );
+        Ok(match config.optimizer {
+            Optimizer::Sgd { momentum } => {
+                vec![Op::sgd_update(params, grads, state, config.lr, momentum)?]
+            }
+            Optimizer::Adam { weight_decay } => vec![
+                Op::count_step(arena.step),
+                Op::adam_update(params, grads, state, arena.step, config.lr, weight_decay)?,
+            ],
+        })
+    }
 }

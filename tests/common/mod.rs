@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use wgmlp::Gpu;
+use wgmlp::{Gpu, Loss};
 
 /// The device every GPU test runs on, opened once per test binary. No adapter is a failure, never a skip:
 /// CI installs lavapipe, and a developer without a driver should learn that from the test run.
@@ -60,4 +60,17 @@ pub fn random(len: usize, seed: u64) -> Vec<f32> {
     use rand::{RngExt, SeedableRng, rngs::StdRng};
     let mut rng = StdRng::seed_from_u64(seed);
     (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
+/// Targets that suit `loss`: probabilities for sse, values for mse, 0/1 for bce, one-hot rows for ce.
+pub fn targets_for(loss: Loss, rows: usize, cols: usize, seed: u64) -> Vec<f32> {
+    let values = random(rows * cols, seed);
+    match loss {
+        Loss::Sse => values.iter().map(|v| (v + 1.0) / 2.0).collect(),
+        Loss::Mse => values,
+        Loss::Bce => values.iter().map(|&v| f32::from(v > 0.0)).collect(),
+        Loss::Ce => (0..rows)
+            .flat_map(|r| (0..cols).map(move |c| f32::from(c == (r * 7 + 3) % cols)))
+            .collect(),
+    }
 }

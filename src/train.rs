@@ -1,0 +1,141 @@
+//! How training proceeds, shared by both trainers: the optimizer and its settings, and the order in which
+//! each epoch visits the rows in mini-batches.
+
+use std::ops::Range;
+
+use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The update rule, PyTorch's formulas.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "name")]
+pub enum Optimizer {
+    /// v = μ·v + g, θ −= lr·v (plain gradient descent when μ = 0).
+    Sgd { momentum: f32 },
+    /// Adam with bias correction; `weight_decay` is decoupled as in AdamW: θ −= lr·λ·θ first.
+    Adam { weight_decay: f32 },
+}
+
+impl Optimizer {
+    pub const ADAM_BETA1: f32 = 0.9;
+    pub const ADAM_BETA2: f32 = 0.999;
+    pub const ADAM_EPSILON: f32 = 1e-8;
+
+    /// Builds the optimizer a command line names: `sgd` (with `momentum`) or `adam` (with `weight_decay`).
+    pub fn parse(name: &str, momentum: f32, weight_decay: f32) -> Result<Self> {
+        let optimizer = match name {
+            "sgd" => Optimizer::Sgd { momentum },
+            "adam" => Optimizer::Adam { weight_decay },
+            _ => return Err(Error::invalid("optimizer", name, "choose sgd or adam")),
+        };
+        optimizer.check()?;
+        Ok(optimizer)
+    }
+
+    fn check(self) -> Result<()> {
+        match self {
+            Optimizer::Sgd { momentum } if !(0.0..1.0).contains(&momentum) => Err(Error::invalid(
+                "momentum",
+                momentum,
+                "momentum must be at least 0 and below 1, e.g. 0.9",
+            )),
+            Optimizer::Adam { weight_decay }
+                if !(weight_decay.is_finite() && weight_decay >= 0.0) =>
+            {
+                Err(Error::invalid(
+                    "weight-decay",
+                    weight_decay,
+                    "weight decay must be a finite number ≥ 0",
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Optimizer::Sgd { .. } => "sgd",
+            Optimizer::Adam { .. } => "adam",
+        }
+    }
+
+    /// How many values of state the optimizer keeps per parameter (velocity; or the two moments).
+    pub fn state_per_param(self) -> usize {
+        match self {
+            Optimizer::Sgd { .. } => 1,
+            Optimizer::Adam { .. } => 2,
+        }
+    }
+}
+
+/// Everything about a training run but the network and the data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainConfig {
+    pub lr: f32,
+    pub optimizer: Optimizer,
+    /// Rows per step; `None` trains on the whole set at once (full batch, the rows in their own order).
+    pub batch_size: Option<usize>,
+    /// Seeds the order in which each epoch visits the rows.
+    pub shuffle_seed: u64,
+}
+
+impl TrainConfig {
+    /// Full-batch gradient descent at learning rate `lr`: the tutorial's.
+    pub fn sgd(lr: f32) -> Self {
+        TrainConfig {
+            lr,
+            optimizer: Optimizer::Sgd { momentum: 0.0 },
+            batch_size: None,
+            shuffle_seed: 0,
+        }
+    }
+
+    /// Checks the numbers: a finite positive learning rate, a batch of at least one row.
+    pub fn check(&self) -> Result<()> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::invalid(
+                "lr",
+                self.lr,
+                "the learning rate must be a finite number greater than 0, e.g. 0.1",
+            ));
+        }
+        if self.batch_size == Some(0) {
+            return Err(Error::invalid(
+                "batch-size",
+                0,
+                "a batch needs at least one row",
+            ));
+        }
+        self.optimizer.check()
+    }
+
+    /// The steps of one epoch over `rows` rows: row ranges of the epoch's order, the last one possibly short.
+    pub fn batches(&self, rows: usize) -> Vec<Range<usize>> {
+        let size = self.batch_size.unwrap_or(rows).clamp(1, rows.max(1));
+        (0..rows)
+            .step_by(size)
+            .map(|start| start..(start + size).min(rows))
+            .collect()
+    }
+
+    /// Whether epochs visit the rows in a shuffled order (only mini-batches do: a full batch sums every row
+    /// anyway, and keeping the rows in place keeps the tutorial's numbers).
+    pub fn shuffles(&self, rows: usize) -> bool {
+        self.batch_size.is_some_and(|size| size < rows)
+    }
+
+    /// The order in which epoch `epoch` (counted from 0) visits `rows` rows. It depends only on the seed and
+    /// the epoch, so a run resumed at any epoch continues exactly.
+    pub fn epoch_order(&self, epoch: u64, rows: usize) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..rows as u32).collect();
+        if self.shuffles(rows) {
+            let mut rng = StdRng::seed_from_u64(
+                self.shuffle_seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+            order.shuffle(&mut rng);
+        }
+        order
+    }
+}

@@ -543,8 +543,8 @@ impl<T: Real> CpuTrainer<T> {
     }
 
     /// The optimizer's state (velocity, or both Adam moments), laid out like the parameters one after another.
-    pub fn optimizer_state(&self) -> &[T] {
-        &self.state
+    pub fn optimizer_state(&self) -> Vec<f32> {
+        to_f32(&self.state)
     }
 
     /// Epochs trained so far.
@@ -552,9 +552,30 @@ impl<T: Real> CpuTrainer<T> {
         self.epoch
     }
 
+    /// Continues a run saved after `epoch` epochs with the optimizer's `state`, so that training goes on
+    /// exactly as if it had never stopped (the batch order depends only on the seed and the epoch).
+    pub fn resume(&mut self, epoch: u64, state: &[f32]) -> Result<()> {
+        check_state_len(self.state.len(), state.len())?;
+        self.state = convert(state);
+        self.epoch = epoch;
+        self.step = epoch * self.config.batches(self.rows).len() as u64;
+        Ok(())
+    }
+
     pub fn layout(&self) -> &ParamLayout {
         &self.layout
     }
+}
+
+pub(crate) fn check_state_len(expected: usize, got: usize) -> Result<()> {
+    if got == expected {
+        return Ok(());
+    }
+    Err(Error::ShapeMismatch {
+        op: "optimizer state",
+        expected: format!("{expected} values"),
+        got: format!("{got} values"),
+    })
 }
 
 pub(crate) fn check_params_len(layout: &ParamLayout, got: usize) -> Result<()> {

@@ -49,6 +49,30 @@ pub enum Error {
         reason: String,
     },
 
+    /// A file could not be read or written.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        path: String,
+        action: &'static str,
+        source: std::io::Error,
+    },
+
+    /// A data file (or generated table) holds something the network cannot take.
+    #[error("{origin}{}: {reason}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Data {
+        origin: String,
+        line: Option<u64>,
+        reason: String,
+    },
+
+    /// A model file is not one this program wrote, or not whole.
+    #[error("{path} is not a usable model: {reason}")]
+    Model { path: String, reason: String },
+
+    /// Training diverged.
+    #[error("the loss became {loss} at epoch {epoch}; try a smaller --lr (now {lr})")]
+    Diverged { epoch: u64, loss: f64, lr: f32 },
+
     /// Reading results back from the GPU failed.
     #[error("could not read results back from the GPU: {0}")]
     Readback(String),
@@ -58,6 +82,22 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    pub fn io(path: &std::path::Path, action: &'static str, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            action,
+            source,
+        }
+    }
+
+    pub fn data(source: &str, line: Option<u64>, reason: impl Into<String>) -> Self {
+        Error::Data {
+            origin: source.to_string(),
+            line,
+            reason: reason.into(),
+        }
+    }
+
     /// Shorthand for [`Error::InvalidOption`].
     pub fn invalid(option: &'static str, value: impl ToString, reason: impl Into<String>) -> Self {
         Error::InvalidOption {

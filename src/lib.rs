@@ -28,8 +28,10 @@
 
 pub mod bench;
 pub mod cpu;
+pub mod data;
 mod error;
 pub mod gpu;
+pub mod model;
 pub mod network;
 pub mod train;
 
@@ -37,4 +39,4 @@ pub use cpu::CpuTrainer;
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuTrainer};
 pub use network::{Activation, DEFAULT_SEED, Dataset, Init, Loss, Network};
-pub use train::{Optimizer, TrainConfig};
+pub use train::{Optimizer, TrainConfig, Trainer};

@@ -1,5 +1,8 @@
 //! The command line: with no subcommand, trains the tutorial's XOR network on the GPU and on the CPU
-//! reference from the same weights and compares them; `bench` prints throughput figures.
+//! reference from the same weights and compares them; `train` and `predict` work with any data; `bench`
+//! prints throughput figures.
+
+mod cli;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -48,6 +51,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a network on a built-in dataset or a CSV file
+    Train(Box<cli::train::TrainArgs>),
+
+    /// Predict with a saved model, one row of CSV output per input row
+    Predict(cli::predict::PredictArgs),
+
     /// Measure XOR training epochs/s and matmul GFLOP/s on the GPU and the CPU
     Bench {
         /// Epochs of XOR training to time on each side
@@ -86,6 +95,8 @@ fn main() -> ExitCode {
             let sizes: Vec<usize> = sizes.iter().map(|&s| s as usize).collect();
             run_bench(epochs as usize, &sizes, cli.json)
         }
+        Some(Command::Train(ref args)) => cli::train::run(args, cli.json),
+        Some(Command::Predict(ref args)) => cli::predict::run(args),
         None => run_xor(&cli),
     };
     match result {

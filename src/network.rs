@@ -380,7 +380,7 @@ impl Carver {
 }
 
 /// Box–Muller: two uniforms in (0, 1] give one standard normal sample.
-fn standard_normal(rng: &mut StdRng) -> f32 {
+pub(crate) fn standard_normal(rng: &mut StdRng) -> f32 {
     let u1 = 1.0 - rng.random::<f64>();
     let u2 = rng.random::<f64>();
     ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32

@@ -139,3 +139,76 @@ impl TrainConfig {
         order
     }
 }
+
+/// Either trainer behind one interface, for callers that choose the backend at run time.
+pub enum Trainer<'gpu> {
+    Gpu(crate::GpuTrainer<'gpu>),
+    Cpu(crate::CpuTrainer<f32>),
+}
+
+impl<'gpu> Trainer<'gpu> {
+    /// A GPU trainer on `gpu`, or the CPU reference where there is none.
+    pub fn new(
+        gpu: Option<&'gpu crate::Gpu>,
+        network: &crate::Network,
+        params: &[f32],
+        data: &crate::Dataset,
+        config: TrainConfig,
+    ) -> Result<Self> {
+        Ok(match gpu {
+            Some(gpu) => Trainer::Gpu(pollster::block_on(crate::GpuTrainer::new(
+                gpu, network, params, data, config,
+            ))?),
+            None => Trainer::Cpu(crate::CpuTrainer::new(network, params, data, config)?),
+        })
+    }
+
+    /// Trains `epochs` epochs; on the GPU, returns once they have run.
+    pub fn train(&mut self, epochs: usize) -> Result<()> {
+        match self {
+            Trainer::Gpu(t) => {
+                t.train(epochs);
+                t.gpu().wait()
+            }
+            Trainer::Cpu(t) => {
+                t.train(epochs);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn evaluate(&mut self) -> Result<crate::cpu::Evaluation> {
+        match self {
+            Trainer::Gpu(t) => pollster::block_on(t.evaluate()),
+            Trainer::Cpu(t) => Ok(t.evaluate()),
+        }
+    }
+
+    pub fn params(&self) -> Result<Vec<f32>> {
+        match self {
+            Trainer::Gpu(t) => pollster::block_on(t.params()),
+            Trainer::Cpu(t) => Ok(t.params().to_vec()),
+        }
+    }
+
+    pub fn optimizer_state(&self) -> Result<Vec<f32>> {
+        match self {
+            Trainer::Gpu(t) => pollster::block_on(t.optimizer_state()),
+            Trainer::Cpu(t) => Ok(t.optimizer_state()),
+        }
+    }
+
+    pub fn resume(&mut self, epoch: u64, state: &[f32]) -> Result<()> {
+        match self {
+            Trainer::Gpu(t) => t.resume(epoch, state),
+            Trainer::Cpu(t) => t.resume(epoch, state),
+        }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        match self {
+            Trainer::Gpu(t) => t.epoch(),
+            Trainer::Cpu(t) => t.epoch(),
+        }
+    }
+}

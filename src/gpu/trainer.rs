@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use super::{Gpu, Op, Program};
-use crate::cpu::{Evaluation, MatmulShape, check_params_len, loss_value};
+use crate::cpu::{Evaluation, MatmulShape, check_params_len, check_state_len, loss_value};
 use crate::network::{Activation, Carver, Dataset, Network, ParamLayout};
 use crate::train::{Optimizer, TrainConfig};
 use crate::{Error, Result};
@@ -238,6 +238,25 @@ impl<'gpu> GpuTrainer<'gpu> {
     /// Epochs trained so far.
     pub fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    /// Continues a run saved after `epoch` epochs with the optimizer's `state`; see `CpuTrainer::resume`.
+    pub fn resume(&mut self, epoch: u64, state: &[f32]) -> Result<()> {
+        check_state_len(self.arena.state.len(), state.len())?;
+        let offset = |at: usize| (at * size_of::<f32>()) as u64;
+        let step = (epoch * self.config.batches(self.rows).len() as u64) as f32;
+        self.gpu.queue.write_buffer(
+            &self.buffer,
+            offset(self.arena.state.start),
+            bytemuck::cast_slice(state),
+        );
+        self.gpu.queue.write_buffer(
+            &self.buffer,
+            offset(self.arena.step),
+            bytemuck::bytes_of(&step),
+        );
+        self.epoch = epoch;
+        Ok(())
     }
 
     pub fn gpu(&self) -> &Gpu {

@@ -1,0 +1,4 @@
+//! The subcommands beyond the XOR demo.
+
+pub mod predict;
+pub mod train;

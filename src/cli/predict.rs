@@ -1,0 +1,97 @@
+//! `predict`: a saved model applied to the rows of a CSV file, one prediction per row, as CSV.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use wgmlp::Loss;
+use wgmlp::data::{Row, Table, write_atomic};
+use wgmlp::model::Model;
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A model saved by `train --save`
+    #[arg(long)]
+    model: PathBuf,
+
+    /// A CSV file with the feature columns the model was trained on (other columns are ignored)
+    #[arg(long)]
+    input: PathBuf,
+
+    /// Where to write the predictions [default: standard output]
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
+    let model = Model::load(&args.model)?;
+    let table = Table::read_csv(&args.input)?;
+    let inputs = model.schema.features(&table)?;
+    let outputs = model.predict(&inputs, table.rows.len())?;
+    let predictions = predictions(&model, &outputs);
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(&predictions.header)?;
+    for row in &predictions.rows {
+        writer.write_record(&row.cells)?;
+    }
+    let bytes = writer.into_inner().context("formatting the predictions")?;
+    match &args.output {
+        Some(path) => {
+            write_atomic(path, &bytes).with_context(|| format!("--output {}", path.display()))?
+        }
+        None => std::io::stdout().write_all(&bytes)?,
+    }
+    Ok(())
+}
+
+/// Classifiers: the class label, then the probability of each class. Regression: the predicted value.
+fn predictions(model: &Model, outputs: &[f32]) -> Table {
+    let loss = model.network.loss();
+    let width = model.network.outputs();
+    let (header, rows): (Vec<String>, Vec<Vec<String>>) = match &model.schema.classes {
+        Some(classes) => {
+            let header = std::iter::once("class".to_string())
+                .chain(classes.iter().map(|c| format!("p_{c}")))
+                .collect();
+            let rows = outputs
+                .chunks(width)
+                .map(|row| {
+                    let probabilities = if loss == Loss::Bce {
+                        vec![1.0 - row[0], row[0]]
+                    } else {
+                        row.to_vec()
+                    };
+                    let best = probabilities
+                        .iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map_or(0, |(i, _)| i);
+                    std::iter::once(classes[best].clone())
+                        .chain(probabilities.iter().map(|p| p.to_string()))
+                        .collect()
+                })
+                .collect();
+            (header, rows)
+        }
+        None => (
+            vec![model.schema.target.clone()],
+            outputs
+                .chunks(width)
+                .map(|row| row.iter().map(|v| v.to_string()).collect())
+                .collect(),
+        ),
+    };
+    Table {
+        source: "predictions".into(),
+        header,
+        rows: rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, cells)| Row {
+                line: i as u64 + 2,
+                cells,
+            })
+            .collect(),
+    }
+}

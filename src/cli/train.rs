@@ -1,0 +1,394 @@
+//! `train`: a network on a built-in dataset or a CSV file, on the GPU or the CPU reference, with a summary,
+//! an optional held-out part, and the model saved for `predict` or for more training.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::json;
+use wgmlp::bench::millis;
+use wgmlp::cpu::Evaluation;
+use wgmlp::data::{Builtin, Schema, Table, accuracy, split};
+use wgmlp::model::{Checkpoint, Model};
+use wgmlp::{
+    Activation, CpuTrainer, DEFAULT_SEED, Dataset, Error, Gpu, Loss, Network, Optimizer,
+    TrainConfig, Trainer,
+};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A built-in dataset (xor, moons, circles, spirals) or a CSV file with a header row
+    #[arg(long)]
+    dataset: String,
+
+    /// The CSV column to predict [default: the last]
+    #[arg(long)]
+    target: Option<String>,
+
+    /// Points to generate for moons, circles and spirals
+    #[arg(long, default_value_t = 400)]
+    samples: usize,
+
+    /// Standard deviation of the noise added to generated points
+    #[arg(long, default_value_t = 0.1)]
+    noise: f32,
+
+    /// Arms of the spirals dataset
+    #[arg(long, default_value_t = 3)]
+    classes: usize,
+
+    /// Write the dataset (generated or read) to this CSV file as well
+    #[arg(long)]
+    export: Option<PathBuf>,
+
+    /// Epochs to train (with --init: more epochs on top of those already trained)
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    epochs: u64,
+
+    /// Learning rate [default: 0.1 for sgd, 0.01 for adam]
+    #[arg(long)]
+    lr: Option<f32>,
+
+    /// Layer sizes from input to output [default: inputs,16,16,outputs; 2,3,1 for xor]
+    #[arg(long)]
+    layers: Option<String>,
+
+    /// Hidden activation: sigmoid, tanh, relu, leaky_relu, identity [default: sigmoid with sse, else tanh]
+    #[arg(long)]
+    activation: Option<Activation>,
+
+    /// Output activation: sigmoid, softmax, identity [default: the one the loss needs; sigmoid for sse]
+    #[arg(long)]
+    output_activation: Option<Activation>,
+
+    /// Loss: sse, mse, bce, ce [default: sse for xor, bce for moons and circles, ce for spirals, mse for CSV]
+    #[arg(long)]
+    loss: Option<Loss>,
+
+    /// Optimizer: sgd or adam
+    #[arg(long, default_value = "sgd")]
+    optimizer: String,
+
+    /// Momentum of sgd
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f32,
+
+    /// Decoupled weight decay of adam (AdamW)
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+
+    /// Rows per step [default: all of them]
+    #[arg(long)]
+    batch_size: Option<usize>,
+
+    /// Seed of the data, the split, the initial weights and the batch order
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    seed: u64,
+
+    /// Where to train
+    #[arg(long, value_enum, default_value_t = TrainBackend::Gpu)]
+    backend: TrainBackend,
+
+    /// Fraction of the rows held out to test on
+    #[arg(long, default_value_t = 0.0)]
+    test_split: f32,
+
+    /// Scale each feature to mean 0 and deviation 1 (the statistics are saved with the model)
+    #[arg(long)]
+    standardize: bool,
+
+    /// Print the loss (and accuracy) every N epochs
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    log_every: Option<u64>,
+
+    /// Save the model (with its optimizer state, so training can resume) to this safetensors file
+    #[arg(long)]
+    save: Option<PathBuf>,
+
+    /// Start from a saved model: a checkpoint with the same settings resumes exactly, otherwise fine-tunes
+    #[arg(long)]
+    init: Option<PathBuf>,
+
+    /// No log lines (the summary is still printed)
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TrainBackend {
+    Gpu,
+    Cpu,
+}
+
+pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
+    let builtin = Builtin::parse(&args.dataset);
+    let table = match builtin {
+        Some(builtin) => builtin.generate(args.samples, args.noise, args.classes, args.seed)?,
+        None => Table::read_csv(args.dataset.as_ref())?,
+    };
+    if let Some(path) = &args.export {
+        table.write_csv(path)?;
+    }
+    let init = args
+        .init
+        .as_ref()
+        .map(|path| Model::load(path))
+        .transpose()?;
+    let (network, mut schema) = match &init {
+        Some(model) => {
+            check_matches_model(args, model)?;
+            (model.network.clone(), model.schema.clone())
+        }
+        None => design(args, builtin, &table)?,
+    };
+    let loss = network.loss();
+
+    let (train_rows, test_rows) = split(table.rows.len(), args.test_split, args.seed)?;
+    let (train_table, test_table) = (table.select(&train_rows), table.select(&test_rows));
+    if init.is_none() && args.standardize {
+        schema.fit_standardize(&train_table)?;
+    }
+    let train_set = schema.dataset(&train_table, loss)?;
+    let test_set = schema.dataset(&test_table, loss)?;
+
+    let optimizer = Optimizer::parse(&args.optimizer, args.momentum, args.weight_decay)?;
+    let default_lr = if matches!(optimizer, Optimizer::Adam { .. }) {
+        0.01
+    } else {
+        0.1
+    };
+    let config = TrainConfig {
+        lr: args.lr.unwrap_or(default_lr),
+        optimizer,
+        batch_size: args.batch_size,
+        shuffle_seed: args.seed,
+    };
+    config.check()?;
+    let params = init
+        .as_ref()
+        .map_or_else(|| network.init_params(args.seed), |m| m.params.clone());
+
+    let setup = Instant::now();
+    let gpu = match args.backend {
+        TrainBackend::Gpu => Some(pollster::block_on(Gpu::new())?),
+        TrainBackend::Cpu => None,
+    };
+    let mut trainer =
+        Trainer::new(gpu.as_ref(), &network, &params, &train_set, config).map_err(|e| match e {
+            Error::TooLarge { .. } => anyhow::anyhow!("--layers {network}: {e}"),
+            e => e.into(),
+        })?;
+    let resumed = init
+        .as_ref()
+        .and_then(|m| m.checkpoint.as_ref())
+        .filter(|c| c.config() == config);
+    if let Some(checkpoint) = resumed {
+        trainer.resume(checkpoint.epoch, &checkpoint.state)?;
+    }
+    let setup_ms = millis(setup.elapsed());
+    let log = |text: String| {
+        if !args.quiet && !json {
+            println!("{text}");
+        }
+    };
+    if let Some(adapter) = gpu.as_ref().map(Gpu::adapter) {
+        log(format!("adapter: {adapter}"));
+    }
+    log(format!(
+        "network {network} · {} hidden · {} output · {} loss · {} · lr {} · {} training rows, {} held out{}",
+        network.hidden_activation(),
+        network.output_activation(),
+        loss,
+        optimizer.name(),
+        config.lr,
+        train_set.rows,
+        test_set.rows,
+        if resumed.is_some() { " · resumed" } else { "" }
+    ));
+
+    let start = Instant::now();
+    let first_epoch = trainer.epoch();
+    let last_epoch = first_epoch + args.epochs;
+    // Check the loss at least ten times a run, so that a divergence is caught near where it happened.
+    let every = args.log_every.unwrap_or(args.epochs.div_ceil(10));
+    let mut evaluation;
+    loop {
+        let now = every.min(last_epoch - trainer.epoch());
+        trainer.train(now as usize)?;
+        evaluation = trainer.evaluate()?;
+        let epoch = trainer.epoch();
+        if !evaluation.loss.is_finite() {
+            return Err(Error::Diverged {
+                epoch,
+                loss: evaluation.loss,
+                lr: config.lr,
+            }
+            .into());
+        }
+        if args.log_every.is_some() {
+            log(format!(
+                "epoch {epoch}: {}",
+                describe(&evaluation, &train_set, &network)
+            ));
+        }
+        if epoch >= last_epoch {
+            break;
+        }
+    }
+    let train_ms = millis(start.elapsed());
+    let final_params = trainer.params()?;
+    let test = (test_set.rows > 0).then(|| -> anyhow::Result<Evaluation> {
+        let mut reference = CpuTrainer::<f32>::new(&network, &final_params, &test_set, config)?;
+        Ok(reference.evaluate())
+    });
+    let test = test.transpose()?;
+
+    if let Some(path) = &args.save {
+        let model = Model {
+            network: network.clone(),
+            params: final_params,
+            schema: schema.clone(),
+            checkpoint: Some(Checkpoint {
+                epoch: trainer.epoch(),
+                lr: config.lr,
+                optimizer,
+                batch_size: config.batch_size,
+                shuffle_seed: config.shuffle_seed,
+                state: trainer.optimizer_state()?,
+            }),
+        };
+        model
+            .save(path)
+            .with_context(|| format!("--save {}", path.display()))?;
+        log(format!("saved {}", path.display()));
+    }
+
+    let outputs = network.outputs();
+    let train_accuracy = accuracy(loss, &evaluation.outputs, &train_set.targets, outputs);
+    let test_accuracy = test
+        .as_ref()
+        .and_then(|t| accuracy(loss, &t.outputs, &test_set.targets, outputs));
+    if json {
+        let summary = json!({
+            "backend": match args.backend { TrainBackend::Gpu => "gpu", TrainBackend::Cpu => "cpu" },
+            "adapter": gpu.as_ref().map(Gpu::adapter),
+            "dataset": args.dataset,
+            "layers": network.sizes(),
+            "loss": loss.name(),
+            "optimizer": optimizer.name(),
+            "epochs": trainer.epoch(),
+            "final_loss": evaluation.loss,
+            "train_accuracy": train_accuracy,
+            "test_loss": test.as_ref().map(|t| t.loss),
+            "test_accuracy": test_accuracy,
+            "train_rows": train_set.rows,
+            "test_rows": test_set.rows,
+            "setup_ms": setup_ms,
+            "train_ms": train_ms,
+        });
+        println!("{summary:#}");
+    } else {
+        println!(
+            "trained {} epochs in {train_ms:.0} ms: {}",
+            trainer.epoch() - first_epoch,
+            describe(&evaluation, &train_set, &network)
+        );
+        if let Some(test) = &test {
+            println!("held out: {}", describe(test, &test_set, &network));
+        }
+    }
+    Ok(())
+}
+
+/// "loss 0.123, accuracy 97.5%" for a classifier, "loss 0.123" otherwise.
+fn describe(evaluation: &Evaluation, data: &Dataset, network: &Network) -> String {
+    match accuracy(
+        network.loss(),
+        &evaluation.outputs,
+        &data.targets,
+        network.outputs(),
+    ) {
+        Some(acc) => format!("loss {:.6}, accuracy {:.1}%", evaluation.loss, 100.0 * acc),
+        None => format!("loss {:.6}", evaluation.loss),
+    }
+}
+
+/// The network and schema from the options and the data, with defaults that suit the dataset.
+fn design(
+    args: &TrainArgs,
+    builtin: Option<Builtin>,
+    table: &Table,
+) -> anyhow::Result<(Network, Schema)> {
+    let loss = args.loss.unwrap_or(match builtin {
+        Some(Builtin::Xor) => Loss::Sse,
+        Some(Builtin::Moons | Builtin::Circles) => Loss::Bce,
+        Some(Builtin::Spirals) => Loss::Ce,
+        None => Loss::Mse,
+    });
+    let schema = Schema::infer(table, args.target.as_deref(), loss)?;
+    schema.check_classes(loss)?;
+    let (inputs, outputs) = (schema.features.len(), schema.outputs(loss));
+    let sizes = match &args.layers {
+        Some(text) => Network::parse_sizes(text)?,
+        None if builtin == Some(Builtin::Xor) => vec![2, 3, 1],
+        None => vec![inputs, 16, 16, outputs],
+    };
+    let (first, last) = (sizes[0], sizes[sizes.len() - 1]);
+    if first != inputs || last != outputs {
+        let features = schema.features.join(", ");
+        bail!(
+            "--layers {}: the data has {inputs} feature(s) ({features}) and needs {outputs} output(s) for the {loss} loss, \
+             so the first size must be {inputs} and the last {outputs}",
+            args.layers.as_deref().unwrap_or_default()
+        );
+    }
+    let hidden = args.activation.unwrap_or(if loss == Loss::Sse {
+        Activation::Sigmoid
+    } else {
+        Activation::Tanh
+    });
+    let output = args.output_activation.unwrap_or(match loss {
+        Loss::Sse | Loss::Bce => Activation::Sigmoid,
+        Loss::Ce => Activation::Softmax,
+        Loss::Mse => Activation::Identity,
+    });
+    Ok((Network::build(sizes, hidden, output, loss)?, schema))
+}
+
+/// With --init the model fixes the architecture; options that would change it are an error, not ignored.
+fn check_matches_model(args: &TrainArgs, model: &Model) -> anyhow::Result<()> {
+    let network = &model.network;
+    let conflicts = [
+        (
+            "--layers",
+            args.layers
+                .as_ref()
+                .is_some_and(|l| Network::parse_sizes(l).ok().as_deref() != Some(network.sizes())),
+        ),
+        (
+            "--activation",
+            args.activation
+                .is_some_and(|a| a != network.hidden_activation()),
+        ),
+        (
+            "--output-activation",
+            args.output_activation
+                .is_some_and(|a| a != network.output_activation()),
+        ),
+        ("--loss", args.loss.is_some_and(|l| l != network.loss())),
+        (
+            "--target",
+            args.target
+                .as_ref()
+                .is_some_and(|t| *t != model.schema.target),
+        ),
+    ];
+    if let Some((option, _)) = conflicts.iter().find(|(_, conflict)| *conflict) {
+        bail!(
+            "{option} differs from the model given to --init (network {network}, {} loss); leave it out",
+            network.loss()
+        );
+    }
+    Ok(())
+}

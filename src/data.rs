@@ -1,0 +1,492 @@
+//! Data in: CSV files and built-in datasets as tables of named columns, and the schema that turns a table's
+//! columns into a network's inputs and targets (saved with a model, so that `predict` reads files the same way).
+
+use std::path::Path;
+
+use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
+use serde::{Deserialize, Serialize};
+
+use crate::network::{Dataset, Loss};
+use crate::{Error, Result};
+
+/// A table read from a CSV file or generated: a header and rows of text cells.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// Where the rows came from, for messages: a file path or a dataset name.
+    pub source: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Row>,
+}
+
+/// One data row and the line of the file it was on (1 is the header).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub line: u64,
+    pub cells: Vec<String>,
+}
+
+impl Table {
+    /// Reads a CSV file with a header row. Every row must have as many cells as the header.
+    pub fn read_csv(path: &Path) -> Result<Table> {
+        let source = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, "read", e))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(file);
+        let header: Vec<String> = reader
+            .headers()
+            .map_err(|e| csv_error(&source, e))?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        if header.iter().all(String::is_empty) {
+            return Err(Error::data(
+                &source,
+                None,
+                "the file is empty; it needs a header row and data rows",
+            ));
+        }
+        let mut rows = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| csv_error(&source, e))?;
+            let line = record.position().map_or(0, |p| p.line());
+            rows.push(Row {
+                line,
+                cells: record.iter().map(str::to_string).collect(),
+            });
+        }
+        if rows.is_empty() {
+            return Err(Error::data(
+                &source,
+                None,
+                "the file has a header but no data rows",
+            ));
+        }
+        Ok(Table {
+            source,
+            header,
+            rows,
+        })
+    }
+
+    /// Writes the table as CSV, atomically: a reader never sees a half-written file.
+    pub fn write_csv(&self, path: &Path) -> Result<()> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        let csv_failed = |e: csv::Error| Error::io(path, "write", std::io::Error::other(e));
+        writer.write_record(&self.header).map_err(csv_failed)?;
+        for row in &self.rows {
+            writer.write_record(&row.cells).map_err(csv_failed)?;
+        }
+        let bytes = writer
+            .into_inner()
+            .map_err(|e| Error::io(path, "write", std::io::Error::other(e.to_string())))?;
+        write_atomic(path, &bytes)
+    }
+
+    /// The index of the column called `name`.
+    pub fn column(&self, name: &str, option: &'static str) -> Result<usize> {
+        self.header.iter().position(|h| h == name).ok_or_else(|| {
+            Error::invalid(
+                option,
+                name,
+                format!(
+                    "{} has no such column; its columns are {:?}",
+                    self.source, self.header
+                ),
+            )
+        })
+    }
+
+    /// The cell at `column` of `row` as a finite number.
+    fn number(&self, row: &Row, column: usize) -> Result<f32> {
+        let cell = &row.cells[column];
+        let name = &self.header[column];
+        let value: f32 = cell.parse().map_err(|_| {
+            Error::data(
+                &self.source,
+                Some(row.line),
+                format!("column {name:?} holds {cell:?}, not a number"),
+            )
+        })?;
+        if !value.is_finite() {
+            return Err(Error::data(
+                &self.source,
+                Some(row.line),
+                format!("column {name:?} holds {cell}; values must be finite"),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A table of the given rows only.
+    pub fn select(&self, rows: &[usize]) -> Table {
+        Table {
+            source: self.source.clone(),
+            header: self.header.clone(),
+            rows: rows.iter().map(|&i| self.rows[i].clone()).collect(),
+        }
+    }
+}
+
+fn csv_error(source: &str, error: csv::Error) -> Error {
+    let line = error.position().map(|p| p.line());
+    let reason = match error.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("this row has {len} cells but the header has {expected_len}")
+        }
+        _ => error.to_string(),
+    };
+    Error::data(source, line, reason)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: an interrupted write
+/// leaves the old file (or none), never half of a new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::io(path, "write", std::io::Error::other("not a file name")))?;
+    let temporary = path.with_file_name(format!(
+        ".{}.{}.partial",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        Error::io(path, "write", e)
+    })
+}
+
+/// The built-in datasets, generated from a seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    Xor,
+    Moons,
+    Circles,
+    Spirals,
+}
+
+impl Builtin {
+    pub fn parse(name: &str) -> Option<Builtin> {
+        match name {
+            "xor" => Some(Builtin::Xor),
+            "moons" => Some(Builtin::Moons),
+            "circles" => Some(Builtin::Circles),
+            "spirals" => Some(Builtin::Spirals),
+            _ => None,
+        }
+    }
+
+    /// `samples` points with Gaussian `noise`; spirals have `classes` arms. Columns `x1`, `x2`, `y`.
+    pub fn generate(self, samples: usize, noise: f32, classes: usize, seed: u64) -> Result<Table> {
+        if !(noise.is_finite() && noise >= 0.0) {
+            return Err(Error::invalid(
+                "noise",
+                noise,
+                "noise is a standard deviation: a finite number ≥ 0",
+            ));
+        }
+        if self != Builtin::Xor && samples < 2 {
+            return Err(Error::invalid(
+                "samples",
+                samples,
+                "generate at least 2 samples",
+            ));
+        }
+        if self == Builtin::Spirals && classes < 2 {
+            return Err(Error::invalid(
+                "classes",
+                classes,
+                "spirals need at least 2 classes",
+            ));
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut normal = move || noise * crate::network::standard_normal(&mut rng);
+        let tau = std::f32::consts::TAU;
+        let points: Vec<(f32, f32, usize)> = match self {
+            Builtin::Xor => vec![(0.0, 0.0, 0), (0.0, 1.0, 1), (1.0, 0.0, 1), (1.0, 1.0, 0)],
+            Builtin::Moons => (0..samples)
+                .map(|i| {
+                    let upper = i % 2 == 0;
+                    let t = (i / 2) as f32 / (samples.div_ceil(2) - 1).max(1) as f32 * tau / 2.0;
+                    let (x, y) = if upper {
+                        (t.cos(), t.sin())
+                    } else {
+                        (1.0 - t.cos(), 0.5 - t.sin())
+                    };
+                    (x + normal(), y + normal(), usize::from(!upper))
+                })
+                .collect(),
+            Builtin::Circles => (0..samples)
+                .map(|i| {
+                    let inner = i % 2 == 1;
+                    let t = (i / 2) as f32 / samples.div_ceil(2) as f32 * tau;
+                    let r = if inner { 0.5 } else { 1.0 };
+                    (
+                        r * t.cos() + normal(),
+                        r * t.sin() + normal(),
+                        usize::from(inner),
+                    )
+                })
+                .collect(),
+            Builtin::Spirals => (0..samples)
+                .map(|i| {
+                    let class = i % classes;
+                    let r = (i / classes) as f32 / samples.div_ceil(classes).max(1) as f32;
+                    let t = class as f32 * tau / classes as f32 + 1.75 * tau * r / 2.0 + normal();
+                    (r * t.cos(), r * t.sin(), class)
+                })
+                .collect(),
+        };
+        Ok(Table {
+            source: format!("the {self:?} dataset").to_lowercase(),
+            header: vec!["x1".into(), "x2".into(), "y".into()],
+            rows: points
+                .into_iter()
+                .enumerate()
+                .map(|(i, (x1, x2, y))| Row {
+                    line: i as u64 + 2,
+                    cells: vec![x1.to_string(), x2.to_string(), y.to_string()],
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Feature scaling: each feature's mean and standard deviation on the training rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Standardize {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+/// How a table's columns become a network's inputs and targets. Saved with a model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Schema {
+    pub features: Vec<String>,
+    pub target: String,
+    /// Class labels in output order, for classifiers; none for regression.
+    pub classes: Option<Vec<String>>,
+    pub standardize: Option<Standardize>,
+}
+
+impl Schema {
+    /// Every column but `target` (default: the last) is a feature. For bce and ce the target's distinct
+    /// values become the classes, sorted numerically where they are all numbers.
+    pub fn infer(table: &Table, target: Option<&str>, loss: Loss) -> Result<Schema> {
+        let target_column = match target {
+            Some(name) => table.column(name, "target")?,
+            None => table.header.len() - 1,
+        };
+        if table.header.len() < 2 {
+            return Err(Error::data(
+                &table.source,
+                Some(1),
+                "the header names only one column; a feature and a target are needed",
+            ));
+        }
+        let features = (0..table.header.len())
+            .filter(|&c| c != target_column)
+            .map(|c| table.header[c].clone())
+            .collect();
+        let classes = loss.is_classification().then(|| {
+            let mut labels: Vec<String> = table
+                .rows
+                .iter()
+                .map(|r| r.cells[target_column].clone())
+                .collect();
+            labels.sort();
+            labels.dedup();
+            if labels.iter().all(|l| l.parse::<f64>().is_ok()) {
+                labels.sort_by(|a, b| {
+                    a.parse::<f64>()
+                        .unwrap_or(0.0)
+                        .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
+                });
+            }
+            labels
+        });
+        Ok(Schema {
+            features,
+            target: table.header[target_column].clone(),
+            classes,
+            standardize: None,
+        })
+    }
+
+    /// How many outputs the network needs: one per class for ce, one for bce, one per target otherwise.
+    pub fn outputs(&self, loss: Loss) -> usize {
+        match (&self.classes, loss) {
+            (Some(classes), Loss::Ce) => classes.len(),
+            _ => 1,
+        }
+    }
+
+    /// Checks the class count against the loss: bce needs exactly two classes.
+    pub fn check_classes(&self, loss: Loss) -> Result<()> {
+        match (&self.classes, loss) {
+            (Some(classes), Loss::Bce) if classes.len() != 2 => Err(Error::invalid(
+                "loss",
+                "bce",
+                format!(
+                    "binary cross-entropy needs two classes, but {:?} has {}: {:?}; use --loss ce",
+                    self.target,
+                    classes.len(),
+                    classes
+                ),
+            )),
+            (Some(classes), Loss::Ce) if classes.len() < 2 => Err(Error::invalid(
+                "loss",
+                "ce",
+                format!(
+                    "{:?} has only one class, {:?}: there is nothing to classify",
+                    self.target, classes
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records the mean and standard deviation of each feature of `table` (a constant feature keeps std 1).
+    pub fn fit_standardize(&mut self, table: &Table) -> Result<()> {
+        self.standardize = None;
+        let raw = self.features(table)?;
+        let (cols, rows) = (self.features.len(), table.rows.len() as f32);
+        let mean: Vec<f32> = (0..cols)
+            .map(|c| raw.iter().skip(c).step_by(cols).sum::<f32>() / rows)
+            .collect();
+        let std = (0..cols)
+            .map(|c| {
+                let var = raw
+                    .iter()
+                    .skip(c)
+                    .step_by(cols)
+                    .map(|v| (v - mean[c]).powi(2))
+                    .sum::<f32>()
+                    / rows;
+                if var > 0.0 { var.sqrt() } else { 1.0 }
+            })
+            .collect();
+        self.standardize = Some(Standardize { mean, std });
+        Ok(())
+    }
+
+    /// The feature columns of every row, by name (other columns are ignored), standardised if fitted.
+    pub fn features(&self, table: &Table) -> Result<Vec<f32>> {
+        let columns = self
+            .features
+            .iter()
+            .map(|name| {
+                table.header.iter().position(|h| h == name).ok_or_else(|| {
+                    Error::data(
+                        &table.source,
+                        Some(1),
+                        format!(
+                            "there is no column {name:?}; the model was trained on {:?}",
+                            self.features
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut values = Vec::with_capacity(table.rows.len() * columns.len());
+        for row in &table.rows {
+            for (i, &c) in columns.iter().enumerate() {
+                let v = table.number(row, c)?;
+                values.push(match &self.standardize {
+                    Some(s) => (v - s.mean[i]) / s.std[i],
+                    None => v,
+                });
+            }
+        }
+        Ok(values)
+    }
+
+    /// The targets of every row: the value for regression, 0/1 for bce, a one-hot row for ce.
+    pub fn targets(&self, table: &Table, loss: Loss) -> Result<Vec<f32>> {
+        let column = table.column(&self.target, "target")?;
+        let mut values = Vec::new();
+        for row in &table.rows {
+            let Some(classes) = &self.classes else {
+                values.push(table.number(row, column)?);
+                continue;
+            };
+            let label = &row.cells[column];
+            let class = classes.iter().position(|c| c == label).ok_or_else(|| {
+                Error::data(
+                    &table.source,
+                    Some(row.line),
+                    format!("label {label:?} is not one of the classes {classes:?}"),
+                )
+            })?;
+            if loss == Loss::Ce {
+                values.extend((0..classes.len()).map(|c| f32::from(c == class)));
+            } else {
+                values.push(class as f32);
+            }
+        }
+        Ok(values)
+    }
+
+    /// The training set of `table` for a network with this schema and loss.
+    pub fn dataset(&self, table: &Table, loss: Loss) -> Result<Dataset> {
+        Ok(Dataset {
+            rows: table.rows.len(),
+            inputs: self.features(table)?,
+            targets: self.targets(table, loss)?,
+        })
+    }
+}
+
+/// Splits `rows` row numbers into a training and a held-out part, `test_fraction` of them held out, in an
+/// order drawn from `seed`.
+pub fn split(rows: usize, test_fraction: f32, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    if !(0.0..1.0).contains(&test_fraction) {
+        return Err(Error::invalid(
+            "test-split",
+            test_fraction,
+            "hold out a fraction from 0 up to, not including, 1, e.g. 0.2",
+        ));
+    }
+    let mut order: Vec<usize> = (0..rows).collect();
+    if test_fraction > 0.0 {
+        order.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED_5EED));
+    }
+    let test = ((rows as f32 * test_fraction).round() as usize).min(rows.saturating_sub(1));
+    let train = order.split_off(test);
+    Ok((train, order))
+}
+
+/// The share of rows whose predicted class is the target's: for bce the output against 0.5, for ce the
+/// largest output. None for regression losses.
+pub fn accuracy(loss: Loss, outputs: &[f32], targets: &[f32], cols: usize) -> Option<f64> {
+    let argmax = |row: &[f32]| {
+        row.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i)
+    };
+    let rows = targets.len() / cols.max(1);
+    let correct = match loss {
+        Loss::Bce => outputs
+            .iter()
+            .zip(targets)
+            .filter(|&(&o, &y)| (o >= 0.5) == (y >= 0.5))
+            .count(),
+        Loss::Ce => outputs
+            .chunks(cols)
+            .zip(targets.chunks(cols))
+            .filter(|(o, y)| argmax(o) == argmax(y))
+            .count(),
+        Loss::Sse | Loss::Mse => return None,
+    };
+    Some(correct as f64 / rows.max(1) as f64)
+}

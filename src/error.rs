@@ -3,8 +3,8 @@
 /// Everything that can go wrong, from a bad option to a device without an adapter.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A user-facing option has a value that cannot work.
-    #[error("invalid {option} {value:?}: {reason}")]
+    /// A user-facing option (named as on the command line, without its dashes) has a value that cannot work.
+    #[error("invalid --{option} {value:?}: {reason}")]
     InvalidOption {
         option: &'static str,
         value: String,

@@ -52,6 +52,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a network on a built-in dataset or a CSV file
+    #[command(allow_negative_numbers = true)]
     Train(Box<cli::train::TrainArgs>),
 
     /// Predict with a saved model, one row of CSV output per input row

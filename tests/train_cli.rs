@@ -1,0 +1,507 @@
+//! `train` and `predict` as a user runs them: classifiers that learn, models that round-trip, and a clear
+//! message for every kind of bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use wgmlp::model::Model;
+
+fn wgmlp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgmlp"))
+        .args(args)
+        .output()
+        .expect("the binary starts")
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = wgmlp(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("--json prints one JSON object")
+}
+
+/// A fresh scratch folder for one test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgmlp-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Runs `args`, expects failure, and checks stderr mentions every fragment.
+fn fails_with(args: &[&str], fragments: &[&str]) {
+    let out = wgmlp(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
+    for fragment in fragments {
+        assert!(
+            stderr.contains(fragment),
+            "{args:?}: {fragment:?} missing from:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn moons_classifier_reaches_95_percent_on_held_out_rows_on_the_gpu() {
+    let report = json(&[
+        "train",
+        "--dataset",
+        "moons",
+        "--layers",
+        "2,16,16,1",
+        "--activation",
+        "tanh",
+        "--loss",
+        "bce",
+        "--optimizer",
+        "adam",
+        "--test-split",
+        "0.2",
+        "--epochs",
+        "300",
+        "--json",
+    ]);
+    assert_eq!(report["backend"], "gpu");
+    assert!(report["adapter"]["name"].is_string(), "{report:#}");
+    let test_accuracy = report["test_accuracy"].as_f64().unwrap();
+    assert!(
+        test_accuracy >= 0.95,
+        "test accuracy {test_accuracy} in {report:#}"
+    );
+    for key in ["epochs", "final_loss", "train_accuracy", "train_ms"] {
+        assert!(!report[key].is_null(), "{key} in {report:#}");
+    }
+}
+
+#[test]
+fn spirals_with_softmax_reach_90_percent_train_accuracy_on_the_gpu() {
+    let report = json(&[
+        "train",
+        "--dataset",
+        "spirals",
+        "--classes",
+        "3",
+        "--samples",
+        "150",
+        "--layers",
+        "2,24,24,3",
+        "--output-activation",
+        "softmax",
+        "--loss",
+        "ce",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.03",
+        "--epochs",
+        "300",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    let train_accuracy = report["train_accuracy"].as_f64().unwrap();
+    assert!(
+        train_accuracy >= 0.9,
+        "train accuracy {train_accuracy} in {report:#}"
+    );
+    assert!(
+        report["test_accuracy"].is_null(),
+        "no rows held out, no test accuracy"
+    );
+}
+
+#[test]
+fn a_csv_regression_trains_and_predicts_by_column_name() {
+    let dir = scratch("regression");
+    let data = dir.join("line.csv");
+    let rows: Vec<String> = (0..40)
+        .map(|i| {
+            let x = i as f32 / 10.0;
+            format!("{},{x},note{i}", 3.0 * x - 1.0)
+        })
+        .collect();
+    std::fs::write(&data, format!("y,x,comment\n{}\n", rows.join("\n"))).unwrap();
+    // A text column that is neither a feature nor the target is an error for training ...
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            text(&data),
+            "--target",
+            "y",
+            "--backend",
+            "cpu",
+        ],
+        &["comment", "not a number", "line 2"],
+    );
+    // ... so drop it: features are every column but the target.
+    let clean: Vec<String> = (0..40)
+        .map(|i| {
+            let x = i as f32 / 10.0;
+            format!("{},{x}", 3.0 * x - 1.0)
+        })
+        .collect();
+    std::fs::write(&data, format!("y,x\n{}\n", clean.join("\n"))).unwrap();
+    let model = dir.join("line.safetensors");
+    let report = json(&[
+        "train",
+        "--dataset",
+        text(&data),
+        "--target",
+        "y",
+        "--layers",
+        "1,1",
+        "--epochs",
+        "500",
+        "--standardize",
+        "--backend",
+        "cpu",
+        "--save",
+        text(&model),
+        "--json",
+    ]);
+    assert_eq!(report["loss"], "mse");
+    assert!(report["final_loss"].as_f64().unwrap() < 1e-4, "{report:#}");
+    assert!(report["train_accuracy"].is_null());
+
+    // predict reads the feature by name and ignores other columns, such as the target.
+    let input = dir.join("new.csv");
+    std::fs::write(&input, "extra,x\nfoo,0.5\nbar,2\n").unwrap();
+    let out = wgmlp(&["predict", "--model", text(&model), "--input", text(&input)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text_out = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text_out.lines().collect();
+    assert_eq!(lines[0], "y");
+    let values: Vec<f32> = lines[1..].iter().map(|l| l.parse().unwrap()).collect();
+    assert!(
+        (values[0] - 0.5).abs() < 0.02 && (values[1] - 5.0).abs() < 0.02,
+        "{values:?}"
+    );
+}
+
+#[test]
+fn classifier_predictions_name_the_class_and_its_probabilities() {
+    let dir = scratch("classes");
+    let (model, data, predictions) = (
+        dir.join("m.safetensors"),
+        dir.join("moons.csv"),
+        dir.join("p.csv"),
+    );
+    json(&[
+        "train",
+        "--dataset",
+        "moons",
+        "--samples",
+        "60",
+        "--epochs",
+        "200",
+        "--optimizer",
+        "adam",
+        "--backend",
+        "cpu",
+        "--export",
+        text(&data),
+        "--save",
+        text(&model),
+        "--json",
+    ]);
+    let out = wgmlp(&[
+        "predict",
+        "--model",
+        text(&model),
+        "--input",
+        text(&data),
+        "--output",
+        text(&predictions),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(&predictions).unwrap();
+    let mut lines = written.lines();
+    assert_eq!(lines.next(), Some("class,p_0,p_1"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 60);
+    for row in rows {
+        let (p0, p1): (f32, f32) = (row[1].parse().unwrap(), row[2].parse().unwrap());
+        assert!(
+            (p0 + p1 - 1.0).abs() < 1e-6 && row[0] == if p1 >= p0 { "1" } else { "0" },
+            "{row:?}"
+        );
+    }
+}
+
+#[test]
+fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
+    let dir = scratch("resume");
+    for backend in ["cpu", "gpu"] {
+        let (whole, half, resumed) = (dir.join("whole"), dir.join("half"), dir.join("resumed"));
+        let common = [
+            "--dataset",
+            "circles",
+            "--samples",
+            "50",
+            "--optimizer",
+            "adam",
+            "--batch-size",
+            "16",
+            "--backend",
+            backend,
+            "--quiet",
+        ];
+        let run = |epochs: &str, extra: &[&str]| {
+            let mut args = vec!["train", "--epochs", epochs];
+            args.extend(common);
+            args.extend(extra);
+            let out = wgmlp(&args);
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run("20", &["--save", text(&whole)]);
+        run("8", &["--save", text(&half)]);
+        run("12", &["--init", text(&half), "--save", text(&resumed)]);
+        let (a, b) = (Model::load(&whole).unwrap(), Model::load(&resumed).unwrap());
+        assert_eq!(b.checkpoint.as_ref().unwrap().epoch, 20, "{backend}");
+        assert_eq!(
+            a, b,
+            "{backend}: the resumed run's parameters, optimizer state and epoch are bit-identical"
+        );
+    }
+}
+
+#[test]
+fn bad_data_files_are_named_with_their_line() {
+    let dir = scratch("bad-data");
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "ragged.csv",
+            "a,b,y\n1,2,0\n3,1\n",
+            &["ragged.csv", "line 3", "2 cells", "header has 3"],
+        ),
+        (
+            "words.csv",
+            "a,b,y\n1,2,0\n3,four,1\n",
+            &["words.csv", "line 3", "\"b\"", "not a number"],
+        ),
+        ("empty.csv", "", &["empty.csv", "empty"]),
+        ("header.csv", "a,b,y\n", &["header.csv", "no data rows"]),
+        (
+            "nan.csv",
+            "a,b,y\n1,NaN,0\n",
+            &["nan.csv", "line 2", "finite"],
+        ),
+        (
+            "inf.csv",
+            "a,b,y\n1,2,0\ninf,2,1\n",
+            &["inf.csv", "line 3", "finite"],
+        ),
+    ];
+    for (name, contents, fragments) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        fails_with(
+            &["train", "--dataset", text(&path), "--backend", "cpu"],
+            fragments,
+        );
+    }
+    fails_with(
+        &["train", "--dataset", text(&dir.join("missing.csv"))],
+        &["missing.csv", "cannot read"],
+    );
+}
+
+#[test]
+fn options_that_do_not_fit_the_data_are_named() {
+    let dir = scratch("bad-options");
+    let data = dir.join("three.csv");
+    std::fs::write(&data, "a,b,label\n1,2,red\n3,1,green\n0,0,blue\n").unwrap();
+    let csv = text(&data);
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--dataset", csv, "--target", "colour"],
+            &["--target", "colour", "no such column"],
+        ),
+        (
+            &["--dataset", csv, "--loss", "bce"],
+            &["bce", "two classes", "3"],
+        ),
+        (
+            &["--dataset", csv, "--loss", "ce", "--layers", "2,4,2"],
+            &["--layers", "3 output"],
+        ),
+        (
+            &["--dataset", "moons", "--layers", "3,4,1"],
+            &["--layers", "first size must be 2"],
+        ),
+        (
+            &["--dataset", "moons", "--batch-size", "0"],
+            &["batch-size"],
+        ),
+        (
+            &["--dataset", "moons", "--batch-size", "-4"],
+            &["--batch-size"],
+        ),
+        (&["--dataset", "moons", "--epochs", "0"], &["--epochs"]),
+        (&["--dataset", "moons", "--lr", "0"], &["lr"]),
+        (&["--dataset", "moons", "--lr", "-1"], &["lr"]),
+        (
+            &["--dataset", "moons", "--loss", "hinge"],
+            &["--loss", "sse, mse, bce, ce"],
+        ),
+        (
+            &["--dataset", "moons", "--activation", "softmax"],
+            &["softmax", "output"],
+        ),
+        (
+            &["--dataset", "moons", "--optimizer", "rmsprop"],
+            &["optimizer", "sgd or adam"],
+        ),
+        (&["--dataset", "moons", "--momentum", "1.5"], &["momentum"]),
+        (
+            &["--dataset", "moons", "--test-split", "1.5"],
+            &["test-split"],
+        ),
+        (&["--dataset", "moons", "--noise", "-1"], &["noise"]),
+        (&["--dataset", "spirals", "--classes", "1"], &["classes"]),
+        (
+            &[
+                "--dataset",
+                "moons",
+                "--save",
+                "/nonexistent-dir/m.safetensors",
+                "--epochs",
+                "1",
+            ],
+            &["--save", "cannot write"],
+        ),
+    ];
+    for (args, fragments) in cases {
+        let mut all = vec!["train", "--backend", "cpu"];
+        all.extend(*args);
+        fails_with(&all, fragments);
+    }
+}
+
+#[test]
+fn a_diverging_run_stops_with_its_epoch_and_a_hint() {
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "circles",
+            "--loss",
+            "mse",
+            "--activation",
+            "identity",
+            "--output-activation",
+            "identity",
+            "--lr",
+            "1e6",
+            "--epochs",
+            "50",
+            "--backend",
+            "cpu",
+        ],
+        &["the loss became", "at epoch", "smaller --lr"],
+    );
+}
+
+#[test]
+fn broken_model_files_and_predict_inputs_are_explained() {
+    let dir = scratch("bad-models");
+    let model = dir.join("m.safetensors");
+    json(&[
+        "train",
+        "--dataset",
+        "moons",
+        "--samples",
+        "20",
+        "--epochs",
+        "5",
+        "--backend",
+        "cpu",
+        "--save",
+        text(&model),
+        "--json",
+    ]);
+    let good = std::fs::read(&model).unwrap();
+    let input = dir.join("in.csv");
+    std::fs::write(&input, "x1,x2\n0.5,0.5\n").unwrap();
+
+    let truncated = dir.join("truncated.safetensors");
+    std::fs::write(&truncated, &good[..good.len() - 10]).unwrap();
+    let text_file = dir.join("text.safetensors");
+    std::fs::write(&text_file, "this is not a model").unwrap();
+    for broken in [&truncated, &text_file] {
+        fails_with(
+            &["predict", "--model", text(broken), "--input", text(&input)],
+            &[text(broken), "not a usable model"],
+        );
+    }
+    fails_with(
+        &[
+            "predict",
+            "--model",
+            text(&dir.join("none")),
+            "--input",
+            text(&input),
+        ],
+        &["cannot read"],
+    );
+
+    let wrong_columns = dir.join("wrong.csv");
+    std::fs::write(&wrong_columns, "x1,z\n0.5,0.5\n").unwrap();
+    fails_with(
+        &[
+            "predict",
+            "--model",
+            text(&model),
+            "--input",
+            text(&wrong_columns),
+        ],
+        &["no column \"x2\"", "x1"],
+    );
+    fails_with(
+        &[
+            "predict",
+            "--model",
+            text(&model),
+            "--input",
+            text(&input),
+            "--output",
+            "/nonexistent-dir/p.csv",
+        ],
+        &["--output", "cannot write"],
+    );
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "moons",
+            "--init",
+            text(&model),
+            "--layers",
+            "2,3,1",
+            "--backend",
+            "cpu",
+        ],
+        &["--layers", "--init"],
+    );
+}

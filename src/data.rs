@@ -358,7 +358,7 @@ impl Schema {
     /// Records the mean and standard deviation of each feature of `table` (a constant feature keeps std 1).
     pub fn fit_standardize(&mut self, table: &Table) -> Result<()> {
         self.standardize = None;
-        let raw = self.features(table)?;
+        let raw = self.raw_features(table)?;
         let (cols, rows) = (self.features.len(), table.rows.len() as f32);
         let mean: Vec<f32> = (0..cols)
             .map(|c| raw.iter().skip(c).step_by(cols).sum::<f32>() / rows)
@@ -381,6 +381,23 @@ impl Schema {
 
     /// The feature columns of every row, by name (other columns are ignored), standardised if fitted.
     pub fn features(&self, table: &Table) -> Result<Vec<f32>> {
+        Ok(self.standardized(self.raw_features(table)?))
+    }
+
+    /// Rows of raw feature values scaled as the training rows were (unchanged without standardisation).
+    pub fn standardized(&self, mut rows: Vec<f32>) -> Vec<f32> {
+        if let Some(s) = &self.standardize {
+            for row in rows.chunks_mut(s.mean.len()) {
+                for ((v, mean), std) in row.iter_mut().zip(&s.mean).zip(&s.std) {
+                    *v = (*v - mean) / std;
+                }
+            }
+        }
+        rows
+    }
+
+    /// The feature columns of every row as they are in the table.
+    pub fn raw_features(&self, table: &Table) -> Result<Vec<f32>> {
         let columns = self
             .features
             .iter()
@@ -399,12 +416,8 @@ impl Schema {
             .collect::<Result<Vec<_>>>()?;
         let mut values = Vec::with_capacity(table.rows.len() * columns.len());
         for row in &table.rows {
-            for (i, &c) in columns.iter().enumerate() {
-                let v = table.number(row, c)?;
-                values.push(match &self.standardize {
-                    Some(s) => (v - s.mean[i]) / s.std[i],
-                    None => v,
-                });
+            for &c in &columns {
+                values.push(table.number(row, c)?);
             }
         }
         Ok(values)

@@ -33,6 +33,7 @@ mod error;
 pub mod gpu;
 pub mod model;
 pub mod network;
+pub mod plot;
 pub mod train;
 
 pub use cpu::CpuTrainer;

@@ -505,3 +505,74 @@ fn broken_model_files_and_predict_inputs_are_explained() {
         &["--layers", "--init"],
     );
 }
+
+/// Width and height from a PNG file's header.
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is a PNG",
+        path.display()
+    );
+    let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    (word(16), word(20))
+}
+
+#[test]
+fn plots_show_the_loss_and_for_two_features_the_decision_regions() {
+    let dir = scratch("plots");
+    let (classifier, regression) = (dir.join("moons.png"), dir.join("line.png"));
+    json(&[
+        "train",
+        "--dataset",
+        "moons",
+        "--samples",
+        "80",
+        "--epochs",
+        "50",
+        "--optimizer",
+        "adam",
+        "--test-split",
+        "0.25",
+        "--backend",
+        "cpu",
+        "--plot",
+        text(&classifier),
+        "--json",
+    ]);
+    assert_eq!(
+        png_size(&classifier),
+        (1200, 520),
+        "loss curve beside the decision regions"
+    );
+    let data = dir.join("line.csv");
+    std::fs::write(&data, "x,y\n0,1\n1,3\n2,5\n3,7\n").unwrap();
+    json(&[
+        "train",
+        "--dataset",
+        text(&data),
+        "--epochs",
+        "20",
+        "--backend",
+        "cpu",
+        "--plot",
+        text(&regression),
+        "--json",
+    ]);
+    assert_eq!(png_size(&regression), (640, 480), "the loss curve alone");
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "moons",
+            "--epochs",
+            "1",
+            "--backend",
+            "cpu",
+            "--plot",
+            "/nonexistent-dir/p.png",
+        ],
+        &["--plot", "cannot write"],
+    );
+}

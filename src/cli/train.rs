@@ -1,16 +1,19 @@
 //! `train`: a network on a built-in dataset or a CSV file, on the GPU or the CPU reference, with a summary,
 //! an optional held-out part, and the model saved for `predict` or for more training.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use wgmlp::bench::millis;
 use wgmlp::cpu::Evaluation;
 use wgmlp::data::{Builtin, Schema, Table, accuracy, split};
 use wgmlp::model::{Checkpoint, Model};
+use wgmlp::plot::{self, LossCurve, Points};
 use wgmlp::{
     Activation, CpuTrainer, DEFAULT_SEED, Dataset, Error, Gpu, Loss, Network, Optimizer,
     TrainConfig, Trainer,
@@ -110,9 +113,13 @@ pub struct TrainArgs {
     #[arg(long)]
     init: Option<PathBuf>,
 
-    /// No log lines (the summary is still printed)
+    /// No progress bar and no log lines (the summary is still printed)
     #[arg(long)]
     quiet: bool,
+
+    /// Draw the loss curve to this PNG file, and for two features the decision regions with the points
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -210,8 +217,11 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     let start = Instant::now();
     let first_epoch = trainer.epoch();
     let last_epoch = first_epoch + args.epochs;
-    // Check the loss at least ten times a run, so that a divergence is caught near where it happened.
-    let every = args.log_every.unwrap_or(args.epochs.div_ceil(10));
+    // The loss is checked at least a hundred times a run (a read-back each), so that a divergence is caught
+    // near where it happened and the progress bar and the plot have points to show.
+    let every = args.log_every.unwrap_or(args.epochs.div_ceil(100));
+    let bar = progress_bar(args.epochs, args.quiet || json);
+    let mut curve = Curve::default();
     let mut evaluation;
     loop {
         let now = every.min(last_epoch - trainer.epoch());
@@ -219,6 +229,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         evaluation = trainer.evaluate()?;
         let epoch = trainer.epoch();
         if !evaluation.loss.is_finite() {
+            bar.abandon();
             return Err(Error::Diverged {
                 epoch,
                 loss: evaluation.loss,
@@ -226,23 +237,39 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             }
             .into());
         }
-        if args.log_every.is_some() {
-            log(format!(
-                "epoch {epoch}: {}",
-                describe(&evaluation, &train_set, &network)
-            ));
+        let status = describe(&evaluation, &train_set, &network);
+        bar.set_position(epoch - first_epoch);
+        bar.set_message(status.clone());
+        if args.log_every.is_some() && !args.quiet && !json {
+            bar.println(format!("epoch {epoch}: {status}"));
+        }
+        if args.plot.is_some() {
+            let test_loss = (test_set.rows > 0).then(|| {
+                evaluate_on(&network, &trainer.params()?, &test_set, config).map(|t| t.loss)
+            });
+            curve.push(epoch, evaluation.loss, test_loss.transpose()?);
         }
         if epoch >= last_epoch {
             break;
         }
     }
+    bar.finish_and_clear();
     let train_ms = millis(start.elapsed());
     let final_params = trainer.params()?;
-    let test = (test_set.rows > 0).then(|| -> anyhow::Result<Evaluation> {
-        let mut reference = CpuTrainer::<f32>::new(&network, &final_params, &test_set, config)?;
-        Ok(reference.evaluate())
-    });
-    let test = test.transpose()?;
+    let test = (test_set.rows > 0)
+        .then(|| evaluate_on(&network, &final_params, &test_set, config))
+        .transpose()?;
+    if let Some(path) = &args.plot {
+        let model = Model {
+            network: network.clone(),
+            params: final_params.clone(),
+            schema: schema.clone(),
+            checkpoint: None,
+        };
+        plot(path, &curve, &model, &train_table, &train_set)
+            .with_context(|| format!("--plot {}", path.display()))?;
+        log(format!("plotted {}", path.display()));
+    }
 
     if let Some(path) = &args.save {
         let model = Model {
@@ -299,6 +326,91 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Outputs and loss of `params` on `data`, by the CPU reference.
+fn evaluate_on(
+    network: &Network,
+    params: &[f32],
+    data: &Dataset,
+    config: TrainConfig,
+) -> wgmlp::Result<Evaluation> {
+    Ok(CpuTrainer::<f32>::new(network, params, data, config)?.evaluate())
+}
+
+/// A bar of epochs with the latest loss and accuracy, drawn only on a terminal.
+fn progress_bar(epochs: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(epochs), ProgressDrawTarget::stdout());
+    let style =
+        ProgressStyle::with_template("{bar:30} epoch {pos}/{len} · {msg} · {elapsed} (eta {eta})")
+            .expect("the progress template is valid");
+    bar.set_style(style);
+    bar
+}
+
+/// The losses the plot draws: one point per check.
+#[derive(Default)]
+struct Curve {
+    epochs: Vec<u64>,
+    train: Vec<f64>,
+    test: Vec<f64>,
+}
+
+impl Curve {
+    fn push(&mut self, epoch: u64, train: f64, test: Option<f64>) {
+        self.epochs.push(epoch);
+        self.train.push(train);
+        self.test.extend(test);
+    }
+}
+
+/// The loss curve, and for a classifier of two features its decision regions over the training points.
+fn plot(
+    path: &std::path::Path,
+    curve: &Curve,
+    model: &Model,
+    table: &Table,
+    data: &Dataset,
+) -> anyhow::Result<()> {
+    let loss_curve = LossCurve {
+        epochs: &curve.epochs,
+        train: &curve.train,
+        test: (!curve.test.is_empty()).then_some(&curve.test[..]),
+    };
+    let network = &model.network;
+    let (Some(classes), 2) = (&model.schema.classes, network.inputs()) else {
+        return Ok(plot::draw(path, &loss_curve, None)?);
+    };
+    let loss = network.loss();
+    let raw = model.schema.raw_features(table)?;
+    let (x1, x2): (Vec<f32>, Vec<f32>) = raw.chunks(2).map(|p| (p[0], p[1])).unzip();
+    let class_of = |row: &[f32]| match loss {
+        Loss::Bce => usize::from(row[0] >= 0.5),
+        _ => row
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i),
+    };
+    let class: Vec<usize> = data
+        .targets
+        .chunks(network.outputs())
+        .map(class_of)
+        .collect();
+    let points = Points {
+        x1: &x1,
+        x2: &x2,
+        class: &class,
+        classes: classes.len(),
+    };
+    let classify = |grid: &[f32]| -> wgmlp::Result<Vec<usize>> {
+        let outputs = model.predict(&model.schema.standardized(grid.to_vec()), grid.len() / 2)?;
+        Ok(outputs.chunks(network.outputs()).map(class_of).collect())
+    };
+    Ok(plot::draw(path, &loss_curve, Some((&points, &classify)))?)
 }
 
 /// "loss 0.123, accuracy 97.5%" for a classifier, "loss 0.123" otherwise.

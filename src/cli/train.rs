@@ -241,7 +241,13 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         bar.set_position(epoch - first_epoch);
         bar.set_message(status.clone());
         if args.log_every.is_some() && !args.quiet && !json {
-            bar.println(format!("epoch {epoch}: {status}"));
+            // A hidden bar swallows its println.
+            let line = format!("epoch {epoch}: {status}");
+            if bar.is_hidden() {
+                println!("{line}")
+            } else {
+                bar.println(line)
+            }
         }
         if args.plot.is_some() {
             let test_loss = (test_set.rows > 0).then(|| {

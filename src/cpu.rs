@@ -6,7 +6,7 @@
 use num_traits::Float;
 
 use crate::network::{Activation, Dataset, Loss, Network, ParamLayout};
-use crate::train::{Optimizer, TrainConfig};
+use crate::train::{Optimizer, TrainConfig, check_run};
 use crate::{Error, Result};
 
 /// The float types the reference runs in (f32 to compare with the GPU, f64 to check gradients).
@@ -309,9 +309,7 @@ impl<T: Real> CpuTrainer<T> {
         data: &Dataset,
         config: TrainConfig,
     ) -> Result<Self> {
-        config.check()?;
-        data.check_fits(network)?;
-        let layout = network.layout();
+        let layout = check_run(network, data, &config)?;
         check_params_len(&layout, params.len())?;
         let per_layer = |rows: usize| -> Vec<Vec<T>> {
             network.sizes()[1..]

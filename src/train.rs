@@ -140,6 +140,17 @@ impl TrainConfig {
     }
 }
 
+/// The checks both trainers make before they build anything; gives the parameter layout.
+pub(crate) fn check_run(
+    network: &crate::Network,
+    data: &crate::Dataset,
+    config: &TrainConfig,
+) -> Result<crate::network::ParamLayout> {
+    config.check()?;
+    data.check_fits(network)?;
+    Ok(network.layout())
+}
+
 /// Either trainer behind one interface, for callers that choose the backend at run time.
 pub enum Trainer<'gpu> {
     Gpu(crate::GpuTrainer<'gpu>),

@@ -1,23 +1,9 @@
 //! The command line as a user meets it: the XOR demo's JSON report, and clear errors for bad options.
 
-use std::process::{Command, Output};
+mod common;
 
-fn wgmlp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgmlp"))
-        .args(args)
-        .output()
-        .expect("the binary starts")
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let out = wgmlp(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("--json prints one JSON object")
-}
+use common::{json, wgmlp};
+use std::process::Command;
 
 fn numbers(value: &serde_json::Value) -> Vec<f64> {
     value

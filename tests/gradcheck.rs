@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{random, targets_for};
+use common::{HIDDEN, random, targets_for};
 use wgmlp::{Activation, CpuTrainer, Dataset, Loss, Network, TrainConfig};
 
 /// d loss / d params[i] by central differences.
@@ -54,13 +54,7 @@ fn check_gradients(hidden: Activation, output: Activation, loss: Loss) {
 
 #[test]
 fn every_hidden_activation_has_the_gradients_of_its_loss() {
-    for hidden in [
-        Activation::Sigmoid,
-        Activation::Tanh,
-        Activation::Relu,
-        Activation::LeakyRelu,
-        Activation::Identity,
-    ] {
+    for hidden in HIDDEN {
         check_gradients(hidden, Activation::Sigmoid, Loss::Sse);
     }
 }

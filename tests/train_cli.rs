@@ -1,27 +1,12 @@
 //! `train` and `predict` as a user runs them: classifiers that learn, models that round-trip, and a clear
 //! message for every kind of bad input.
 
+mod common;
+
+use common::{json, wgmlp};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use wgmlp::model::Model;
-
-fn wgmlp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgmlp"))
-        .args(args)
-        .output()
-        .expect("the binary starts")
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let out = wgmlp(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("--json prints one JSON object")
-}
 
 /// A fresh scratch folder for one test.
 fn scratch(test: &str) -> PathBuf {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, gpu, random, targets_for};
+use common::{HIDDEN, assert_close, gpu, random, targets_for};
 use wgmlp::{
     Activation, CpuTrainer, DEFAULT_SEED, Dataset, Error, GpuTrainer, Loss, Network, Optimizer,
     TrainConfig,
@@ -108,13 +108,7 @@ fn every_hidden_activation_matches_cpu_with_mini_batches() {
         shuffle_seed: 3,
         ..TrainConfig::sgd(0.1)
     };
-    for hidden in [
-        Activation::Sigmoid,
-        Activation::Tanh,
-        Activation::Relu,
-        Activation::LeakyRelu,
-        Activation::Identity,
-    ] {
+    for hidden in HIDDEN {
         let network =
             Network::build(vec![3, 6, 5, 2], hidden, Activation::Identity, Loss::Mse).unwrap();
         let both = train_both(&network, &small_set(Loss::Mse, 2), config, 4, 30);

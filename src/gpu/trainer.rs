@@ -6,7 +6,7 @@ use std::ops::Range;
 use super::{Gpu, Op, Program};
 use crate::cpu::{Evaluation, MatmulShape, check_params_len, check_state_len, loss_value};
 use crate::network::{Activation, Carver, Dataset, Network, ParamLayout};
-use crate::train::{Optimizer, TrainConfig};
+use crate::train::{Optimizer, TrainConfig, check_run};
 use crate::{Error, Result};
 
 /// Full-batch epochs recorded into one command buffer: enough to keep the queue busy, few enough to bound
@@ -117,9 +117,7 @@ impl<'gpu> GpuTrainer<'gpu> {
         data: &Dataset,
         config: TrainConfig,
     ) -> Result<Self> {
-        config.check()?;
-        data.check_fits(network)?;
-        let layout = network.layout();
+        let layout = check_run(network, data, &config)?;
         let arena = Arena::new(network, &layout, &config, data.rows);
         // Before anything is allocated, so that an impossible network fails fast.
         gpu.check_fits(

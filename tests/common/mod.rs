@@ -2,9 +2,10 @@
 //! the worst element.
 #![allow(dead_code)] // each test binary uses its own part
 
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use wgmlp::{Gpu, Loss};
+use wgmlp::{Activation, Gpu, Loss};
 
 /// The device every GPU test runs on, opened once per test binary. No adapter is a failure, never a skip:
 /// CI installs lavapipe, and a developer without a driver should learn that from the test run.
@@ -74,3 +75,31 @@ pub fn targets_for(loss: Loss, rows: usize, cols: usize, seed: u64) -> Vec<f32> 
             .collect(),
     }
 }
+
+/// Runs the command-line program with `args`.
+pub fn wgmlp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgmlp"))
+        .args(args)
+        .output()
+        .expect("the binary starts")
+}
+
+/// Runs `args`, which must succeed, and parses the one JSON object it prints.
+pub fn json(args: &[&str]) -> serde_json::Value {
+    let out = wgmlp(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("--json prints one JSON object")
+}
+
+/// The element-wise activations, the ones a hidden layer may have.
+pub const HIDDEN: [Activation; 5] = [
+    Activation::Sigmoid,
+    Activation::Tanh,
+    Activation::Relu,
+    Activation::LeakyRelu,
+    Activation::Identity,
+];

@@ -15,7 +15,8 @@ fn sgd_update(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invoca
 
 // AdamW step number t: θ −= lr·λ·θ; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
 // θ −= lr · (m / (1 − β1^t)) / (√(v / (1 − β2^t)) + ε).
-// out = params, a = grads, b = the moments (m, then v, each len long), c = t, scale = lr, decay = λ.
+// out = params, a = grads, b = the moments (m, then v, each len long), c = t (advanced by advance_counter
+// before this runs), scale = lr, decay = λ.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn adam_update(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
                @builtin(num_workgroups) workgroups: vec3<u32>) {
@@ -33,13 +34,5 @@ fn adam_update(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invoc
         let m_hat = m / (1.0 - pow(args.beta1, t));
         let v_hat = v / (1.0 - pow(args.beta2, t));
         arena[args.out + i] = p - args.scale * m_hat / (sqrt(v_hat) + args.epsilon);
-    }
-}
-
-// t += 1, once per step before adam_update reads it; out = t. One thread.
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn count_step(@builtin(local_invocation_index) local: u32) {
-    if local == 0u {
-        arena[args.out] += 1.0;
     }
 }

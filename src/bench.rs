@@ -95,10 +95,10 @@ async fn matmul_figures(gpu: &Gpu, size: usize) -> Result<MatmulFigures> {
         &buffer,
         &[Op::matmul(c.clone(), a.clone(), b.clone(), shape)?],
     )?;
-    gpu.submit(&program, 1); // warm-up: the first dispatch pays for pipeline and memory set-up
+    gpu.submit(&[(&program, 1)]); // warm-up: the first dispatch pays for pipeline and memory set-up
     let gpu_result = gpu.read(&buffer, c).await?;
     let gpu_time = per_repetition(|reps| {
-        gpu.submit(&program, reps);
+        gpu.submit(&[(&program, reps)]);
         gpu.wait()
     })?;
 

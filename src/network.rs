@@ -404,8 +404,15 @@ impl Dataset {
         }
     }
 
-    /// Checks that the data fits the network's first and last layer.
+    /// Checks that the data has rows and fits the network's first and last layer.
     pub fn check_fits(&self, network: &Network) -> Result<()> {
+        if self.rows == 0 {
+            return Err(Error::ShapeMismatch {
+                op: "dataset",
+                expected: "at least one row".into(),
+                got: "none".into(),
+            });
+        }
         for (what, data_len, size) in [
             ("inputs", self.inputs.len(), network.inputs()),
             ("targets", self.targets.len(), network.outputs()),

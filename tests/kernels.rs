@@ -203,18 +203,28 @@ fn softmax_matches_cpu_and_sums_to_one() {
 }
 
 #[test]
-fn gather_rows_matches_cpu() {
+fn gather_rows_matches_cpu_from_the_cursor_on() {
     let (rows, cols) = (70, 3);
     let src = random(rows * cols, 8);
-    let order: Vec<u32> = (0..rows as u32).rev().step_by(3).collect();
-    let mut expected = vec![0.0; order.len() * cols];
-    cpu::gather_rows(&mut expected, &src, &order, cols);
+    let order: Vec<u32> = (0..rows as u32).rev().collect();
+    let (cursor, batch) = (11, 23);
+    let mut expected = vec![0.0; batch * cols];
+    cpu::gather_rows(&mut expected, &src, &order[cursor..cursor + batch], cols);
     let mut arena = Arena::default();
     let rsrc = arena.put(&src);
-    let rorder = arena.put(bytemuck::cast_slice(&order));
-    let out = arena.put(&vec![f32::NAN; order.len() * cols]);
-    let result = arena.run(&[Op::gather_rows(out.clone(), rsrc, rorder, cols).unwrap()]);
+    let rorder = arena.put(&order.iter().map(|&r| r as f32).collect::<Vec<_>>());
+    let rcursor = arena.put(&[cursor as f32]).start;
+    let out = arena.put(&vec![f32::NAN; batch * cols]);
+    let result = arena.run(&[
+        Op::gather_rows(out.clone(), rsrc, rorder, rcursor, cols).unwrap(),
+        Op::advance_counter(rcursor, batch as f32),
+    ]);
     assert_eq!(&result[out], &expected[..], "gathered rows are copies");
+    assert_eq!(
+        result[rcursor],
+        (cursor + batch) as f32,
+        "advance_counter moved the cursor on"
+    );
 }
 
 #[test]
@@ -232,7 +242,7 @@ fn optimizer_kernels_match_cpu_over_several_steps() {
             ops.push(
                 Op::sgd_update(rsgd.clone(), rgrads.clone(), velocity.clone(), 0.1, 0.9).unwrap(),
             );
-            ops.push(Op::count_step(step));
+            ops.push(Op::advance_counter(step, 1.0));
             ops.push(
                 Op::adam_update(
                     radam.clone(),
@@ -289,7 +299,7 @@ fn optimizer_kernels_match_cpu_over_several_steps() {
             ATOL,
             RTOL,
         );
-        assert_eq!(result[step], 3.0, "count_step counted every step");
+        assert_eq!(result[step], 3.0, "advance_counter counted every step");
     }
 }
 

@@ -89,7 +89,7 @@ pub enum Kernel {
     GatherRows,
     SgdUpdate,
     AdamUpdate,
-    CountStep,
+    AdvanceCounter,
 }
 
 impl Kernel {
@@ -105,7 +105,7 @@ impl Kernel {
         Kernel::GatherRows,
         Kernel::SgdUpdate,
         Kernel::AdamUpdate,
-        Kernel::CountStep,
+        Kernel::AdvanceCounter,
     ];
 
     /// The matmul version for `shape`: the blocked one once the output fills at least one of its blocks.
@@ -119,7 +119,7 @@ impl Kernel {
     }
 
     /// The WGSL entry point, which is also the CPU twin's name (`matmul_blocked` is a twin of `matmul`;
-    /// `count_step` is the step count the CPU keeps in a field).
+    /// `advance_counter` moves the counters the CPU keeps in fields).
     pub fn entry_point(self) -> &'static str {
         match self {
             Kernel::Matmul => "matmul",
@@ -133,7 +133,7 @@ impl Kernel {
             Kernel::GatherRows => "gather_rows",
             Kernel::SgdUpdate => "sgd_update",
             Kernel::AdamUpdate => "adam_update",
-            Kernel::CountStep => "count_step",
+            Kernel::AdvanceCounter => "advance_counter",
         }
     }
 
@@ -144,8 +144,8 @@ impl Kernel {
             Kernel::BiasAdd | Kernel::BiasBackward => 1,
             Kernel::ActivationForward | Kernel::ActivationBackward | Kernel::SoftmaxForward => 2,
             Kernel::LossBackward => 3,
-            Kernel::GatherRows => 4,
-            Kernel::SgdUpdate | Kernel::AdamUpdate | Kernel::CountStep => 5,
+            Kernel::GatherRows | Kernel::AdvanceCounter => 4,
+            Kernel::SgdUpdate | Kernel::AdamUpdate => 5,
         }
     }
 
@@ -320,20 +320,28 @@ impl Op {
         Ok(op)
     }
 
-    /// out[rows×cols] = the rows of src that `order` (rows u32 row numbers) lists
+    /// out[rows×cols] = the rows of src that `order` lists from the position held at `cursor` on
     pub fn gather_rows(
         out: Range<usize>,
         src: Range<usize>,
         order: Range<usize>,
+        cursor: usize,
         cols: usize,
     ) -> Result<Op> {
-        expect_len("gather_rows", "out (rows×cols)", &out, order.len() * cols)?;
-        Ok(Op::new(
-            Kernel::GatherRows,
-            [&out, &src, &order],
-            [order.len(), cols, 0],
-            0,
-        ))
+        if cols == 0 || !out.len().is_multiple_of(cols) || out.len() / cols > order.len() {
+            return Err(Error::ShapeMismatch {
+                op: "gather_rows",
+                expected: format!(
+                    "whole rows of {cols}, at most {} of them (the order's length)",
+                    order.len()
+                ),
+                got: format!("{} elements", out.len()),
+            });
+        }
+        let rows = out.len() / cols;
+        let mut op = Op::new(Kernel::GatherRows, [&out, &src, &order], [rows, cols, 0], 0);
+        op.args.c = word(cursor);
+        Ok(op)
     }
 
     /// velocity = μ·velocity + grads; params −= lr · velocity
@@ -351,7 +359,7 @@ impl Op {
         Ok(op)
     }
 
-    /// One AdamW step; `moments` holds m then v, `step` the step count that `count_step` advances.
+    /// One AdamW step; `moments` holds m then v, `step` the step count that `advance_counter` moves on.
     pub fn adam_update(
         params: Range<usize>,
         grads: Range<usize>,
@@ -378,14 +386,16 @@ impl Op {
         Ok(op)
     }
 
-    /// step += 1
-    pub fn count_step(step: usize) -> Op {
-        Op::new(
-            Kernel::CountStep,
-            [&(step..step + 1), &EMPTY, &EMPTY],
+    /// counter += amount
+    pub fn advance_counter(counter: usize, amount: f32) -> Op {
+        let mut op = Op::new(
+            Kernel::AdvanceCounter,
+            [&(counter..counter + 1), &EMPTY, &EMPTY],
             [1, 1, 0],
             0,
-        )
+        );
+        op.args.scale = amount;
+        op
     }
 
     fn elementwise(kernel: Kernel, [out, a, b]: [&Range<usize>; 3], flags: u32) -> Op {

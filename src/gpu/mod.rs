@@ -262,13 +262,15 @@ impl Gpu {
         })
     }
 
-    /// Runs `program` `times` times in one submission, without waiting for it.
-    pub fn submit(&self, program: &Program, times: usize) {
+    /// Runs each program the given number of times, in order, in one submission, without waiting.
+    pub fn submit(&self, runs: &[(&Program, usize)]) {
         let mut encoder = self.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            for _ in 0..times {
-                program.encode(self, &mut pass);
+            for &(program, times) in runs {
+                for _ in 0..times {
+                    program.encode(self, &mut pass);
+                }
             }
         }
         self.queue.submit([encoder.finish()]);
@@ -327,7 +329,7 @@ impl Gpu {
     pub async fn run(&self, arena: &[f32], ops: &[Op]) -> Result<Vec<f32>> {
         let buffer = self.create_arena("arena", arena)?;
         let program = self.program(&buffer, ops)?;
-        self.submit(&program, 1);
+        self.submit(&[(&program, 1)]);
         self.read(&buffer, 0..arena.len()).await
     }
 

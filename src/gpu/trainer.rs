@@ -9,9 +9,12 @@ use crate::network::{Activation, Carver, Dataset, Network, ParamLayout};
 use crate::train::{Optimizer, TrainConfig, check_run};
 use crate::{Error, Result};
 
-/// Full-batch epochs recorded into one command buffer: enough to keep the queue busy, few enough to bound
-/// its memory. (Shuffled epochs are submitted one by one, each after its order is written.)
-const EPOCHS_PER_SUBMIT: usize = 256;
+/// Training steps recorded into one command buffer: enough to keep the queue busy, few enough to bound its
+/// memory.
+const STEPS_PER_SUBMIT: usize = 256;
+
+/// The most rows a shuffled data set may have: the order holds row numbers as f32, exact up to 2^24.
+const MAX_SHUFFLED_ROWS: usize = 1 << 24;
 
 /// Where every tensor sits in the arena. Parameters come first, so the [`ParamLayout`] ranges are arena
 /// ranges; gradients follow in the same layout. Per weight layer l: `pre[l]` = z and `post[l]` = f(z), for
@@ -25,6 +28,7 @@ struct Arena {
     inputs: Range<usize>,
     targets: Range<usize>,
     order: Range<usize>,
+    cursor: usize,
     batch_inputs: Range<usize>,
     batch_targets: Range<usize>,
     pre: Vec<Range<usize>>,
@@ -50,6 +54,7 @@ impl Arena {
         let inputs = carve.take(rows * network.inputs());
         let targets = carve.take(rows * network.outputs());
         let order = carve.take(if shuffled > 0 { rows } else { 0 });
+        let cursor = carve.take(1).start;
         let batch_inputs = carve.take(shuffled * network.inputs());
         let batch_targets = carve.take(shuffled * network.outputs());
         let sizes = &network.sizes()[1..];
@@ -74,6 +79,7 @@ impl Arena {
             inputs,
             targets,
             order,
+            cursor,
             batch_inputs,
             batch_targets,
             pre,
@@ -104,8 +110,16 @@ pub struct GpuTrainer<'gpu> {
     arena: Arena,
     buffer: wgpu::Buffer,
     evaluate: Program,
-    epoch_program: Program,
+    steps: Steps,
     epoch: u64,
+}
+
+/// An epoch's training steps: `full_count` of full batches, then a shorter last one where the rows do not
+/// divide evenly. Every step of a kind is the same program: it finds its rows through the cursor.
+struct Steps {
+    full: Program,
+    full_count: usize,
+    last: Option<Program>,
 }
 
 impl<'gpu> GpuTrainer<'gpu> {
@@ -125,6 +139,14 @@ impl<'gpu> GpuTrainer<'gpu> {
             arena.len,
         )?;
         check_params_len(&layout, params.len())?;
+        if config.shuffles(data.rows) && data.rows > MAX_SHUFFLED_ROWS {
+            return Err(Error::TooLarge {
+                what: "a shuffled data set".into(),
+                needed: data.rows as u64,
+                limit: MAX_SHUFFLED_ROWS as u64,
+                unit: "rows",
+            });
+        }
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
 
         let mut initial = vec![0.0; arena.len];
@@ -139,14 +161,25 @@ impl<'gpu> GpuTrainer<'gpu> {
             arena: &arena,
         };
         let evaluate = plan.forward(&arena.inputs, data.rows)?;
-        let mut epoch = Vec::new();
-        for batch in config.batches(data.rows) {
-            epoch.extend(plan.step(&config, data.rows, batch)?);
-        }
+        let batches = config.batches(data.rows);
+        let full = batches.first().map_or(0, |b| b.len());
+        let last = batches.last().map_or(0, |b| b.len());
+        let step = |rows| -> Result<Program> {
+            gpu.program(&buffer, &plan.step(&config, data.rows, rows)?)
+        };
+        let steps = Steps {
+            full: step(full)?,
+            full_count: batches.iter().filter(|b| b.len() == full).count(),
+            last: if last != full {
+                Some(step(last)?)
+            } else {
+                None
+            },
+        };
         let trainer = GpuTrainer {
             gpu,
             evaluate: gpu.program(&buffer, &evaluate)?,
-            epoch_program: gpu.program(&buffer, &epoch)?,
+            steps,
             network: network.clone(),
             config,
             rows: data.rows,
@@ -166,30 +199,52 @@ impl<'gpu> GpuTrainer<'gpu> {
 
     /// Submits `epochs` epochs of training without waiting for them or reading anything back.
     pub fn train(&mut self, epochs: usize) {
-        if self.config.shuffles(self.rows) {
-            for _ in 0..epochs {
-                let order = self.config.epoch_order(self.epoch, self.rows);
-                let offset = (self.arena.order.start * size_of::<f32>()) as u64;
-                self.gpu
-                    .queue
-                    .write_buffer(&self.buffer, offset, bytemuck::cast_slice(&order));
-                self.gpu.submit(&self.epoch_program, 1);
-                self.epoch += 1;
-            }
+        let steps = &self.steps;
+        if !self.config.shuffles(self.rows) {
+            self.submit_steps(&steps.full, epochs);
+            self.epoch += epochs as u64;
             return;
         }
-        let mut left = epochs;
+        for _ in 0..epochs {
+            // The order as f32 row numbers, and the cursor back at its start; gather_rows reads both.
+            let order: Vec<f32> = self
+                .config
+                .epoch_order(self.epoch, self.rows)
+                .iter()
+                .map(|&r| r as f32)
+                .collect();
+            let offset = |at: usize| (at * size_of::<f32>()) as u64;
+            self.gpu.queue.write_buffer(
+                &self.buffer,
+                offset(self.arena.order.start),
+                bytemuck::cast_slice(&order),
+            );
+            self.gpu.queue.write_buffer(
+                &self.buffer,
+                offset(self.arena.cursor),
+                bytemuck::bytes_of(&0.0f32),
+            );
+            self.submit_steps(&steps.full, steps.full_count);
+            if let Some(last) = &steps.last {
+                self.gpu.submit(&[(last, 1)]);
+            }
+            self.epoch += 1;
+        }
+    }
+
+    /// Submits `count` runs of `step`, a bounded number per command buffer.
+    fn submit_steps(&self, step: &Program, count: usize) {
+        let mut left = count;
         while left > 0 {
-            let now = left.min(EPOCHS_PER_SUBMIT);
-            self.gpu.submit(&self.epoch_program, now);
+            let now = left.min(STEPS_PER_SUBMIT);
+            self.gpu.submit(&[(step, now)]);
             left -= now;
         }
-        self.epoch += epochs as u64;
     }
 
     /// Outputs, logits and loss over the whole data set under the current parameters.
     pub async fn evaluate(&self) -> Result<Evaluation> {
-        self.gpu.submit(&self.evaluate, 1);
+        self.gpu.submit(&[(&self.evaluate, 1)]);
         let last = self.network.depth() - 1;
         let outputs = self
             .gpu
@@ -296,20 +351,14 @@ impl Plan<'_> {
         Ok(ops)
     }
 
-    /// One training step on the rows `batch` of the epoch's order: gather them (when shuffling), forward,
-    /// backward, update.
-    fn step(
-        &self,
-        config: &TrainConfig,
-        total_rows: usize,
-        batch: Range<usize>,
-    ) -> Result<Vec<Op>> {
+    /// One training step on `rows` rows: gather them from the epoch's order at the cursor and move the cursor
+    /// on (when shuffling), forward, backward, update.
+    fn step(&self, config: &TrainConfig, total_rows: usize, rows: usize) -> Result<Vec<Op>> {
         let arena = self.arena;
-        let rows = batch.len();
         let (inputs, outputs) = (self.network.inputs(), self.network.outputs());
+        let shuffles = config.shuffles(total_rows);
         let mut ops = Vec::new();
-        let (x, y) = if config.shuffles(total_rows) {
-            let order = arena.order.start + batch.start..arena.order.start + batch.end;
+        let (x, y) = if shuffles {
             let (x, y) = (
                 first(&arena.batch_inputs, rows * inputs),
                 first(&arena.batch_targets, rows * outputs),
@@ -317,13 +366,15 @@ impl Plan<'_> {
             ops.push(Op::gather_rows(
                 x.clone(),
                 arena.inputs.clone(),
-                order.clone(),
+                arena.order.clone(),
+                arena.cursor,
                 inputs,
             )?);
             ops.push(Op::gather_rows(
                 y.clone(),
                 arena.targets.clone(),
-                order,
+                arena.order.clone(),
+                arena.cursor,
                 outputs,
             )?);
             (x, y)
@@ -333,6 +384,9 @@ impl Plan<'_> {
         ops.extend(self.forward(&x, rows)?);
         ops.extend(self.backward(&x, &y, rows)?);
         ops.extend(self.update(config)?);
+        if shuffles {
+            ops.push(Op::advance_counter(arena.cursor, rows as f32));
+        }
         Ok(ops)
     }
 
@@ -410,7 +464,7 @@ impl Plan<'_> {
                 vec![Op::sgd_update(params, grads, state, config.lr, momentum)?]
             }
             Optimizer::Adam { weight_decay } => vec![
-                Op::count_step(arena.step),
+                Op::advance_counter(arena.step, 1.0),
                 Op::adam_update(params, grads, state, arena.step, config.lr, weight_decay)?,
             ],
         })

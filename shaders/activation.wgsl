@@ -20,7 +20,8 @@ fn activate(z: f32, kind: u32) -> f32 {
             return sign(z) * (1.0 - e) / (1.0 + e);
         }
         case RELU: {
-            return max(z, 0.0);
+            // NaN stays NaN, as on the CPU, so that a diverged run shows in its loss.
+            return select(z, 0.0, z < 0.0);
         }
         case LEAKY_RELU: {
             return select(LEAKY_SLOPE * z, z, z > 0.0);

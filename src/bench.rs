@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use serde::Serialize;
 
-use crate::Result;
 use crate::cpu::{self, CpuTrainer, MatmulShape};
 use crate::gpu::{AdapterSummary, Gpu, GpuTrainer, Op};
 use crate::network::{DEFAULT_SEED, Dataset, Network};
 use crate::train::TrainConfig;
+use crate::{Error, Result};
 
 /// How long each figure is measured for, at least: repetitions double until a run takes this long.
 const MIN_MEASURE: Duration = Duration::from_millis(300);
@@ -84,7 +84,16 @@ async fn xor_figures(gpu: &Gpu, epochs: usize) -> Result<XorFigures> {
 
 async fn matmul_figures(gpu: &Gpu, size: usize) -> Result<MatmulFigures> {
     let shape = MatmulShape::new(size, size, size);
-    let len = size * size;
+    let len = size
+        .checked_mul(size)
+        .filter(|len| len.checked_mul(3).is_some())
+        .ok_or_else(|| Error::TooLarge {
+            what: format!("a {size}×{size} matmul"),
+            needed: u64::MAX,
+            limit: u32::MAX as u64,
+            unit: "elements",
+        })?;
+    gpu.check_fits(&format!("a {size}×{size} matmul's three matrices"), 3 * len)?;
     let mut rng = StdRng::seed_from_u64(DEFAULT_SEED);
     let mut arena: Vec<f32> = (0..2 * len).map(|_| rng.random_range(-1.0..1.0)).collect();
     arena.resize(3 * len, 0.0);

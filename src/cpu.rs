@@ -123,7 +123,14 @@ pub fn activation_forward<T: Real>(a: &mut [T], z: &[T], f: Activation) {
             Activation::Identity => z,
             Activation::Sigmoid => one / (one + (-z).exp()),
             Activation::Tanh => z.tanh(),
-            Activation::Relu => z.max(zero),
+            // NaN stays NaN (`f32::max` would make it 0), so a diverged run shows in its loss.
+            Activation::Relu => {
+                if z < zero {
+                    zero
+                } else {
+                    z
+                }
+            }
             Activation::LeakyRelu => {
                 if z > zero {
                     z

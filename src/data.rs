@@ -46,6 +46,19 @@ impl Table {
                 "the file is empty; it needs a header row and data rows",
             ));
         }
+        for (i, name) in header.iter().enumerate() {
+            if name.is_empty() || header[..i].contains(name) {
+                let what = if name.is_empty() {
+                    "an empty column name".to_string()
+                } else {
+                    format!("{name:?} twice")
+                };
+                let reason = format!(
+                    "the header has {what}; columns are found by name, so each needs its own"
+                );
+                return Err(Error::data(&source, Some(1), reason));
+            }
+        }
         let mut rows = Vec::new();
         for record in reader.records() {
             let record = record.map_err(|e| csv_error(&source, e))?;
@@ -165,6 +178,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// The most points a built-in dataset generates, and the most spiral arms: beyond them a toy set only fills
+/// memory.
+pub const MAX_SAMPLES: usize = 10_000_000;
+pub const MAX_CLASSES: usize = 1000;
+
 /// The built-in datasets, generated from a seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Builtin {
@@ -208,7 +226,8 @@ impl Builtin {
                 "spirals need at least 2 classes",
             ));
         }
-        let mut rng = StdRng::seed_from_u64(seed);
+        // A stream of its own, so that the noise is not the initial weights' draws over again.
+        let mut rng = StdRng::seed_from_u64(seed ^ 0xDA7A_5EED);
         let mut normal = move || noise * crate::network::standard_normal(&mut rng);
         let tau = std::f32::consts::TAU;
         let points: Vec<(f32, f32, usize)> = match self {
@@ -355,6 +374,46 @@ impl Schema {
         }
     }
 
+    /// Checks a schema read from a file against the network it came with: a name per input, the classes the
+    /// output layer and loss need, and scaling statistics for every feature.
+    pub fn check_fits(&self, network: &crate::Network) -> Result<()> {
+        let invalid = |reason: String| Error::invalid("init", "the model's schema", reason);
+        if self.features.len() != network.inputs() {
+            return Err(invalid(format!(
+                "{} feature names for {} inputs",
+                self.features.len(),
+                network.inputs()
+            )));
+        }
+        let loss = network.loss();
+        let expected_classes = match loss {
+            Loss::Bce => Some(2),
+            Loss::Ce => Some(network.outputs()),
+            Loss::Sse | Loss::Mse => None,
+        };
+        if self.classes.as_ref().map(Vec::len) != expected_classes {
+            return Err(invalid(format!(
+                "classes {:?} for a {loss} network of {} outputs",
+                self.classes,
+                network.outputs()
+            )));
+        }
+        if let Some(s) = &self.standardize {
+            let usable = s.std.iter().all(|v| v.is_finite() && *v > 0.0)
+                && s.mean.iter().all(|v| v.is_finite());
+            if s.mean.len() != self.features.len() || s.std.len() != self.features.len() || !usable
+            {
+                return Err(invalid(format!(
+                    "scaling statistics must be finite, with deviations above 0, one per feature ({}): mean {:?}, std {:?}",
+                    self.features.len(),
+                    s.mean,
+                    s.std
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Records the mean and standard deviation of each feature of `table` (a constant feature keeps std 1).
     pub fn fit_standardize(&mut self, table: &Table) -> Result<()> {
         self.standardize = None;
@@ -478,28 +537,30 @@ pub fn split(rows: usize, test_fraction: f32, seed: u64) -> Result<(Vec<usize>, 
     Ok((train, order))
 }
 
-/// The share of rows whose predicted class is the target's: for bce the output against 0.5, for ce the
-/// largest output. None for regression losses.
-pub fn accuracy(loss: Loss, outputs: &[f32], targets: &[f32], cols: usize) -> Option<f64> {
-    let argmax = |row: &[f32]| {
-        row.iter()
+/// The class a classifier's output row (or a target row) stands for: for bce the one output against 0.5,
+/// for ce the largest. Regression rows have none.
+pub fn class_of(loss: Loss, row: &[f32]) -> Option<usize> {
+    match loss {
+        Loss::Bce => Some(usize::from(row[0] >= 0.5)),
+        Loss::Ce => row
+            .iter()
             .enumerate()
             .max_by(|a, b| a.1.total_cmp(b.1))
-            .map_or(0, |(i, _)| i)
-    };
+            .map(|(i, _)| i),
+        Loss::Sse | Loss::Mse => None,
+    }
+}
+
+/// The share of rows whose predicted class is the target's; None for regression losses.
+pub fn accuracy(loss: Loss, outputs: &[f32], targets: &[f32], cols: usize) -> Option<f64> {
+    if !loss.is_classification() {
+        return None;
+    }
     let rows = targets.len() / cols.max(1);
-    let correct = match loss {
-        Loss::Bce => outputs
-            .iter()
-            .zip(targets)
-            .filter(|&(&o, &y)| (o >= 0.5) == (y >= 0.5))
-            .count(),
-        Loss::Ce => outputs
-            .chunks(cols)
-            .zip(targets.chunks(cols))
-            .filter(|(o, y)| argmax(o) == argmax(y))
-            .count(),
-        Loss::Sse | Loss::Mse => return None,
-    };
+    let correct = outputs
+        .chunks(cols)
+        .zip(targets.chunks(cols))
+        .filter(|(o, y)| class_of(loss, o) == class_of(loss, y))
+        .count();
     Some(correct as f64 / rows.max(1) as f64)
 }

@@ -69,9 +69,9 @@ pub enum Error {
     #[error("{path} is not a usable model: {reason}")]
     Model { path: String, reason: String },
 
-    /// Training diverged.
-    #[error("the loss became {loss} at epoch {epoch}; try a smaller --lr (now {lr})")]
-    Diverged { epoch: u64, loss: f64, lr: f32 },
+    /// Training diverged: the loss or a parameter is no longer a finite number.
+    #[error("training diverged by epoch {epoch}: {what}; try a smaller --lr (now {lr})")]
+    Diverged { epoch: u64, what: String, lr: f32 },
 
     /// Reading results back from the GPU failed.
     #[error("could not read results back from the GPU: {0}")]

@@ -67,15 +67,26 @@ pub struct Model {
 
 impl Model {
     /// Writes the model atomically: an interrupted save leaves the previous file, never half of a new one.
+    /// Parameters that are not finite are refused: such a model could not predict anything.
     pub fn save(&self, path: &Path) -> Result<()> {
+        if let Some(i) = self.params.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Model {
+                path: path.display().to_string(),
+                reason: format!(
+                    "parameter {i} is {}: training diverged; try a smaller --lr",
+                    self.params[i]
+                ),
+            });
+        }
         let layout = self.network.layout();
         let mut tensors: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
         for (i, layer) in layout.layers.iter().enumerate() {
-            let weight = &self.params[layer.weight.clone()];
             // Stored inputs×outputs here; torch's Linear keeps [out, in].
-            let transposed: Vec<f32> = (0..layer.outputs)
-                .flat_map(|o| (0..layer.inputs).map(move |i| weight[i * layer.outputs + o]))
-                .collect();
+            let transposed = transpose(
+                &self.params[layer.weight.clone()],
+                layer.inputs,
+                layer.outputs,
+            );
             tensors.push((
                 format!("layers.{i}.weight"),
                 le_bytes(&transposed),
@@ -204,13 +215,10 @@ impl Model {
             }
             None => None,
         };
-        if metadata.schema.features.len() != network.inputs() {
-            return Err(bad(format!(
-                "{} feature names for {} inputs",
-                metadata.schema.features.len(),
-                network.inputs()
-            )));
-        }
+        metadata
+            .schema
+            .check_fits(&network)
+            .map_err(|e| bad(format!("its schema does not fit its network: {e}")))?;
         Ok(Model {
             network,
             params,
@@ -230,6 +238,13 @@ impl Model {
             CpuTrainer::<f32>::new(&self.network, &self.params, &data, TrainConfig::sgd(1.0))?;
         Ok(reference.outputs())
     }
+}
+
+/// The transpose of a rows×cols row-major matrix.
+fn transpose(matrix: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..cols)
+        .flat_map(|c| (0..rows).map(move |r| matrix[r * cols + c]))
+        .collect()
 }
 
 fn le_bytes(values: &[f32]) -> Vec<u8> {

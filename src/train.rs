@@ -131,8 +131,9 @@ impl TrainConfig {
     pub fn epoch_order(&self, epoch: u64, rows: usize) -> Vec<u32> {
         let mut order: Vec<u32> = (0..rows as u32).collect();
         if self.shuffles(rows) {
+            // Salted so that epoch 0 does not replay the initial weights' stream.
             let mut rng = StdRng::seed_from_u64(
-                self.shuffle_seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                0x5487_F1E5 ^ self.shuffle_seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
             );
             order.shuffle(&mut rng);
         }

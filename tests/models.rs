@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
-use wgmlp::data::Schema;
+use wgmlp::data::{Schema, Standardize};
 use wgmlp::model::{METADATA_KEY, Model};
 use wgmlp::{Activation, CpuTrainer, Dataset, Error, Loss, Network, TrainConfig};
 
@@ -163,4 +163,63 @@ fn a_failed_save_leaves_the_previous_file_whole() {
         })
         .count();
     assert_eq!(leftovers, 0, "no temporary file is left behind");
+}
+
+#[test]
+fn a_schema_that_does_not_fit_the_network_is_rejected() {
+    let (model, _, _) = trained_model();
+    let broken = [
+        Schema {
+            classes: Some(vec!["p".into()]),
+            ..model.schema.clone()
+        },
+        Schema {
+            classes: None,
+            ..model.schema.clone()
+        },
+        Schema {
+            features: vec!["a".into()],
+            ..model.schema.clone()
+        },
+        Schema {
+            standardize: Some(Standardize {
+                mean: vec![],
+                std: vec![],
+            }),
+            ..model.schema.clone()
+        },
+        Schema {
+            standardize: Some(Standardize {
+                mean: vec![0.0, 0.0],
+                std: vec![1.0, 0.0],
+            }),
+            ..model.schema.clone()
+        },
+    ];
+    for (i, schema) in broken.into_iter().enumerate() {
+        let file = path(&format!("schema-{i}"));
+        Model {
+            schema,
+            ..model.clone()
+        }
+        .save(&file)
+        .unwrap();
+        let err = Model::load(&file).unwrap_err();
+        assert!(
+            matches!(err, Error::Model { .. }) && err.to_string().contains("schema"),
+            "case {i}: {err}"
+        );
+    }
+}
+
+#[test]
+fn parameters_that_are_not_finite_are_not_saved() {
+    let (mut model, _, _) = trained_model();
+    model.params[3] = f32::NAN;
+    let err = model.save(&path("nan")).unwrap_err();
+    assert!(
+        err.to_string().contains("parameter 3") && err.to_string().contains("--lr"),
+        "{err}"
+    );
+    assert!(!path("nan").exists());
 }

@@ -404,7 +404,7 @@ fn a_diverging_run_stops_with_its_epoch_and_a_hint() {
             "--backend",
             "cpu",
         ],
-        &["the loss became", "at epoch", "smaller --lr"],
+        &["diverged by epoch", "the loss became", "smaller --lr"],
     );
 }
 

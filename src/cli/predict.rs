@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use wgmlp::Loss;
-use wgmlp::data::{Row, Table, write_atomic};
+use wgmlp::data::{Row, Table, class_of, write_atomic};
 use wgmlp::model::Model;
 
 #[derive(Args)]
@@ -62,11 +62,7 @@ fn predictions(model: &Model, outputs: &[f32]) -> Table {
                     } else {
                         row.to_vec()
                     };
-                    let best = probabilities
-                        .iter()
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .map_or(0, |(i, _)| i);
+                    let best = class_of(loss, row).expect("a classifier's rows have a class");
                     std::iter::once(classes[best].clone())
                         .chain(probabilities.iter().map(|p| p.to_string()))
                         .collect()

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use wgmlp::bench::millis;
 use wgmlp::cpu::Evaluation;
-use wgmlp::data::{Builtin, Schema, Table, accuracy, split};
+use wgmlp::data::{Builtin, Schema, Table, accuracy, class_of, split};
 use wgmlp::model::{Checkpoint, Model};
 use wgmlp::plot::{self, LossCurve, Points};
 use wgmlp::{
@@ -216,7 +216,12 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
 
     let start = Instant::now();
     let first_epoch = trainer.epoch();
-    let last_epoch = first_epoch + args.epochs;
+    let last_epoch = first_epoch.checked_add(args.epochs).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--epochs {} on top of {first_epoch} trained ones is too many",
+            args.epochs
+        )
+    })?;
     // The loss is checked at least a hundred times a run (a read-back each), so that a divergence is caught
     // near where it happened and the progress bar and the plot have points to show.
     let every = args.log_every.unwrap_or(args.epochs.div_ceil(100));
@@ -232,7 +237,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             bar.abandon();
             return Err(Error::Diverged {
                 epoch,
-                loss: evaluation.loss,
+                what: format!("the loss became {}", evaluation.loss),
                 lr: config.lr,
             }
             .into());
@@ -262,6 +267,15 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let train_ms = millis(start.elapsed());
     let final_params = trainer.params()?;
+    // A NaN can hide behind a finite loss (a relu layer that is never active passes nothing on).
+    if let Some(i) = final_params.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Diverged {
+            epoch: trainer.epoch(),
+            what: format!("parameter {i} became {}", final_params[i]),
+            lr: config.lr,
+        }
+        .into());
+    }
     let test = (test_set.rows > 0)
         .then(|| evaluate_on(&network, &final_params, &test_set, config))
         .transpose()?;
@@ -393,14 +407,7 @@ fn plot(
     let loss = network.loss();
     let raw = model.schema.raw_features(table)?;
     let (x1, x2): (Vec<f32>, Vec<f32>) = raw.chunks(2).map(|p| (p[0], p[1])).unzip();
-    let class_of = |row: &[f32]| match loss {
-        Loss::Bce => usize::from(row[0] >= 0.5),
-        _ => row
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map_or(0, |(i, _)| i),
-    };
+    let class_of = |row: &[f32]| class_of(loss, row).expect("a classifier's rows have a class");
     let class: Vec<usize> = data
         .targets
         .chunks(network.outputs())
@@ -495,6 +502,7 @@ fn check_matches_model(args: &TrainArgs, model: &Model) -> anyhow::Result<()> {
                 .is_some_and(|a| a != network.output_activation()),
         ),
         ("--loss", args.loss.is_some_and(|l| l != network.loss())),
+        ("--standardize", args.standardize),
         (
             "--target",
             args.target

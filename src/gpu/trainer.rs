@@ -147,6 +147,7 @@ impl<'gpu> GpuTrainer<'gpu> {
                 unit: "rows",
             });
         }
+        let out_of_memory = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
 
         let mut initial = vec![0.0; arena.len];
@@ -188,7 +189,8 @@ impl<'gpu> GpuTrainer<'gpu> {
             arena,
             epoch: 0,
         };
-        if let Some(error) = scope.pop().await {
+        let errors = [scope.pop().await, out_of_memory.pop().await];
+        if let Some(error) = errors.into_iter().flatten().next() {
             return Err(Error::Gpu {
                 during: "uploading the network and building its programs",
                 reason: error.to_string(),

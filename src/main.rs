@@ -7,12 +7,12 @@ mod cli;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail};
+use anyhow::bail;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use wgmlp::bench::{self, max_abs_diff, millis};
 use wgmlp::gpu::AdapterSummary;
-use wgmlp::{CpuTrainer, DEFAULT_SEED, Dataset, Error, Gpu, GpuTrainer, Network, TrainConfig};
+use wgmlp::{DEFAULT_SEED, Dataset, Gpu, Network, TrainConfig, Trainer};
 
 #[derive(Parser)]
 #[command(
@@ -128,57 +128,36 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
     let epochs = cli.epochs as usize;
     let params = network.init_params(cli.seed);
 
-    let (adapter, gpu_run) = if cli.backend == Backend::Cpu {
-        (None, None)
-    } else {
-        let setup = Instant::now();
-        let gpu = pollster::block_on(Gpu::new())?;
-        let trainer = pollster::block_on(GpuTrainer::new(
-            &gpu,
-            network,
-            &params,
-            &data,
-            TrainConfig::sgd(cli.lr),
-        ));
-        let mut trainer = trainer.map_err(|e| match e {
-            Error::TooLarge { .. } => anyhow!("--layers {network}: {e}"),
-            e => e.into(),
-        })?;
-        gpu.wait()?;
-        let setup_ms = millis(setup.elapsed());
+    let config = TrainConfig::sgd(cli.lr);
+    // Setup: opening the device and compiling the kernels (GPU), then laying out and uploading the network.
+    let run_on = |gpu: Option<&Gpu>, opened: Instant| -> anyhow::Result<Run> {
+        let mut trainer = Trainer::new(gpu, network, &params, &data, config)
+            .map_err(cli::layers_error(network))?;
+        let setup_ms = millis(opened.elapsed());
         let start = Instant::now();
-        trainer.train(epochs);
-        gpu.wait()?;
+        trainer.train(epochs)?;
         let train_ms = millis(start.elapsed());
-        let result = pollster::block_on(trainer.evaluate())?;
-        (
-            Some(gpu.adapter().clone()),
-            Some(Run {
-                outputs: result.outputs,
-                loss: result.loss,
-                setup_ms,
-                train_ms,
-            }),
-        )
-    };
-
-    let cpu_run = if cli.backend == Backend::Gpu {
-        None
-    } else {
-        let setup = Instant::now();
-        let mut trainer =
-            CpuTrainer::<f32>::new(network, &params, &data, TrainConfig::sgd(cli.lr))?;
-        let setup_ms = millis(setup.elapsed());
-        let start = Instant::now();
-        trainer.train(epochs);
-        let train_ms = millis(start.elapsed());
-        let result = trainer.evaluate();
-        Some(Run {
+        let result = trainer.evaluate()?;
+        Ok(Run {
             outputs: result.outputs,
             loss: result.loss,
             setup_ms,
             train_ms,
         })
+    };
+    let (adapter, gpu_run) = if cli.backend == Backend::Cpu {
+        (None, None)
+    } else {
+        let opened = Instant::now();
+        let gpu = pollster::block_on(Gpu::new())?;
+        (
+            Some(gpu.adapter().clone()),
+            Some(run_on(Some(&gpu), opened)?),
+        )
+    };
+    let cpu_run = match cli.backend {
+        Backend::Gpu => None,
+        _ => Some(run_on(None, Instant::now())?),
     };
 
     let max_abs_diff = match (&gpu_run, &cpu_run) {

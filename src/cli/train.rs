@@ -181,11 +181,8 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         TrainBackend::Gpu => Some(pollster::block_on(Gpu::new())?),
         TrainBackend::Cpu => None,
     };
-    let mut trainer =
-        Trainer::new(gpu.as_ref(), &network, &params, &train_set, config).map_err(|e| match e {
-            Error::TooLarge { .. } => anyhow::anyhow!("--layers {network}: {e}"),
-            e => e.into(),
-        })?;
+    let mut trainer = Trainer::new(gpu.as_ref(), &network, &params, &train_set, config)
+        .map_err(super::layers_error(&network))?;
     let resumed = init
         .as_ref()
         .and_then(|m| m.checkpoint.as_ref())

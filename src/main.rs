@@ -126,9 +126,17 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
         );
     }
     let epochs = cli.epochs as usize;
+    let config = TrainConfig::sgd(cli.lr);
+    // The device first, so that a network too large for it fails before its weights are drawn.
+    let opened = Instant::now();
+    let gpu = match cli.backend {
+        Backend::Cpu => None,
+        _ => Some(pollster::block_on(Gpu::new())?),
+    };
+    Trainer::check_size(gpu.as_ref(), network, data.rows, &config)
+        .map_err(cli::layers_error(network))?;
     let params = network.init_params(cli.seed);
 
-    let config = TrainConfig::sgd(cli.lr);
     // Setup: opening the device and compiling the kernels (GPU), then laying out and uploading the network.
     let run_on = |gpu: Option<&Gpu>, opened: Instant| -> anyhow::Result<Run> {
         let mut trainer = Trainer::new(gpu, network, &params, &data, config)
@@ -145,16 +153,11 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
             train_ms,
         })
     };
-    let (adapter, gpu_run) = if cli.backend == Backend::Cpu {
-        (None, None)
-    } else {
-        let opened = Instant::now();
-        let gpu = pollster::block_on(Gpu::new())?;
-        (
-            Some(gpu.adapter().clone()),
-            Some(run_on(Some(&gpu), opened)?),
-        )
-    };
+    let gpu_run = gpu
+        .as_ref()
+        .map(|gpu| run_on(Some(gpu), opened))
+        .transpose()?;
+    let adapter = gpu.as_ref().map(|gpu| gpu.adapter().clone());
     let cpu_run = match cli.backend {
         Backend::Gpu => None,
         _ => Some(run_on(None, Instant::now())?),

@@ -159,6 +159,18 @@ pub enum Trainer<'gpu> {
 }
 
 impl<'gpu> Trainer<'gpu> {
+    /// Checks, before the weights are drawn, that the network fits on `gpu` (always true on the CPU).
+    pub fn check_size(
+        gpu: Option<&crate::Gpu>,
+        network: &crate::Network,
+        rows: usize,
+        config: &TrainConfig,
+    ) -> Result<()> {
+        gpu.map_or(Ok(()), |gpu| {
+            crate::GpuTrainer::check_size(gpu, network, rows, config)
+        })
+    }
+
     /// A GPU trainer on `gpu`, or the CPU reference where there is none.
     pub fn new(
         gpu: Option<&'gpu crate::Gpu>,

@@ -172,15 +172,17 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         shuffle_seed: args.seed,
     };
     config.check()?;
-    let params = init
-        .as_ref()
-        .map_or_else(|| network.init_params(args.seed), |m| m.params.clone());
-
     let setup = Instant::now();
     let gpu = match args.backend {
         TrainBackend::Gpu => Some(pollster::block_on(Gpu::new())?),
         TrainBackend::Cpu => None,
     };
+    // Before the weights are drawn, so that a network that can never fit fails at once.
+    Trainer::check_size(gpu.as_ref(), &network, train_set.rows, &config)
+        .map_err(super::layers_error(&network))?;
+    let params = init
+        .as_ref()
+        .map_or_else(|| network.init_params(args.seed), |m| m.params.clone());
     let mut trainer = Trainer::new(gpu.as_ref(), &network, &params, &train_set, config)
         .map_err(super::layers_error(&network))?;
     let resumed = init

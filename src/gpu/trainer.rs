@@ -89,6 +89,16 @@ impl Arena {
         }
     }
 
+    /// The layout, once checked to fit in one buffer on `gpu`.
+    fn fitting(gpu: &Gpu, network: &Network, rows: usize, config: &TrainConfig) -> Result<Self> {
+        let arena = Arena::new(network, &network.layout(), config, rows);
+        gpu.check_fits(
+            &format!("the network [{network}] on {rows} rows"),
+            arena.len,
+        )?;
+        Ok(arena)
+    }
+
     /// Where `range` of the parameters has its gradient.
     fn grad(&self, range: &Range<usize>) -> Range<usize> {
         self.grads.start + range.start..self.grads.start + range.end
@@ -132,12 +142,7 @@ impl<'gpu> GpuTrainer<'gpu> {
         config: TrainConfig,
     ) -> Result<Self> {
         let layout = check_run(network, data, &config)?;
-        let arena = Arena::new(network, &layout, &config, data.rows);
-        // Before anything is allocated, so that an impossible network fails fast.
-        gpu.check_fits(
-            &format!("the network [{network}] on {} rows", data.rows),
-            arena.len,
-        )?;
+        let arena = Arena::fitting(gpu, network, data.rows, &config)?;
         check_params_len(&layout, params.len())?;
         if config.shuffles(data.rows) && data.rows > MAX_SHUFFLED_ROWS {
             return Err(Error::TooLarge {
@@ -197,6 +202,17 @@ impl<'gpu> GpuTrainer<'gpu> {
             });
         }
         Ok(trainer)
+    }
+
+    /// Checks that `network` trained on `rows` rows fits on `gpu`, before anything is allocated: callers can
+    /// ask this before they draw the initial weights of a network that could never fit.
+    pub fn check_size(
+        gpu: &Gpu,
+        network: &Network,
+        rows: usize,
+        config: &TrainConfig,
+    ) -> Result<()> {
+        Arena::fitting(gpu, network, rows, config).map(drop)
     }
 
     /// Submits `epochs` epochs of training without waiting for them or reading anything back.

@@ -129,192 +129,103 @@ enum TrainBackend {
 }
 
 pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
-    let builtin = Builtin::parse(&args.dataset);
-    let table = match builtin {
-        Some(builtin) => builtin.generate(args.samples, args.noise, args.classes, args.seed)?,
-        None => Table::read_csv(args.dataset.as_ref())?,
-    };
-    if let Some(path) = &args.export {
-        table.write_csv(path)?;
-    }
-    let init = args
-        .init
-        .as_ref()
-        .map(|path| Model::load(path))
-        .transpose()?;
-    let (network, mut schema) = match &init {
-        Some(model) => {
-            check_matches_model(args, model)?;
-            (model.network.clone(), model.schema.clone())
-        }
-        None => design(args, builtin, &table)?,
-    };
-    let loss = network.loss();
-
-    let (train_rows, test_rows) = split(table.rows.len(), args.test_split, args.seed)?;
-    let (train_table, test_table) = (table.select(&train_rows), table.select(&test_rows));
-    if init.is_none() && args.standardize {
-        schema.fit_standardize(&train_table)?;
-    }
-    let train_set = schema.dataset(&train_table, loss)?;
-    let test_set = schema.dataset(&test_table, loss)?;
-
-    let optimizer = Optimizer::parse(&args.optimizer, args.momentum, args.weight_decay)?;
-    let default_lr = if matches!(optimizer, Optimizer::Adam { .. }) {
-        0.01
-    } else {
-        0.1
-    };
-    let config = TrainConfig {
-        lr: args.lr.unwrap_or(default_lr),
-        optimizer,
-        batch_size: args.batch_size,
-        shuffle_seed: args.seed,
-    };
-    config.check()?;
+    let job = Job::prepare(args)?;
+    let Job {
+        network, config, ..
+    } = &job;
     let setup = Instant::now();
     let gpu = match args.backend {
         TrainBackend::Gpu => Some(pollster::block_on(Gpu::new())?),
         TrainBackend::Cpu => None,
     };
     // Before the weights are drawn, so that a network that can never fit fails at once.
-    Trainer::check_size(gpu.as_ref(), &network, train_set.rows, &config)
-        .map_err(super::layers_error(&network))?;
-    let params = init
+    Trainer::check_size(gpu.as_ref(), network, job.train_set.rows, config)
+        .map_err(super::layers_error(network))?;
+    let params = job
+        .init
         .as_ref()
         .map_or_else(|| network.init_params(args.seed), |m| m.params.clone());
-    let mut trainer = Trainer::new(gpu.as_ref(), &network, &params, &train_set, config)
-        .map_err(super::layers_error(&network))?;
-    let resumed = init
-        .as_ref()
-        .and_then(|m| m.checkpoint.as_ref())
-        .filter(|c| c.config() == config);
+    let mut trainer = Trainer::new(gpu.as_ref(), network, &params, &job.train_set, *config)
+        .map_err(super::layers_error(network))?;
+    let checkpoint = job.init.as_ref().and_then(|m| m.checkpoint.as_ref());
+    let resumed = checkpoint.filter(|c| c.config() == *config);
     if let Some(checkpoint) = resumed {
         trainer.resume(checkpoint.epoch, &checkpoint.state)?;
     }
     let setup_ms = millis(setup.elapsed());
-    let log = |text: String| {
-        if !args.quiet && !json {
-            println!("{text}");
-        }
-    };
-    if let Some(adapter) = gpu.as_ref().map(Gpu::adapter) {
-        log(format!("adapter: {adapter}"));
-    }
-    log(format!(
-        "network {network} · {} hidden · {} output · {} loss · {} · lr {} · {} training rows, {} held out{}",
-        network.hidden_activation(),
-        network.output_activation(),
-        loss,
-        optimizer.name(),
-        config.lr,
-        train_set.rows,
-        test_set.rows,
-        if resumed.is_some() { " · resumed" } else { "" }
-    ));
 
-    let start = Instant::now();
-    let first_epoch = trainer.epoch();
-    let last_epoch = first_epoch.checked_add(args.epochs).ok_or_else(|| {
-        anyhow::anyhow!(
-            "--epochs {} on top of {first_epoch} trained ones is too many",
-            args.epochs
-        )
-    })?;
-    // The loss is checked at least a hundred times a run (a read-back each), so that a divergence is caught
-    // near where it happened and the progress bar and the plot have points to show.
-    let every = args.log_every.unwrap_or(args.epochs.div_ceil(100));
-    let bar = progress_bar(args.epochs, args.quiet || json);
-    let mut curve = Curve::default();
-    let mut evaluation;
-    loop {
-        let now = every.min(last_epoch - trainer.epoch());
-        trainer.train(now as usize)?;
-        evaluation = trainer.evaluate()?;
-        let epoch = trainer.epoch();
-        if !evaluation.loss.is_finite() {
-            bar.abandon();
-            return Err(Error::Diverged {
-                epoch,
-                what: format!("the loss became {}", evaluation.loss),
-                lr: config.lr,
-            }
-            .into());
+    let quiet = args.quiet || json;
+    if !quiet {
+        if let Some(adapter) = gpu.as_ref().map(Gpu::adapter) {
+            println!("adapter: {adapter}");
         }
-        let status = describe(&evaluation, &train_set, &network);
-        bar.set_position(epoch - first_epoch);
-        bar.set_message(status.clone());
-        if args.log_every.is_some() && !args.quiet && !json {
-            // A hidden bar swallows its println.
-            let line = format!("epoch {epoch}: {status}");
-            if bar.is_hidden() {
-                println!("{line}")
-            } else {
-                bar.println(line)
-            }
-        }
-        if args.plot.is_some() {
-            let test_loss = (test_set.rows > 0).then(|| {
-                evaluate_on(&network, &trainer.params()?, &test_set, config).map(|t| t.loss)
-            });
-            curve.push(epoch, evaluation.loss, test_loss.transpose()?);
-        }
-        if epoch >= last_epoch {
-            break;
-        }
+        let start = match (&job.init, resumed) {
+            (_, Some(c)) => format!(" · resuming after epoch {}", c.epoch),
+            (Some(_), None) => " · fine-tuning the --init model".into(),
+            (None, None) => String::new(),
+        };
+        println!(
+            "network {network} · {} hidden · {} output · {} loss · {} · lr {} · {} training rows, {} held out{start}",
+            network.hidden_activation(),
+            network.output_activation(),
+            network.loss(),
+            config.optimizer.name(),
+            config.lr,
+            job.train_set.rows,
+            job.test_set.rows,
+        );
     }
-    bar.finish_and_clear();
+
+    let first_epoch = trainer.epoch();
+    let start = Instant::now();
+    let (evaluation, curve) = job.train(&mut trainer, quiet)?;
     let train_ms = millis(start.elapsed());
     let final_params = trainer.params()?;
     // A NaN can hide behind a finite loss (a relu layer that is never active passes nothing on).
     if let Some(i) = final_params.iter().position(|v| !v.is_finite()) {
+        let what = format!("parameter {i} became {}", final_params[i]);
         return Err(Error::Diverged {
             epoch: trainer.epoch(),
-            what: format!("parameter {i} became {}", final_params[i]),
+            what,
             lr: config.lr,
         }
         .into());
     }
-    let test = (test_set.rows > 0)
-        .then(|| evaluate_on(&network, &final_params, &test_set, config))
+    let test = (job.test_set.rows > 0)
+        .then(|| evaluate_on(network, &final_params, &job.test_set, *config))
         .transpose()?;
-    if let Some(path) = &args.plot {
-        let model = Model {
-            network: network.clone(),
-            params: final_params.clone(),
-            schema: schema.clone(),
-            checkpoint: None,
-        };
-        plot(path, &curve, &model, &train_table, &train_set)
-            .with_context(|| format!("--plot {}", path.display()))?;
-        log(format!("plotted {}", path.display()));
-    }
 
+    let mut model = Model {
+        network: network.clone(),
+        params: final_params,
+        schema: job.schema.clone(),
+        checkpoint: None,
+    };
+    if let Some(path) = &args.plot {
+        plot(path, &curve, &model, &job.train_table, &job.train_set)
+            .with_context(|| format!("--plot {}", path.display()))?;
+        if !quiet {
+            println!("plotted {}", path.display());
+        }
+    }
     if let Some(path) = &args.save {
-        let model = Model {
-            network: network.clone(),
-            params: final_params,
-            schema: schema.clone(),
-            checkpoint: Some(Checkpoint {
-                epoch: trainer.epoch(),
-                lr: config.lr,
-                optimizer,
-                batch_size: config.batch_size,
-                shuffle_seed: config.shuffle_seed,
-                state: trainer.optimizer_state()?,
-            }),
-        };
+        model.checkpoint = Some(Checkpoint {
+            epoch: trainer.epoch(),
+            lr: config.lr,
+            optimizer: config.optimizer,
+            batch_size: config.batch_size,
+            shuffle_seed: config.shuffle_seed,
+            state: trainer.optimizer_state()?,
+        });
         model
             .save(path)
             .with_context(|| format!("--save {}", path.display()))?;
-        log(format!("saved {}", path.display()));
+        if !quiet {
+            println!("saved {}", path.display());
+        }
     }
 
-    let outputs = network.outputs();
-    let train_accuracy = accuracy(loss, &evaluation.outputs, &train_set.targets, outputs);
-    let test_accuracy = test
-        .as_ref()
-        .and_then(|t| accuracy(loss, &t.outputs, &test_set.targets, outputs));
+    let (loss, outputs) = (network.loss(), network.outputs());
     if json {
         let summary = json!({
             "backend": match args.backend { TrainBackend::Gpu => "gpu", TrainBackend::Cpu => "cpu" },
@@ -322,29 +233,156 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             "dataset": args.dataset,
             "layers": network.sizes(),
             "loss": loss.name(),
-            "optimizer": optimizer.name(),
+            "optimizer": config.optimizer.name(),
             "epochs": trainer.epoch(),
             "final_loss": evaluation.loss,
-            "train_accuracy": train_accuracy,
+            "train_accuracy": accuracy(loss, &evaluation.outputs, &job.train_set.targets, outputs),
             "test_loss": test.as_ref().map(|t| t.loss),
-            "test_accuracy": test_accuracy,
-            "train_rows": train_set.rows,
-            "test_rows": test_set.rows,
+            "test_accuracy": test.as_ref().and_then(|t| accuracy(loss, &t.outputs, &job.test_set.targets, outputs)),
+            "train_rows": job.train_set.rows,
+            "test_rows": job.test_set.rows,
             "setup_ms": setup_ms,
             "train_ms": train_ms,
         });
         println!("{summary:#}");
     } else {
+        let epochs = trainer.epoch() - first_epoch;
         println!(
-            "trained {} epochs in {train_ms:.0} ms: {}",
-            trainer.epoch() - first_epoch,
-            describe(&evaluation, &train_set, &network)
+            "trained {epochs} epochs in {train_ms:.0} ms: {}",
+            describe(&evaluation, &job.train_set, network)
         );
         if let Some(test) = &test {
-            println!("held out: {}", describe(test, &test_set, &network));
+            println!("held out: {}", describe(test, &job.test_set, network));
         }
     }
     Ok(())
+}
+
+/// Everything a run needs before it touches a device: the data split and scaled, the network, the settings.
+struct Job<'a> {
+    args: &'a TrainArgs,
+    init: Option<Model>,
+    network: Network,
+    schema: Schema,
+    config: TrainConfig,
+    train_table: Table,
+    train_set: Dataset,
+    test_set: Dataset,
+}
+
+impl<'a> Job<'a> {
+    fn prepare(args: &'a TrainArgs) -> anyhow::Result<Self> {
+        let builtin = Builtin::parse(&args.dataset);
+        let table = match builtin {
+            Some(builtin) => builtin.generate(args.samples, args.noise, args.classes, args.seed)?,
+            None => Table::read_csv(args.dataset.as_ref())?,
+        };
+        if let Some(path) = &args.export {
+            table
+                .write_csv(path)
+                .with_context(|| format!("--export {}", path.display()))?;
+        }
+        let init = args
+            .init
+            .as_ref()
+            .map(|path| Model::load(path))
+            .transpose()?;
+        let (network, mut schema) = match &init {
+            Some(model) => {
+                check_matches_model(args, model)?;
+                (model.network.clone(), model.schema.clone())
+            }
+            None => design(args, builtin, &table)?,
+        };
+        let (train_rows, test_rows) = split(table.rows.len(), args.test_split, args.seed)?;
+        let (train_table, test_table) = (table.select(&train_rows), table.select(&test_rows));
+        if init.is_none() && args.standardize {
+            schema.fit_standardize(&train_table)?;
+        }
+        let optimizer = Optimizer::parse(&args.optimizer, args.momentum, args.weight_decay)?;
+        let default_lr = if matches!(optimizer, Optimizer::Adam { .. }) {
+            0.01
+        } else {
+            0.1
+        };
+        let config = TrainConfig {
+            lr: args.lr.unwrap_or(default_lr),
+            optimizer,
+            batch_size: args.batch_size,
+            shuffle_seed: args.seed,
+        };
+        config.check()?;
+        Ok(Job {
+            train_set: schema.dataset(&train_table, network.loss())?,
+            test_set: schema.dataset(&test_table, network.loss())?,
+            args,
+            init,
+            network,
+            schema,
+            config,
+            train_table,
+        })
+    }
+
+    /// Trains `--epochs` more epochs, checking the loss as it goes; gives the last check and the curve of all.
+    fn train(&self, trainer: &mut Trainer, quiet: bool) -> anyhow::Result<(Evaluation, Curve)> {
+        let args = self.args;
+        let first_epoch = trainer.epoch();
+        let last_epoch = first_epoch.checked_add(args.epochs).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--epochs {} on top of {first_epoch} trained ones is too many",
+                args.epochs
+            )
+        })?;
+        // The loss is checked at least a hundred times a run (a read-back each), so that a divergence is
+        // caught near where it happened and the progress bar and the plot have points to show.
+        let every = args.log_every.unwrap_or(args.epochs.div_ceil(100));
+        let bar = progress_bar(args.epochs, quiet);
+        let mut curve = Curve::default();
+        loop {
+            let now = every.min(last_epoch - trainer.epoch());
+            trainer.train(now as usize)?;
+            let evaluation = trainer.evaluate()?;
+            let epoch = trainer.epoch();
+            if !evaluation.loss.is_finite() {
+                bar.abandon();
+                let what = format!("the loss became {}", evaluation.loss);
+                return Err(Error::Diverged {
+                    epoch,
+                    what,
+                    lr: self.config.lr,
+                }
+                .into());
+            }
+            let status = describe(&evaluation, &self.train_set, &self.network);
+            bar.set_position(epoch - first_epoch);
+            bar.set_message(status.clone());
+            if args.log_every.is_some() && !quiet {
+                // A hidden bar swallows its println.
+                let line = format!("epoch {epoch}: {status}");
+                if bar.is_hidden() {
+                    println!("{line}")
+                } else {
+                    bar.println(line)
+                }
+            }
+            if args.plot.is_some() {
+                let test = (self.test_set.rows > 0).then(|| {
+                    evaluate_on(
+                        &self.network,
+                        &trainer.params()?,
+                        &self.test_set,
+                        self.config,
+                    )
+                });
+                curve.push(epoch, evaluation.loss, test.transpose()?.map(|t| t.loss));
+            }
+            if epoch >= last_epoch {
+                bar.finish_and_clear();
+                return Ok((evaluation, curve));
+            }
+        }
+    }
 }
 
 /// Outputs and loss of `params` on `data`, by the CPU reference.

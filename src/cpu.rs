@@ -285,24 +285,52 @@ pub struct Evaluation {
     pub loss: f64,
 }
 
-/// Training on the CPU, step by step as the GPU does it.
-///
-/// Per weight layer l: `pre[l]` holds its pre-activation z and `post[l]` its output; their gradients are
-/// `dpre[l]` and `dpost[l]`. All are sized for the whole data set; a mini-batch uses the first rows.
+/// Training on the CPU, step by step as the GPU does it: the data in [`Rows`], the network's numbers in
+/// [`Layers`].
 pub struct CpuTrainer<T: Real = f32> {
-    network: Network,
-    config: TrainConfig,
-    layout: ParamLayout,
-    rows: usize,
+    rows: Rows<T>,
+    layers: Layers<T>,
+    epoch: u64,
+}
+
+/// The data set, and room for a mini-batch gathered from it.
+struct Rows<T> {
+    count: usize,
     inputs: Vec<T>,
     targets: Vec<T>,
     batch_inputs: Vec<T>,
     batch_targets: Vec<T>,
+}
+
+impl<T: Real> Rows<T> {
+    /// The rows `order` lists, copied into the batch: its inputs and targets.
+    fn gather(&mut self, order: &[u32]) -> (&[T], &[T]) {
+        let (input_width, output_width) = (
+            self.inputs.len() / self.count,
+            self.targets.len() / self.count,
+        );
+        let (x, y) = (
+            &mut self.batch_inputs[..order.len() * input_width],
+            &mut self.batch_targets[..order.len() * output_width],
+        );
+        gather_rows(x, &self.inputs, order, input_width);
+        gather_rows(y, &self.targets, order, output_width);
+        (x, y)
+    }
+}
+
+/// The network's numbers: parameters, gradients, optimizer state and activations.
+///
+/// Per weight layer l: `pre[l]` holds its pre-activation z and `post[l]` its output; their gradients are
+/// `dpre[l]` and `dpost[l]`. All are sized for the whole data set; a mini-batch uses the first rows.
+struct Layers<T> {
+    network: Network,
+    config: TrainConfig,
+    layout: ParamLayout,
     params: Vec<T>,
     grads: Vec<T>,
     state: Vec<T>,
     step: u64,
-    epoch: u64,
     pre: Vec<Vec<T>>,
     post: Vec<Vec<T>>,
     dpre: Vec<Vec<T>>,
@@ -325,72 +353,123 @@ impl<T: Real> CpuTrainer<T> {
                 .collect()
         };
         Ok(CpuTrainer {
-            rows: data.rows,
-            inputs: convert(&data.inputs),
-            targets: convert(&data.targets),
-            batch_inputs: vec![T::zero(); data.inputs.len()],
-            batch_targets: vec![T::zero(); data.targets.len()],
-            params: convert(params),
-            grads: vec![T::zero(); layout.len],
-            state: vec![T::zero(); layout.len * config.optimizer.state_per_param()],
-            step: 0,
+            rows: Rows {
+                count: data.rows,
+                inputs: convert(&data.inputs),
+                targets: convert(&data.targets),
+                batch_inputs: vec![T::zero(); data.inputs.len()],
+                batch_targets: vec![T::zero(); data.targets.len()],
+            },
+            layers: Layers {
+                params: convert(params),
+                grads: vec![T::zero(); layout.len],
+                state: vec![T::zero(); layout.len * config.optimizer.state_per_param()],
+                step: 0,
+                pre: per_layer(data.rows),
+                post: per_layer(data.rows),
+                dpre: per_layer(data.rows),
+                dpost: per_layer(data.rows),
+                network: network.clone(),
+                config,
+                layout,
+            },
             epoch: 0,
-            pre: per_layer(data.rows),
-            post: per_layer(data.rows),
-            dpre: per_layer(data.rows),
-            dpost: per_layer(data.rows),
-            network: network.clone(),
-            config,
-            layout,
         })
     }
 
     /// Runs `epochs` epochs; each visits every row once, a mini-batch per step.
     pub fn train(&mut self, epochs: usize) {
-        let (inputs, outputs) = (self.network.inputs(), self.network.outputs());
+        let config = self.layers.config;
+        let count = self.rows.count;
         for _ in 0..epochs {
-            let order = self.config.epoch_order(self.epoch, self.rows);
-            let shuffles = self.config.shuffles(self.rows);
-            for batch in self.config.batches(self.rows) {
-                let rows = batch.len();
-                if shuffles {
-                    gather_rows(
-                        &mut self.batch_inputs[..rows * inputs],
-                        &self.inputs,
-                        &order[batch.clone()],
-                        inputs,
-                    );
-                    gather_rows(
-                        &mut self.batch_targets[..rows * outputs],
-                        &self.targets,
-                        &order[batch],
-                        outputs,
-                    );
-                    let (x, y) = (
-                        std::mem::take(&mut self.batch_inputs),
-                        std::mem::take(&mut self.batch_targets),
-                    );
-                    self.step_on(&x[..rows * inputs], &y[..rows * outputs], rows);
-                    (self.batch_inputs, self.batch_targets) = (x, y);
+            let order = config.epoch_order(self.epoch, count);
+            for batch in config.batches(count) {
+                let (x, y) = if config.shuffles(count) {
+                    self.rows.gather(&order[batch.clone()])
                 } else {
-                    let (x, y) = (
-                        std::mem::take(&mut self.inputs),
-                        std::mem::take(&mut self.targets),
-                    );
-                    self.step_on(&x, &y, rows);
-                    (self.inputs, self.targets) = (x, y);
-                }
+                    (&self.rows.inputs[..], &self.rows.targets[..])
+                };
+                self.layers.forward(x, batch.len());
+                self.layers.backward(x, y, batch.len());
+                self.layers.update();
             }
             self.epoch += 1;
         }
     }
 
-    fn step_on(&mut self, x: &[T], y: &[T], rows: usize) {
-        self.forward(x, rows);
-        self.backward(x, y, rows);
-        self.update();
+    /// Outputs, logits and loss over the whole data set under the current parameters.
+    pub fn evaluate(&mut self) -> Evaluation {
+        let (layers, rows) = (&mut self.layers, &self.rows);
+        layers.forward(&rows.inputs, rows.count);
+        let last = layers.layout.layers.len() - 1;
+        let (logits, outputs) = (&layers.pre[last], &layers.post[last]);
+        Evaluation {
+            outputs: to_f32(outputs),
+            logits: to_f32(logits),
+            loss: loss_value(
+                layers.network.loss(),
+                logits,
+                outputs,
+                &rows.targets,
+                layers.network.outputs(),
+            ),
+        }
     }
 
+    /// The network's outputs for every row under the current parameters.
+    pub fn outputs(&mut self) -> Vec<f32> {
+        self.evaluate().outputs
+    }
+
+    /// The loss over the whole data set under the current parameters, in f64.
+    pub fn loss(&mut self) -> f64 {
+        self.evaluate().loss
+    }
+
+    /// The gradient of the whole-set loss under the current parameters, without updating them.
+    pub fn gradients(&mut self) -> &[T] {
+        let rows = &self.rows;
+        self.layers.forward(&rows.inputs, rows.count);
+        self.layers
+            .backward(&rows.inputs, &rows.targets, rows.count);
+        &self.layers.grads
+    }
+
+    pub fn params(&self) -> &[T] {
+        &self.layers.params
+    }
+
+    pub fn params_mut(&mut self) -> &mut [T] {
+        &mut self.layers.params
+    }
+
+    /// The optimizer's state (velocity, or both Adam moments), laid out like the parameters one after another.
+    pub fn optimizer_state(&self) -> Vec<f32> {
+        to_f32(&self.layers.state)
+    }
+
+    /// Epochs trained so far.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Continues a run saved after `epoch` epochs with the optimizer's `state`, so that training goes on
+    /// exactly as if it had never stopped (the batch order depends only on the seed and the epoch).
+    pub fn resume(&mut self, epoch: u64, state: &[f32]) -> Result<()> {
+        let layers = &mut self.layers;
+        check_state_len(layers.state.len(), state.len())?;
+        layers.state = convert(state);
+        layers.step = epoch * layers.config.batches(self.rows.count).len() as u64;
+        self.epoch = epoch;
+        Ok(())
+    }
+
+    pub fn layout(&self) -> &ParamLayout {
+        &self.layers.layout
+    }
+}
+
+impl<T: Real> Layers<T> {
     /// Z = A·W + b, A' = f(Z), layer by layer over the first `rows` rows.
     fn forward(&mut self, x: &[T], rows: usize) {
         for (l, layer) in self.layout.layers.iter().enumerate() {
@@ -402,12 +481,8 @@ impl<T: Real> CpuTrainer<T> {
             };
             let z = &mut self.pre[l][..rows * layer.outputs];
             let a = &mut after[0][..rows * layer.outputs];
-            matmul(
-                z,
-                input,
-                &self.params[layer.weight.clone()],
-                MatmulShape::new(rows, layer.inputs, layer.outputs),
-            );
+            let shape = MatmulShape::new(rows, layer.inputs, layer.outputs);
+            matmul(z, input, &self.params[layer.weight.clone()], shape);
             bias_add(z, &self.params[layer.bias.clone()]);
             match self.network.activation(l) {
                 Activation::Softmax => softmax_forward(a, z, layer.outputs),
@@ -418,31 +493,22 @@ impl<T: Real> CpuTrainer<T> {
 
     /// The loss gradient, then per layer from the last: dZ, dW = Aᵀ·dZ, db = Σ_rows dZ, dA_prev = dZ·Wᵀ.
     fn backward(&mut self, x: &[T], y: &[T], rows: usize) {
-        let depth = self.layout.layers.len();
+        let last = self.layout.layers.len() - 1;
         let loss = self.network.loss();
-        let outputs = self.network.outputs();
-        let scale =
-            T::from(loss.gradient_scale(rows, outputs)).expect("an f32 converts to any float");
-        let output = &self.post[depth - 1][..rows * outputs];
-        let target = &y[..rows * outputs];
-        if loss.includes_output_activation() {
-            loss_backward(
-                &mut self.dpre[depth - 1][..rows * outputs],
-                output,
-                target,
-                scale,
-            );
+        let n = rows * self.network.outputs();
+        let scale = T::from(loss.gradient_scale(rows, self.network.outputs()))
+            .expect("an f32 converts to any float");
+        // bce and ce give dZ directly; sse and mse give dO, which the activation's derivative turns into dZ.
+        let fused = loss.includes_output_activation();
+        let d = if fused {
+            &mut self.dpre[last]
         } else {
-            loss_backward(
-                &mut self.dpost[depth - 1][..rows * outputs],
-                output,
-                target,
-                scale,
-            );
-        }
+            &mut self.dpost[last]
+        };
+        loss_backward(&mut d[..n], &self.post[last][..n], &y[..n], scale);
         for (l, layer) in self.layout.layers.iter().enumerate().rev() {
             let n = rows * layer.outputs;
-            if l + 1 < depth || !loss.includes_output_activation() {
+            if l < last || !fused {
                 let f = self.network.activation(l);
                 activation_backward(
                     &mut self.dpre[l][..n],
@@ -472,16 +538,15 @@ impl<T: Real> CpuTrainer<T> {
     fn update(&mut self) {
         let c = |v: f32| T::from(v).expect("an f32 converts to any float");
         self.step += 1;
+        let lr = c(self.config.lr);
         match self.config.optimizer {
-            Optimizer::Sgd { momentum } => {
-                sgd_update(
-                    &mut self.params,
-                    &self.grads,
-                    &mut self.state,
-                    c(self.config.lr),
-                    c(momentum),
-                );
-            }
+            Optimizer::Sgd { momentum } => sgd_update(
+                &mut self.params,
+                &self.grads,
+                &mut self.state,
+                lr,
+                c(momentum),
+            ),
             Optimizer::Adam { weight_decay } => {
                 let (m, v) = self.state.split_at_mut(self.layout.len);
                 let step = T::from(self.step).expect("a step count converts to any float");
@@ -490,85 +555,11 @@ impl<T: Real> CpuTrainer<T> {
                     &self.grads,
                     (m, v),
                     step,
-                    c(self.config.lr),
+                    lr,
                     c(weight_decay),
                 );
             }
         }
-    }
-
-    /// Outputs, logits and loss over the whole data set under the current parameters.
-    pub fn evaluate(&mut self) -> Evaluation {
-        let x = std::mem::take(&mut self.inputs);
-        self.forward(&x, self.rows);
-        self.inputs = x;
-        let last = self.layout.layers.len() - 1;
-        let loss = loss_value(
-            self.network.loss(),
-            &self.pre[last],
-            &self.post[last],
-            &self.targets,
-            self.network.outputs(),
-        );
-        Evaluation {
-            outputs: to_f32(&self.post[last]),
-            logits: to_f32(&self.pre[last]),
-            loss,
-        }
-    }
-
-    /// The network's outputs for every row under the current parameters.
-    pub fn outputs(&mut self) -> Vec<f32> {
-        self.evaluate().outputs
-    }
-
-    /// The loss over the whole data set under the current parameters, in f64.
-    pub fn loss(&mut self) -> f64 {
-        self.evaluate().loss
-    }
-
-    /// The gradient of the whole-set loss under the current parameters, without updating them.
-    pub fn gradients(&mut self) -> &[T] {
-        let (x, y) = (
-            std::mem::take(&mut self.inputs),
-            std::mem::take(&mut self.targets),
-        );
-        self.forward(&x, self.rows);
-        self.backward(&x, &y, self.rows);
-        (self.inputs, self.targets) = (x, y);
-        &self.grads
-    }
-
-    pub fn params(&self) -> &[T] {
-        &self.params
-    }
-
-    pub fn params_mut(&mut self) -> &mut [T] {
-        &mut self.params
-    }
-
-    /// The optimizer's state (velocity, or both Adam moments), laid out like the parameters one after another.
-    pub fn optimizer_state(&self) -> Vec<f32> {
-        to_f32(&self.state)
-    }
-
-    /// Epochs trained so far.
-    pub fn epoch(&self) -> u64 {
-        self.epoch
-    }
-
-    /// Continues a run saved after `epoch` epochs with the optimizer's `state`, so that training goes on
-    /// exactly as if it had never stopped (the batch order depends only on the seed and the epoch).
-    pub fn resume(&mut self, epoch: u64, state: &[f32]) -> Result<()> {
-        check_state_len(self.state.len(), state.len())?;
-        self.state = convert(state);
-        self.epoch = epoch;
-        self.step = epoch * self.config.batches(self.rows).len() as u64;
-        Ok(())
-    }
-
-    pub fn layout(&self) -> &ParamLayout {
-        &self.layout
     }
 }
 

@@ -20,6 +20,8 @@ struct Args {
     beta1: f32,    // adam_update
     beta2: f32,
     epsilon: f32,
+    seed_lo: u32,  // gather_rows: the two halves of the order's seed
+    seed_hi: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> arena: array<f32>;

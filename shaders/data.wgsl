@@ -1,16 +1,18 @@
 // Moving training data into place, and the counters the device keeps for itself.
 //
-// Row numbers and positions are stored as f32 values in the arena: exact up to 2^24, which the trainer checks.
+// Counters are stored as f32 values in the arena: exact up to 2^24, which the trainer checks.
 
-// out[rows×cols] = the rows of src that the epoch's order lists from the position in the cursor onwards;
-// out = out, a = src, b = order, c = cursor.
+// out[rows×cols] = the rows of src at positions cursor, cursor + 1, ... of the epoch's order, computed here
+// from the seed and the epoch (`shuffled_row`); out = out, a = src, b = epoch, c = cursor, inner = the data
+// set's rows.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn gather_rows(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
                @builtin(num_workgroups) workgroups: vec3<u32>) {
     let i = thread_index(workgroup, local, workgroups);
     if i < args.rows * args.cols {
         let position = u32(arena[args.c]) + i / args.cols;
-        let source_row = u32(arena[args.b + position]);
+        let epoch = u32(arena[args.b]);
+        let source_row = shuffled_row(args.seed_lo, args.seed_hi, epoch, args.inner, position);
         arena[args.out + i] = arena[args.a + source_row * args.cols + i % args.cols];
     }
 }
@@ -20,5 +22,14 @@ fn gather_rows(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invoc
 fn advance_counter(@builtin(local_invocation_index) local: u32) {
     if local == 0u {
         arena[args.out] += args.scale;
+    }
+}
+
+// The epoch's end: epoch += 1 and the cursor back to the first position; out = epoch, a = cursor. One thread.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn next_epoch(@builtin(local_invocation_index) local: u32) {
+    if local == 0u {
+        arena[args.out] += 1.0;
+        arena[args.a] = 0.0;
     }
 }

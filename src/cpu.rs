@@ -303,19 +303,30 @@ struct Rows<T> {
 }
 
 impl<T: Real> Rows<T> {
-    /// The rows `order` lists, copied into the batch: its inputs and targets.
-    fn gather(&mut self, order: &[u32]) -> (&[T], &[T]) {
+    /// The rows at `positions` of the epoch's order (`row_at` gives each), copied into the batch: its inputs
+    /// and targets.
+    fn gather(
+        &mut self,
+        row_at: impl Fn(usize) -> usize,
+        positions: std::ops::Range<usize>,
+    ) -> (&[T], &[T]) {
         let (input_width, output_width) = (
             self.inputs.len() / self.count,
             self.targets.len() / self.count,
         );
-        let (x, y) = (
-            &mut self.batch_inputs[..order.len() * input_width],
-            &mut self.batch_targets[..order.len() * output_width],
-        );
-        gather_rows(x, &self.inputs, order, input_width);
-        gather_rows(y, &self.targets, order, output_width);
-        (x, y)
+        for (i, position) in positions.clone().enumerate() {
+            let row = row_at(position);
+            for (src, dst, width) in [
+                (&self.inputs, &mut self.batch_inputs, input_width),
+                (&self.targets, &mut self.batch_targets, output_width),
+            ] {
+                dst[i * width..][..width].copy_from_slice(&src[row * width..][..width]);
+            }
+        }
+        (
+            &self.batch_inputs[..positions.len() * input_width],
+            &self.batch_targets[..positions.len() * output_width],
+        )
     }
 }
 
@@ -381,11 +392,14 @@ impl<T: Real> CpuTrainer<T> {
     pub fn train(&mut self, epochs: usize) {
         let config = self.layers.config;
         let count = self.rows.count;
+        let batches = config.batches(count);
         for _ in 0..epochs {
-            let order = config.epoch_order(self.epoch, count);
-            for batch in config.batches(count) {
+            for batch in &batches {
                 let (x, y) = if config.shuffles(count) {
-                    self.rows.gather(&order[batch.clone()])
+                    self.rows.gather(
+                        |position| config.row_at(self.epoch, count, position),
+                        batch.clone(),
+                    )
                 } else {
                     (&self.rows.inputs[..], &self.rows.targets[..])
                 };

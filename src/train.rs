@@ -3,7 +3,6 @@
 
 use std::ops::Range;
 
-use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -126,19 +125,58 @@ impl TrainConfig {
         self.batch_size.is_some_and(|size| size < rows)
     }
 
-    /// The order in which epoch `epoch` (counted from 0) visits `rows` rows. It depends only on the seed and
-    /// the epoch, so a run resumed at any epoch continues exactly.
-    pub fn epoch_order(&self, epoch: u64, rows: usize) -> Vec<u32> {
-        let mut order: Vec<u32> = (0..rows as u32).collect();
+    /// The row that position `position` of epoch `epoch` visits: a shuffled order for mini-batches, the rows
+    /// in place otherwise. It depends only on the seed, the epoch and the position, so a run resumed at any
+    /// epoch continues exactly, and the GPU computes the same rows (`shuffled_row` in shaders/functions.wgsl).
+    pub fn row_at(&self, epoch: u64, rows: usize, position: usize) -> usize {
         if self.shuffles(rows) {
-            // Salted so that epoch 0 does not replay the initial weights' stream.
-            let mut rng = StdRng::seed_from_u64(
-                0x5487_F1E5 ^ self.shuffle_seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            );
-            order.shuffle(&mut rng);
+            shuffled_row(
+                self.shuffle_seed,
+                epoch as u32,
+                rows as u32,
+                position as u32,
+            ) as usize
+        } else {
+            position
         }
-        order
     }
+
+    /// The order in which epoch `epoch` (counted from 0) visits `rows` rows.
+    pub fn epoch_order(&self, epoch: u64, rows: usize) -> Vec<u32> {
+        (0..rows)
+            .map(|position| self.row_at(epoch, rows, position) as u32)
+            .collect()
+    }
+}
+
+/// A bijection of [0, rows) keyed by (seed, epoch): a four-round Feistel network over the smallest
+/// power-of-four domain that holds `rows`, walking the cycle until it lands inside. A counter-based order
+/// like this needs no state and no upload, and integer arithmetic makes it the same on every device.
+pub fn shuffled_row(seed: u64, epoch: u32, rows: u32, position: u32) -> u32 {
+    let half = (32 - (rows.max(2) - 1).leading_zeros()).div_ceil(2);
+    let mask = (1u32 << half) - 1;
+    let key = hash32(hash32(hash32(seed as u32) ^ (seed >> 32) as u32) ^ epoch);
+    let mut x = position;
+    loop {
+        let (mut left, mut right) = (x >> half, x & mask);
+        for round in 0..4u32 {
+            let mixed = hash32(right ^ key ^ round.wrapping_mul(0x9E37_79B9)) & mask;
+            (left, right) = (right, left ^ mixed);
+        }
+        x = (left << half) | right;
+        if x < rows {
+            return x;
+        }
+    }
+}
+
+/// A 32-bit integer mix with good avalanche (Chris Wellons' lowbias32), the round function of the order.
+pub fn hash32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7FEB_352D);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846C_A68B);
+    x ^ (x >> 16)
 }
 
 /// The checks both trainers make before they build anything; gives the parameter layout.

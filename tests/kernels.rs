@@ -5,8 +5,9 @@ mod common;
 use std::ops::Range;
 
 use common::{assert_close, gpu, random};
+use wgmlp::TrainConfig;
 use wgmlp::cpu::{self, MatmulShape};
-use wgmlp::gpu::{Kernel, Op};
+use wgmlp::gpu::{Kernel, Op, RowOrder};
 
 const ATOL: f32 = 1e-5;
 const RTOL: f32 = 1e-5;
@@ -203,28 +204,86 @@ fn softmax_matches_cpu_and_sums_to_one() {
 }
 
 #[test]
-fn gather_rows_matches_cpu_from_the_cursor_on() {
+fn gather_rows_follows_the_cpu_order_from_the_cursor_on_and_next_epoch_moves_on() {
     let (rows, cols) = (70, 3);
     let src = random(rows * cols, 8);
-    let order: Vec<u32> = (0..rows as u32).rev().collect();
-    let (cursor, batch) = (11, 23);
+    let config = TrainConfig {
+        batch_size: Some(23),
+        shuffle_seed: 0xDEAD_BEEF_0042,
+        ..TrainConfig::sgd(0.1)
+    };
+    let (epoch, cursor, batch) = (5, 11, 23);
+    let order = config.epoch_order(epoch, rows);
     let mut expected = vec![0.0; batch * cols];
     cpu::gather_rows(&mut expected, &src, &order[cursor..cursor + batch], cols);
     let mut arena = Arena::default();
     let rsrc = arena.put(&src);
-    let rorder = arena.put(&order.iter().map(|&r| r as f32).collect::<Vec<_>>());
+    let repoch = arena.put(&[epoch as f32]).start;
     let rcursor = arena.put(&[cursor as f32]).start;
     let out = arena.put(&vec![f32::NAN; batch * cols]);
+    let row_order = RowOrder {
+        seed: config.shuffle_seed,
+        rows,
+        epoch: repoch,
+        cursor: rcursor,
+    };
     let result = arena.run(&[
-        Op::gather_rows(out.clone(), rsrc, rorder, rcursor, cols).unwrap(),
+        Op::gather_rows(out.clone(), rsrc.clone(), row_order, cols).unwrap(),
         Op::advance_counter(rcursor, batch as f32),
     ]);
-    assert_eq!(&result[out], &expected[..], "gathered rows are copies");
+    assert_eq!(
+        &result[out.clone()],
+        &expected[..],
+        "gathered rows are copies"
+    );
     assert_eq!(
         result[rcursor],
         (cursor + batch) as f32,
         "advance_counter moved the cursor on"
     );
+    let result = arena.run(&[Op::next_epoch(row_order)]);
+    assert_eq!(
+        (result[repoch], result[rcursor]),
+        ((epoch + 1) as f32, 0.0),
+        "next_epoch moves the epoch on and the cursor back"
+    );
+}
+
+#[test]
+fn the_device_row_order_equals_the_cpu_order() {
+    // Every position of a few epochs, for sizes around powers of four and a 64-bit seed.
+    for rows in [2, 3, 4, 5, 17, 63, 64, 65, 257, 1000] {
+        let config = TrainConfig {
+            batch_size: Some(1),
+            shuffle_seed: 0x1234_5678_9ABC_DEF0 ^ rows as u64,
+            ..TrainConfig::sgd(0.1)
+        };
+        for epoch in [0, 1, 7, 100_000] {
+            let src: Vec<f32> = (0..rows).map(|r| r as f32).collect();
+            let mut arena = Arena::default();
+            let rsrc = arena.put(&src);
+            let repoch = arena.put(&[epoch as f32]).start;
+            let rcursor = arena.put(&[0.0]).start;
+            let out = arena.put(&vec![f32::NAN; rows]);
+            let row_order = RowOrder {
+                seed: config.shuffle_seed,
+                rows,
+                epoch: repoch,
+                cursor: rcursor,
+            };
+            let result = arena.run(&[Op::gather_rows(out.clone(), rsrc, row_order, 1).unwrap()]);
+            let device: Vec<u32> = result[out].iter().map(|&r| r as u32).collect();
+            let cpu_order = config.epoch_order(epoch, rows);
+            assert_eq!(device, cpu_order, "{rows} rows, epoch {epoch}");
+            let mut sorted = cpu_order.clone();
+            sorted.sort();
+            assert_eq!(
+                sorted,
+                (0..rows as u32).collect::<Vec<_>>(),
+                "a permutation"
+            );
+        }
+    }
 }
 
 #[test]

@@ -29,12 +29,13 @@ pub const MATMUL_BLOCK_THREADS: u32 = 16;
 /// The most workgroups wgpu lets a dispatch have in one dimension by default.
 const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65535;
 
-/// The shader files (`shaders/NAME.wgsl`), each with the shared prelude in front of it.
+/// The shader files (`shaders/NAME.wgsl`), each with the shared prelude and functions in front of it.
 pub const SHADERS: [(&str, &str); 6] = [
     (
         "matmul",
         concat!(
             include_str!("../../shaders/common.wgsl"),
+            include_str!("../../shaders/functions.wgsl"),
             include_str!("../../shaders/matmul.wgsl")
         ),
     ),
@@ -42,6 +43,7 @@ pub const SHADERS: [(&str, &str); 6] = [
         "bias",
         concat!(
             include_str!("../../shaders/common.wgsl"),
+            include_str!("../../shaders/functions.wgsl"),
             include_str!("../../shaders/bias.wgsl")
         ),
     ),
@@ -49,6 +51,7 @@ pub const SHADERS: [(&str, &str); 6] = [
         "activation",
         concat!(
             include_str!("../../shaders/common.wgsl"),
+            include_str!("../../shaders/functions.wgsl"),
             include_str!("../../shaders/activation.wgsl")
         ),
     ),
@@ -56,6 +59,7 @@ pub const SHADERS: [(&str, &str); 6] = [
         "loss",
         concat!(
             include_str!("../../shaders/common.wgsl"),
+            include_str!("../../shaders/functions.wgsl"),
             include_str!("../../shaders/loss.wgsl")
         ),
     ),
@@ -63,6 +67,7 @@ pub const SHADERS: [(&str, &str); 6] = [
         "data",
         concat!(
             include_str!("../../shaders/common.wgsl"),
+            include_str!("../../shaders/functions.wgsl"),
             include_str!("../../shaders/data.wgsl")
         ),
     ),
@@ -70,6 +75,7 @@ pub const SHADERS: [(&str, &str); 6] = [
         "optimizer",
         concat!(
             include_str!("../../shaders/common.wgsl"),
+            include_str!("../../shaders/functions.wgsl"),
             include_str!("../../shaders/optimizer.wgsl")
         ),
     ),
@@ -90,10 +96,11 @@ pub enum Kernel {
     SgdUpdate,
     AdamUpdate,
     AdvanceCounter,
+    NextEpoch,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 12] = [
+    pub const ALL: [Kernel; 13] = [
         Kernel::Matmul,
         Kernel::MatmulBlocked,
         Kernel::BiasAdd,
@@ -106,6 +113,7 @@ impl Kernel {
         Kernel::SgdUpdate,
         Kernel::AdamUpdate,
         Kernel::AdvanceCounter,
+        Kernel::NextEpoch,
     ];
 
     /// The matmul version for `shape`: the blocked one once the output fills at least one of its blocks.
@@ -119,7 +127,7 @@ impl Kernel {
     }
 
     /// The WGSL entry point, which is also the CPU twin's name (`matmul_blocked` is a twin of `matmul`;
-    /// `advance_counter` moves the counters the CPU keeps in fields).
+    /// `advance_counter` and `next_epoch` move the counters the CPU keeps in fields).
     pub fn entry_point(self) -> &'static str {
         match self {
             Kernel::Matmul => "matmul",
@@ -134,6 +142,7 @@ impl Kernel {
             Kernel::SgdUpdate => "sgd_update",
             Kernel::AdamUpdate => "adam_update",
             Kernel::AdvanceCounter => "advance_counter",
+            Kernel::NextEpoch => "next_epoch",
         }
     }
 
@@ -144,7 +153,7 @@ impl Kernel {
             Kernel::BiasAdd | Kernel::BiasBackward => 1,
             Kernel::ActivationForward | Kernel::ActivationBackward | Kernel::SoftmaxForward => 2,
             Kernel::LossBackward => 3,
-            Kernel::GatherRows | Kernel::AdvanceCounter => 4,
+            Kernel::GatherRows | Kernel::AdvanceCounter | Kernel::NextEpoch => 4,
             Kernel::SgdUpdate | Kernel::AdamUpdate => 5,
         }
     }
@@ -198,6 +207,8 @@ pub struct Args {
     pub beta1: f32,
     pub beta2: f32,
     pub epsilon: f32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
 }
 
 /// One kernel dispatch over regions of the arena.
@@ -320,28 +331,41 @@ impl Op {
         Ok(op)
     }
 
-    /// out[rows×cols] = the rows of src that `order` lists from the position held at `cursor` on
+    /// out[rows×cols] = the rows of src at positions cursor, cursor + 1, ... of the order that `seed` gives
+    /// epoch `epoch` over `total_rows` rows; `cursor` and `epoch` are counters in the arena.
     pub fn gather_rows(
         out: Range<usize>,
         src: Range<usize>,
-        order: Range<usize>,
-        cursor: usize,
+        order: RowOrder,
         cols: usize,
     ) -> Result<Op> {
-        if cols == 0 || !out.len().is_multiple_of(cols) || out.len() / cols > order.len() {
+        if cols == 0 || !out.len().is_multiple_of(cols) || out.len() / cols > order.rows {
             return Err(Error::ShapeMismatch {
                 op: "gather_rows",
                 expected: format!(
-                    "whole rows of {cols}, at most {} of them (the order's length)",
-                    order.len()
+                    "whole rows of {cols}, at most {} of them (the data set's rows)",
+                    order.rows
                 ),
                 got: format!("{} elements", out.len()),
             });
         }
         let rows = out.len() / cols;
-        let mut op = Op::new(Kernel::GatherRows, [&out, &src, &order], [rows, cols, 0], 0);
-        op.args.c = word(cursor);
+        let epoch = order.epoch..order.epoch + 1;
+        let mut op = Op::new(
+            Kernel::GatherRows,
+            [&out, &src, &epoch],
+            [rows, cols, order.rows],
+            0,
+        );
+        op.args.c = word(order.cursor);
+        (op.args.seed_lo, op.args.seed_hi) = (order.seed as u32, (order.seed >> 32) as u32);
         Ok(op)
+    }
+
+    /// The epoch's end: epoch += 1, cursor = 0.
+    pub fn next_epoch(order: RowOrder) -> Op {
+        let (epoch, cursor) = (order.epoch..order.epoch + 1, order.cursor..order.cursor + 1);
+        Op::new(Kernel::NextEpoch, [&epoch, &cursor, &EMPTY], [1, 1, 0], 0)
     }
 
     /// velocity = μ·velocity + grads; params −= lr · velocity
@@ -444,6 +468,16 @@ impl Op {
         }
         Ok([x, y, 1])
     }
+}
+
+/// Where the device finds an epoch's row order: the seed, the data set's rows, and the arena slots of the
+/// epoch counter and of the cursor (the next position to train).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RowOrder {
+    pub seed: u64,
+    pub rows: usize,
+    pub epoch: usize,
+    pub cursor: usize,
 }
 
 /// For an operand a kernel does not read.

@@ -10,8 +10,8 @@ use std::ops::Range;
 use wgpu::util::DeviceExt;
 
 pub use kernel::{
-    Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_TILE, Op, SHADERS, WORKGROUP_SIZE,
-    activation_code,
+    Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_TILE, Op, RowOrder, SHADERS,
+    WORKGROUP_SIZE, activation_code,
 };
 pub use trainer::GpuTrainer;
 

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::{Gpu, Op, Program};
+use super::{Gpu, Op, Program, RowOrder};
 use crate::cpu::{Evaluation, MatmulShape, check_params_len, check_state_len, loss_value};
 use crate::network::{Activation, Carver, Dataset, Network, ParamLayout};
 use crate::train::{Optimizer, TrainConfig, check_run};
@@ -13,7 +13,7 @@ use crate::{Error, Result};
 /// memory.
 const STEPS_PER_SUBMIT: usize = 256;
 
-/// The most rows a shuffled data set may have: the order holds row numbers as f32, exact up to 2^24.
+/// The most rows a shuffled data set may have: the cursor counts positions in f32, exact up to 2^24.
 const MAX_SHUFFLED_ROWS: usize = 1 << 24;
 
 /// Where every tensor sits in the arena. Parameters come first, so the [`ParamLayout`] ranges are arena
@@ -27,7 +27,7 @@ struct Arena {
     step: usize,
     inputs: Range<usize>,
     targets: Range<usize>,
-    order: Range<usize>,
+    epoch: usize,
     cursor: usize,
     batch_inputs: Range<usize>,
     batch_targets: Range<usize>,
@@ -53,7 +53,7 @@ impl Arena {
         let step = carve.take(1).start;
         let inputs = carve.take(rows * network.inputs());
         let targets = carve.take(rows * network.outputs());
-        let order = carve.take(if shuffled > 0 { rows } else { 0 });
+        let epoch = carve.take(1).start;
         let cursor = carve.take(1).start;
         let batch_inputs = carve.take(shuffled * network.inputs());
         let batch_targets = carve.take(shuffled * network.outputs());
@@ -78,7 +78,7 @@ impl Arena {
             step,
             inputs,
             targets,
-            order,
+            epoch,
             cursor,
             batch_inputs,
             batch_targets,
@@ -124,12 +124,13 @@ pub struct GpuTrainer<'gpu> {
     epoch: u64,
 }
 
-/// An epoch's training steps: `full_count` of full batches, then a shorter last one where the rows do not
-/// divide evenly. Every step of a kind is the same program: it finds its rows through the cursor.
+/// An epoch's training steps: `full_count` of full batches, then the last one (full or short), which also
+/// moves the device's epoch counter on. Every step of a kind is the same program: it finds its rows through
+/// the cursor.
 struct Steps {
     full: Program,
     full_count: usize,
-    last: Option<Program>,
+    last: Program,
 }
 
 impl<'gpu> GpuTrainer<'gpu> {
@@ -168,19 +169,14 @@ impl<'gpu> GpuTrainer<'gpu> {
         };
         let evaluate = plan.forward(&arena.inputs, data.rows)?;
         let batches = config.batches(data.rows);
-        let full = batches.first().map_or(0, |b| b.len());
-        let last = batches.last().map_or(0, |b| b.len());
-        let step = |rows| -> Result<Program> {
-            gpu.program(&buffer, &plan.step(&config, data.rows, rows)?)
+        let (full, last) = (batches[0].len(), batches[batches.len() - 1].len());
+        let step = |rows, ends_epoch| -> Result<Program> {
+            gpu.program(&buffer, &plan.step(&config, data.rows, rows, ends_epoch)?)
         };
         let steps = Steps {
-            full: step(full)?,
-            full_count: batches.iter().filter(|b| b.len() == full).count(),
-            last: if last != full {
-                Some(step(last)?)
-            } else {
-                None
-            },
+            full: step(full, false)?,
+            full_count: batches.len() - 1,
+            last: step(last, true)?,
         };
         let trainer = GpuTrainer {
             gpu,
@@ -218,46 +214,18 @@ impl<'gpu> GpuTrainer<'gpu> {
     /// Submits `epochs` epochs of training without waiting for them or reading anything back.
     pub fn train(&mut self, epochs: usize) {
         let steps = &self.steps;
-        if !self.config.shuffles(self.rows) {
-            self.submit_steps(&steps.full, epochs);
-            self.epoch += epochs as u64;
-            return;
-        }
-        for _ in 0..epochs {
-            // The order as f32 row numbers, and the cursor back at its start; gather_rows reads both.
-            let order: Vec<f32> = self
-                .config
-                .epoch_order(self.epoch, self.rows)
-                .iter()
-                .map(|&r| r as f32)
-                .collect();
-            let offset = |at: usize| (at * size_of::<f32>()) as u64;
-            self.gpu.queue.write_buffer(
-                &self.buffer,
-                offset(self.arena.order.start),
-                bytemuck::cast_slice(&order),
-            );
-            self.gpu.queue.write_buffer(
-                &self.buffer,
-                offset(self.arena.cursor),
-                bytemuck::bytes_of(&0.0f32),
-            );
-            self.submit_steps(&steps.full, steps.full_count);
-            if let Some(last) = &steps.last {
-                self.gpu.submit(&[(last, 1)]);
-            }
-            self.epoch += 1;
-        }
-    }
-
-    /// Submits `count` runs of `step`, a bounded number per command buffer.
-    fn submit_steps(&self, step: &Program, count: usize) {
-        let mut left = count;
+        let epoch = [(&steps.full, steps.full_count), (&steps.last, 1)];
+        // Whole epochs per command buffer, about STEPS_PER_SUBMIT steps in each.
+        let per_submit = (STEPS_PER_SUBMIT / (steps.full_count + 1)).max(1);
+        let mut left = epochs;
         while left > 0 {
-            let now = left.min(STEPS_PER_SUBMIT);
-            self.gpu.submit(&[(step, now)]);
+            let now = left.min(per_submit);
+            let runs: Vec<(&Program, usize)> =
+                epoch.iter().copied().cycle().take(2 * now).collect();
+            self.gpu.submit(&runs);
             left -= now;
         }
+        self.epoch += epochs as u64;
     }
 
     /// Outputs, logits and loss over the whole data set under the current parameters.
@@ -318,6 +286,11 @@ impl<'gpu> GpuTrainer<'gpu> {
         let step = (epoch * self.config.batches(self.rows).len() as u64) as f32;
         self.gpu.queue.write_buffer(
             &self.buffer,
+            offset(self.arena.epoch),
+            bytemuck::bytes_of(&(epoch as f32)),
+        );
+        self.gpu.queue.write_buffer(
+            &self.buffer,
             offset(self.arena.state.start),
             bytemuck::cast_slice(state),
         );
@@ -369,12 +342,24 @@ impl Plan<'_> {
         Ok(ops)
     }
 
-    /// One training step on `rows` rows: gather them from the epoch's order at the cursor and move the cursor
-    /// on (when shuffling), forward, backward, update.
-    fn step(&self, config: &TrainConfig, total_rows: usize, rows: usize) -> Result<Vec<Op>> {
+    /// One training step on `rows` rows: gather them at the cursor of the epoch's order and move the cursor
+    /// on (when shuffling), forward, backward, update; and at the epoch's end, on to the next epoch.
+    fn step(
+        &self,
+        config: &TrainConfig,
+        total_rows: usize,
+        rows: usize,
+        ends_epoch: bool,
+    ) -> Result<Vec<Op>> {
         let arena = self.arena;
         let (inputs, outputs) = (self.network.inputs(), self.network.outputs());
         let shuffles = config.shuffles(total_rows);
+        let order = RowOrder {
+            seed: config.shuffle_seed,
+            rows: total_rows,
+            epoch: arena.epoch,
+            cursor: arena.cursor,
+        };
         let mut ops = Vec::new();
         let (x, y) = if shuffles {
             let (x, y) = (
@@ -384,15 +369,13 @@ impl Plan<'_> {
             ops.push(Op::gather_rows(
                 x.clone(),
                 arena.inputs.clone(),
-                arena.order.clone(),
-                arena.cursor,
+                order,
                 inputs,
             )?);
             ops.push(Op::gather_rows(
                 y.clone(),
                 arena.targets.clone(),
-                arena.order.clone(),
-                arena.cursor,
+                order,
                 outputs,
             )?);
             (x, y)
@@ -404,6 +387,9 @@ impl Plan<'_> {
         ops.extend(self.update(config)?);
         if shuffles {
             ops.push(Op::advance_counter(arena.cursor, rows as f32));
+        }
+        if shuffles && ends_epoch {
+            ops.push(Op::next_epoch(order));
         }
         Ok(ops)
     }

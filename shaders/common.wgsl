@@ -3,9 +3,6 @@
 // All tensors live in one storage buffer, the arena; each dispatch reads its offsets and sizes from `args`,
 // one slot of a uniform buffer selected by a dynamic offset.
 
-// Threads per workgroup of the one-dimensional kernels; src/gpu/kernel.rs has the same number, checked by a test.
-const WORKGROUP_SIZE: u32 = 64u;
-
 struct Args {
     out: u32,      // arena offsets, in f32 elements
     a: u32,
@@ -26,9 +23,3 @@ struct Args {
 
 @group(0) @binding(0) var<storage, read_write> arena: array<f32>;
 @group(0) @binding(1) var<uniform> args: Args;
-
-// The element a thread of a one-dimensional kernel owns. Large grids spill into y, since a dispatch may have at
-// most 65535 workgroups per dimension.
-fn thread_index(workgroup: vec3<u32>, local: u32, workgroups: vec3<u32>) -> u32 {
-    return (workgroup.y * workgroups.x + workgroup.x) * WORKGROUP_SIZE + local;
-}

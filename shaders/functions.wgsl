@@ -1,6 +1,16 @@
 // Pure functions shared by the layered kernels and the fused engine: the activations, their slopes, and the
 // order in which an epoch visits the rows.
 
+// Threads per workgroup of the one-dimensional kernels and of the fused engine; src/gpu/kernel.rs has the same
+// number, checked by a test.
+const WORKGROUP_SIZE: u32 = 64u;
+
+// The element a thread of a one-dimensional kernel owns. Large grids spill into y, since a dispatch may have at
+// most 65535 workgroups per dimension.
+fn thread_index(workgroup: vec3<u32>, local: u32, workgroups: vec3<u32>) -> u32 {
+    return (workgroup.y * workgroups.x + workgroup.x) * WORKGROUP_SIZE + local;
+}
+
 // Element-wise activations, numbered as `activation_code` in src/gpu/kernel.rs (checked by a test).
 const IDENTITY: u32 = 0u;
 const SIGMOID: u32 = 1u;
@@ -65,18 +75,20 @@ fn shuffled_row(seed_lo: u32, seed_hi: u32, epoch: u32, rows: u32, position: u32
     loop {
         var left = x >> half;
         var right = x & mask;
-        for (var round = 0u; round < 4u; round++) {
-            let mixed = hash32(right ^ key ^ (round * 0x9E3779B9u)) & mask;
-            let next = left ^ mixed;
-            left = right;
-            right = next;
-        }
+        left ^= feistel_round(right, key, 0u) & mask;
+        right ^= feistel_round(left, key, 1u) & mask;
+        left ^= feistel_round(right, key, 2u) & mask;
+        right ^= feistel_round(left, key, 3u) & mask;
         x = (left << half) | right;
         if x < rows {
             return x;
         }
     }
     return x; // not reached: the walk returns inside the loop
+}
+
+fn feistel_round(half_block: u32, key: u32, round: u32) -> u32 {
+    return hash32(half_block ^ key ^ (round * 0x9E3779B9u));
 }
 
 // lowbias32, the round function of the order.

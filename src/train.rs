@@ -153,21 +153,35 @@ impl TrainConfig {
 /// power-of-four domain that holds `rows`, walking the cycle until it lands inside. A counter-based order
 /// like this needs no state and no upload, and integer arithmetic makes it the same on every device.
 pub fn shuffled_row(seed: u64, epoch: u32, rows: u32, position: u32) -> u32 {
-    let half = (32 - (rows.max(2) - 1).leading_zeros()).div_ceil(2);
+    let half = shuffle_half_bits(rows);
     let mask = (1u32 << half) - 1;
     let key = hash32(hash32(hash32(seed as u32) ^ (seed >> 32) as u32) ^ epoch);
     let mut x = position;
     loop {
         let (mut left, mut right) = (x >> half, x & mask);
-        for round in 0..4u32 {
-            let mixed = hash32(right ^ key ^ round.wrapping_mul(0x9E37_79B9)) & mask;
-            (left, right) = (right, left ^ mixed);
-        }
+        left ^= feistel_round(right, key, 0) & mask;
+        right ^= feistel_round(left, key, 1) & mask;
+        left ^= feistel_round(right, key, 2) & mask;
+        right ^= feistel_round(left, key, 3) & mask;
         x = (left << half) | right;
         if x < rows {
             return x;
         }
     }
+}
+
+/// Half the bits of the order's domain: the smallest power of four that holds `rows` (at least 4).
+fn shuffle_half_bits(rows: u32) -> u32 {
+    (32 - (rows.max(2) - 1).leading_zeros()).div_ceil(2)
+}
+
+/// The size of the domain the order walks through: every epoch's walks together take this many steps.
+pub fn shuffle_domain(rows: u32) -> u64 {
+    1 << (2 * shuffle_half_bits(rows))
+}
+
+fn feistel_round(half_block: u32, key: u32, round: u32) -> u32 {
+    hash32(half_block ^ key ^ round.wrapping_mul(0x9E37_79B9))
 }
 
 /// A 32-bit integer mix with good avalanche (Chris Wellons' lowbias32), the round function of the order.

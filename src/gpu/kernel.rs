@@ -489,7 +489,7 @@ fn word(x: usize) -> u32 {
 }
 
 /// Folds a long one-dimensional grid into x·y workgroups (see `thread_index` in shaders/common.wgsl).
-fn spill(workgroups: u32) -> [u32; 2] {
+pub(crate) fn spill(workgroups: u32) -> [u32; 2] {
     if workgroups <= MAX_WORKGROUPS_PER_DIMENSION {
         [workgroups, 1]
     } else {

@@ -1,6 +1,8 @@
 //! The GPU side: a [`Gpu`] holds the device, queue and one pipeline per kernel, built once; a [`Program`] is a
 //! list of [`Op`]s bound to an arena buffer, ready to be encoded any number of times.
 
+mod fused;
+mod generate;
 mod kernel;
 mod trainer;
 
@@ -9,6 +11,8 @@ use std::ops::Range;
 
 use wgpu::util::DeviceExt;
 
+pub use fused::{FUSED_PRIVATE_FLOATS, FusedTrainer, Metrics};
+pub use generate::fused_source;
 pub use kernel::{
     Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_TILE, Op, RowOrder, SHADERS,
     WORKGROUP_SIZE, activation_code,
@@ -169,6 +173,15 @@ impl Gpu {
         })
     }
 
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// Whether the adapter is a software rasterizer on the CPU (llvmpipe, WARP, SwiftShader).
+    pub fn is_software(&self) -> bool {
+        self.adapter.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
+    }
+
     pub fn adapter(&self) -> &AdapterSummary {
         &self.adapter
     }
@@ -281,20 +294,38 @@ impl Gpu {
         if range.is_empty() {
             return Ok(Vec::new());
         }
-        let bytes = (range.len() * size_of::<f32>()) as u64;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+        let staging = self.staging(range.len());
+        self.read_via(&staging, buffer, range).await
+    }
+
+    /// A buffer that [`Gpu::read_via`] can read `len` f32 values through; make it once for repeated reads.
+    pub fn staging(&self, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
-            size: bytes,
+            size: (len.max(1) * size_of::<f32>()) as u64,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
-        });
+        })
+    }
+
+    /// Reads `range` (in f32 elements) of `buffer` through `staging`, which must hold at least that many.
+    pub async fn read_via(
+        &self,
+        staging: &wgpu::Buffer,
+        buffer: &wgpu::Buffer,
+        range: Range<usize>,
+    ) -> Result<Vec<f32>> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bytes = (range.len() * size_of::<f32>()) as u64;
         let mut encoder = self.device.create_command_encoder(&Default::default());
         let start = (range.start * size_of::<f32>()) as u64;
-        encoder.copy_buffer_to_buffer(buffer, start, &staging, 0, bytes);
+        encoder.copy_buffer_to_buffer(buffer, start, staging, 0, bytes);
         self.queue.submit([encoder.finish()]);
 
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+        staging.map_async(wgpu::MapMode::Read, ..bytes, move |result| {
             // The receiver is awaited below; if it were gone there would be no one left to tell.
             let _ = sender.send(result);
         });
@@ -306,7 +337,7 @@ impl Gpu {
             .map_err(|e| Error::Readback(e.to_string()))?;
         let values = {
             let view = staging
-                .get_mapped_range(..)
+                .get_mapped_range(..bytes)
                 .map_err(|e| Error::Readback(e.to_string()))?;
             bytemuck::cast_slice(&view).to_vec()
         };

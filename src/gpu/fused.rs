@@ -1,0 +1,555 @@
+//! The fused engine: shaders/fused.wgsl trains a whole network, every epoch between two log points, in one
+//! dispatch, with the network in the invocation's private memory. One invocation trains one network, so a
+//! sweep of thousands of seeds and learning rates costs one dispatch too.
+//!
+//! The shader is compiled for one network: its sizes, activations, loss and optimizer are constants put in
+//! front of the WGSL source, so that every array has its size and no choice fixed for the run is a branch.
+
+use std::time::{Duration, Instant};
+
+use wgpu::util::DeviceExt;
+
+use super::generate::fused_source;
+use super::{Gpu, kernel::WORKGROUP_SIZE, kernel::spill};
+use crate::cpu::{Evaluation, check_params_len, check_state_len, loss_value};
+use crate::network::{Dataset, Network};
+use crate::train::{Optimizer, TrainConfig, check_run, shuffle_domain};
+use crate::{Error, Result};
+
+/// The most f32 values one invocation keeps in private memory: parameters, gradients, optimizer state and
+/// one row's activations. Beyond it the layered engine trains, whose kernels spread a layer over threads.
+pub const FUSED_PRIVATE_FLOATS: usize = 4096;
+
+/// How long one dispatch should run: far below the 2 s after which Windows resets a busy GPU.
+const DISPATCH_TARGET: Duration = Duration::from_millis(200);
+
+/// The work of the first dispatch, before any has been timed, in multiply-adds: small enough for the
+/// slowest adapter to finish well within the watchdog.
+const FIRST_DISPATCH_WORK: f64 = 2e8;
+
+/// How many loop iterations llvmpipe lets one invocation run, all its loops together, before it ends them
+/// all (`LP_MAX_TGSI_LOOP_ITERATIONS` in Mesa's gallivm), less a margin. On a software adapter every
+/// dispatch stays below it; on a real GPU there is no such limit.
+const SOFTWARE_LOOP_LIMIT: u64 = 65535 - 64;
+
+/// What the loops of one invocation of shaders/fused.wgsl cost against that limit. The generated functions
+/// have no loops, so only the loops over parameters (loading and storing them), epochs, batches, rows and the
+/// order's walk count. Measured on llvmpipe, an iteration costs 2 and so does entering a loop; the counts
+/// here are that, rounded up.
+#[derive(Clone, Copy, Debug)]
+struct LoopCount {
+    /// Loading and storing the parameters and the state, once a dispatch.
+    per_dispatch: u64,
+    /// The epoch, its batches, its rows, and the walks of a shuffled order (all of them the order's domain).
+    per_epoch: u64,
+    /// Measuring: loading the parameters, then a row each.
+    measure: u64,
+}
+
+impl LoopCount {
+    fn new(network: &Network, rows: usize, config: &TrainConfig) -> Self {
+        let params = network.layout().len as u64;
+        let state = params * config.optimizer.state_per_param() as u64;
+        let batches = config.batches(rows).len() as u64;
+        let walks = if config.shuffles(rows) {
+            shuffle_domain(rows as u32)
+        } else {
+            0
+        };
+        let rows = rows as u64;
+        LoopCount {
+            per_dispatch: 4 * (params + state) + 8,
+            per_epoch: 2 * (1 + batches + rows + walks) + 2 * (1 + batches) + 2,
+            measure: 2 * (params + rows) + 8,
+        }
+    }
+
+    /// The most epochs one dispatch may run under `limit`; 0 if not even one fits.
+    fn epochs_within(&self, limit: u64) -> u64 {
+        limit.saturating_sub(self.per_dispatch) / self.per_epoch
+    }
+}
+
+/// How a trained network stands on the whole training set, measured on the device.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Metrics {
+    /// The loss as `cpu::loss_value` defines it, summed in f32.
+    pub loss: f64,
+    /// The largest |output − target| over every output of every row.
+    pub max_error: f32,
+    /// Rows whose predicted class is the target's (meaningful for bce and ce).
+    pub correct: usize,
+}
+
+/// Trains `networks` networks of one shape on one data set, each with its own initial parameters, learning
+/// rate and row-order seed; everything stays on the device until asked for.
+pub struct FusedTrainer<'gpu> {
+    gpu: &'gpu Gpu,
+    network: Network,
+    config: TrainConfig,
+    networks: usize,
+    rows: usize,
+    targets: Vec<f32>,
+    kernels: Kernels,
+    bind_group: wgpu::BindGroup,
+    weights: wgpu::Buffer,
+    results: wgpu::Buffer,
+    job: wgpu::Buffer,
+    metrics_staging: wgpu::Buffer,
+    epoch: u64,
+    epochs_per_dispatch: u64,
+    /// The most epochs a dispatch may run on this adapter, whatever the time.
+    max_epochs_per_dispatch: u64,
+}
+
+struct Kernels {
+    train: wgpu::ComputePipeline,
+    measure: wgpu::ComputePipeline,
+    evaluate: wgpu::ComputePipeline,
+}
+
+/// `struct Job` in shaders/fused.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Job {
+    networks: u32,
+    rows: u32,
+    batch: u32,
+    first_epoch: u32,
+    epochs: u32,
+    evaluated: u32,
+}
+
+impl<'gpu> FusedTrainer<'gpu> {
+    /// Checks that `networks` copies of `network` trained on `rows` rows fit the fused engine on `gpu`: the
+    /// private memory of one invocation, and the device's buffers.
+    pub fn check_size(
+        gpu: &Gpu,
+        network: &Network,
+        rows: usize,
+        config: &TrainConfig,
+        networks: usize,
+    ) -> Result<()> {
+        let private = private_floats(network, config.optimizer);
+        if private > FUSED_PRIVATE_FLOATS {
+            return Err(Error::TooLarge {
+                what: format!(
+                    "the network [{network}] with its {} state in the fused engine",
+                    config.optimizer.name()
+                ),
+                needed: private as u64,
+                limit: FUSED_PRIVATE_FLOATS as u64,
+                unit: "f32 values of private memory per network",
+            });
+        }
+        let loops = LoopCount::new(network, rows, config);
+        if gpu.is_software()
+            && (loops.epochs_within(SOFTWARE_LOOP_LIMIT) == 0
+                || loops.measure > SOFTWARE_LOOP_LIMIT)
+        {
+            return Err(Error::TooLarge {
+                what: format!(
+                    "an epoch of the network [{network}] on {rows} rows in the fused engine on a software adapter"
+                ),
+                needed: (loops.per_dispatch + loops.per_epoch).max(loops.measure),
+                limit: SOFTWARE_LOOP_LIMIT,
+                unit: "loop iterations per invocation (llvmpipe ends longer loops)",
+            });
+        }
+        let params = network.layout().len;
+        let state = params * config.optimizer.state_per_param();
+        let what =
+            |part: &str| format!("{part} of {networks} network(s) [{network}] on {rows} rows");
+        gpu.check_fits(
+            &what("the data"),
+            rows * (network.inputs() + network.outputs()),
+        )?;
+        gpu.check_fits(
+            &what("the parameters and state"),
+            (params + state) * networks,
+        )?;
+        gpu.check_fits(&what("the results"), results_len(network, rows, networks))?;
+        if u32::try_from(networks.div_ceil(WORKGROUP_SIZE as usize)).is_err() {
+            return Err(Error::TooLarge {
+                what: "a sweep".into(),
+                needed: networks as u64,
+                limit: u64::from(u32::MAX),
+                unit: "networks",
+            });
+        }
+        Ok(())
+    }
+
+    /// Uploads the data and every network's starting point once and compiles the engine for this network.
+    /// `starts` holds each network's initial parameters and settings; they may differ in the learning rate
+    /// and the row-order seed only.
+    pub async fn new(
+        gpu: &'gpu Gpu,
+        network: &Network,
+        starts: &[(Vec<f32>, TrainConfig)],
+        data: &Dataset,
+    ) -> Result<Self> {
+        let Some((_, config)) = starts.first() else {
+            return Err(Error::invalid("runs", 0, "train at least one network"));
+        };
+        let layout = check_run(network, data, config)?;
+        for (params, other) in starts {
+            check_params_len(&layout, params.len())?;
+            other.check()?;
+            if (other.optimizer, other.batch_size) != (config.optimizer, config.batch_size) {
+                return Err(Error::invalid(
+                    "runs",
+                    starts.len(),
+                    "the networks of one sweep share the optimizer and the batch size",
+                ));
+            }
+        }
+        let networks = starts.len();
+        FusedTrainer::check_size(gpu, network, data.rows, config, networks)?;
+        let out_of_memory = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+
+        let (params, state) = (layout.len, layout.len * config.optimizer.state_per_param());
+        let mut weights = vec![0.0f32; (params + state) * networks];
+        for (n, (start, _)) in starts.iter().enumerate() {
+            for (k, &value) in start.iter().enumerate() {
+                weights[k * networks + n] = value;
+            }
+        }
+        let runs: Vec<[u32; 4]> = starts
+            .iter()
+            .map(|(_, c)| {
+                let seed = c.shuffle_seed;
+                [c.lr.to_bits(), seed as u32, (seed >> 32) as u32, 0]
+            })
+            .collect();
+        let data_values = [&data.inputs[..], &data.targets[..]].concat();
+        let storage = |label, contents: &[u8], usage| {
+            gpu.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents,
+                    usage: wgpu::BufferUsages::STORAGE | usage,
+                })
+        };
+        let data_buffer = storage(
+            "fused data",
+            bytemuck::cast_slice(&data_values),
+            wgpu::BufferUsages::empty(),
+        );
+        let weights = storage(
+            "fused weights",
+            bytemuck::cast_slice(&weights),
+            wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        );
+        let runs = storage(
+            "fused runs",
+            bytemuck::cast_slice(&runs),
+            wgpu::BufferUsages::empty(),
+        );
+        let results_len = results_len(network, data.rows, networks);
+        let results = storage(
+            "fused results",
+            bytemuck::cast_slice(&vec![0.0f32; results_len]),
+            wgpu::BufferUsages::COPY_SRC,
+        );
+        let job = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("fused job"),
+            size: size_of::<Job>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let (kernels, layout) = compile(gpu, network, config.optimizer);
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("fused"),
+            layout: &layout,
+            entries: &[&data_buffer, &weights, &runs, &results, &job]
+                .iter()
+                .enumerate()
+                .map(|(binding, buffer)| wgpu::BindGroupEntry {
+                    binding: binding as u32,
+                    resource: buffer.as_entire_binding(),
+                })
+                .collect::<Vec<_>>(),
+        });
+        let multiply_adds = (networks * data.rows * params * 3).max(1) as f64;
+        let trainer = FusedTrainer {
+            gpu,
+            network: network.clone(),
+            config: *config,
+            networks,
+            rows: data.rows,
+            targets: data.targets.clone(),
+            kernels,
+            bind_group,
+            weights,
+            results,
+            job,
+            metrics_staging: gpu.staging(3 * networks),
+            epoch: 0,
+            epochs_per_dispatch: (FIRST_DISPATCH_WORK / multiply_adds).max(1.0) as u64,
+            max_epochs_per_dispatch: if gpu.is_software() {
+                LoopCount::new(network, data.rows, config).epochs_within(SOFTWARE_LOOP_LIMIT)
+            } else {
+                u64::MAX
+            },
+        };
+        let errors = [scope.pop().await, out_of_memory.pop().await];
+        if let Some(error) = errors.into_iter().flatten().next() {
+            return Err(Error::Gpu {
+                during: "compiling the fused engine and uploading the networks",
+                reason: error.to_string(),
+            });
+        }
+        Ok(trainer)
+    }
+
+    /// Trains every network `epochs` more epochs, in dispatches sized from the measured time of the previous
+    /// ones so that none runs long; how the epochs are split does not change any result.
+    pub fn train(&mut self, epochs: usize) -> Result<()> {
+        let batches = self.config.batches(self.rows).len() as u64;
+        let end = self.epoch + epochs as u64;
+        if end.saturating_mul(batches) >= u64::from(u32::MAX) {
+            return Err(Error::TooLarge {
+                what: format!("{end} epochs of {batches} steps in the fused engine"),
+                needed: end.saturating_mul(batches),
+                limit: u64::from(u32::MAX),
+                unit: "steps",
+            });
+        }
+        while self.epoch < end {
+            let now = (end - self.epoch)
+                .min(self.epochs_per_dispatch)
+                .min(self.max_epochs_per_dispatch);
+            let started = Instant::now();
+            self.dispatch(&self.kernels.train, self.networks, now, 0);
+            self.gpu.wait()?;
+            let elapsed = started.elapsed().max(Duration::from_micros(1));
+            self.epoch += now;
+            if now == self.epochs_per_dispatch {
+                let fitting = now as f64 * DISPATCH_TARGET.as_secs_f64() / elapsed.as_secs_f64();
+                self.epochs_per_dispatch = (fitting as u64).clamp(1, 8 * now);
+            }
+        }
+        Ok(())
+    }
+
+    /// The loss, the largest error and the rows classified right of every network, measured on the device
+    /// over the whole training set; only these three numbers a network are read back.
+    pub async fn metrics(&self) -> Result<Vec<Metrics>> {
+        self.dispatch(&self.kernels.measure, self.networks, 0, 0);
+        let values = self
+            .gpu
+            .read_via(&self.metrics_staging, &self.results, 0..3 * self.networks)
+            .await?;
+        Ok(values
+            .chunks_exact(3)
+            .map(|m| Metrics {
+                loss: f64::from(m[0]),
+                max_error: m[1],
+                correct: m[2] as usize,
+            })
+            .collect())
+    }
+
+    /// Outputs, logits and loss of network `run` over the whole data set under its current parameters.
+    pub async fn evaluate(&self, run: usize) -> Result<Evaluation> {
+        self.check_run_index(run)?;
+        self.dispatch(&self.kernels.evaluate, self.rows, 0, run);
+        let len = self.rows * self.network.outputs();
+        let at = 3 * self.networks;
+        let values = self.gpu.read(&self.results, at..at + 2 * len).await?;
+        let (outputs, logits) = values.split_at(len);
+        Ok(Evaluation {
+            loss: loss_value(
+                self.network.loss(),
+                logits,
+                outputs,
+                &self.targets,
+                self.network.outputs(),
+            ),
+            outputs: outputs.to_vec(),
+            logits: logits.to_vec(),
+        })
+    }
+
+    /// The current parameters of network `run`, laid out as [`Network::layout`] says.
+    pub async fn params(&self, run: usize) -> Result<Vec<f32>> {
+        self.read_weights(run, 0, self.params_len()).await
+    }
+
+    /// The optimizer's state of network `run`, laid out like the parameters one after another.
+    pub async fn optimizer_state(&self, run: usize) -> Result<Vec<f32>> {
+        let state = self.params_len() * self.config.optimizer.state_per_param();
+        self.read_weights(run, self.params_len(), state).await
+    }
+
+    /// Continues every network from a run saved after `epoch` epochs with the optimizer's `state`.
+    pub fn resume(&mut self, epoch: u64, state: &[f32]) -> Result<()> {
+        let params = self.params_len();
+        check_state_len(
+            params * self.config.optimizer.state_per_param(),
+            state.len(),
+        )?;
+        let interleaved: Vec<f32> = state
+            .iter()
+            .flat_map(|&v| std::iter::repeat_n(v, self.networks))
+            .collect();
+        let at = (params * self.networks * size_of::<f32>()) as u64;
+        self.gpu
+            .queue
+            .write_buffer(&self.weights, at, bytemuck::cast_slice(&interleaved));
+        self.epoch = epoch;
+        Ok(())
+    }
+
+    /// Epochs trained so far.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// How many networks train side by side.
+    pub fn networks(&self) -> usize {
+        self.networks
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        self.gpu
+    }
+
+    fn params_len(&self) -> usize {
+        self.network.layout().len
+    }
+
+    fn check_run_index(&self, run: usize) -> Result<()> {
+        if run < self.networks {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "runs",
+            run,
+            format!("there are {} network(s)", self.networks),
+        ))
+    }
+
+    /// Values `from..from + len` of network `run`'s slice of the interleaved weights.
+    async fn read_weights(&self, run: usize, from: usize, len: usize) -> Result<Vec<f32>> {
+        self.check_run_index(run)?;
+        let n = self.networks;
+        let all = self
+            .gpu
+            .read(&self.weights, from * n..(from + len) * n)
+            .await?;
+        Ok(all.iter().skip(run).step_by(n).copied().collect())
+    }
+
+    /// Submits one dispatch of `kernel` over `threads` invocations, without waiting.
+    fn dispatch(
+        &self,
+        kernel: &wgpu::ComputePipeline,
+        threads: usize,
+        epochs: u64,
+        evaluated: usize,
+    ) {
+        let job = Job {
+            networks: self.networks as u32,
+            rows: self.rows as u32,
+            batch: self.config.batches(self.rows)[0].len() as u32,
+            first_epoch: self.epoch as u32,
+            epochs: epochs as u32,
+            evaluated: evaluated as u32,
+        };
+        self.gpu
+            .queue
+            .write_buffer(&self.job, 0, bytemuck::bytes_of(&job));
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(kernel);
+            pass.set_bind_group(0, &self.bind_group, &[]);
+            let [x, y] = spill((threads as u32).div_ceil(WORKGROUP_SIZE));
+            pass.dispatch_workgroups(x, y, 1);
+        }
+        self.gpu.queue.submit([encoder.finish()]);
+    }
+}
+
+/// What one invocation holds in private memory (see the `var<private>` arrays of shaders/fused.wgsl).
+pub fn private_floats(network: &Network, optimizer: Optimizer) -> usize {
+    let params = network.layout().len;
+    let units: usize = network.sizes().iter().sum();
+    let widest = network.sizes().iter().copied().max().unwrap_or(0);
+    params * (2 + optimizer.state_per_param()) + units + network.outputs() + 2 * widest
+}
+
+/// Metrics of every network, then one network's outputs and logits for every row.
+fn results_len(network: &Network, rows: usize, networks: usize) -> usize {
+    3 * networks + 2 * rows * network.outputs()
+}
+
+/// The three entry points of the engine for `network`, and the layout their bind group follows.
+fn compile(gpu: &Gpu, network: &Network, optimizer: Optimizer) -> (Kernels, wgpu::BindGroupLayout) {
+    let device = &gpu.device;
+    let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    };
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("fused"),
+        entries: &[
+            storage(0, true),
+            storage(1, false),
+            storage(2, true),
+            storage(3, false),
+            wgpu::BindGroupLayoutEntry {
+                binding: 4,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            },
+        ],
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some("fused"),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let descriptor = wgpu::ShaderModuleDescriptor {
+        label: Some("fused"),
+        source: wgpu::ShaderSource::Wgsl(fused_source(network, optimizer).into()),
+    };
+    let checks = wgpu::ShaderRuntimeChecks {
+        force_loop_bounding: false,
+        ..wgpu::ShaderRuntimeChecks::checked()
+    };
+    // SAFETY: bounds checks stay on; only the loop bound is dropped, and every loop of shaders/fused.wgsl
+    // ends: its `for` loops count to constants or to the job's sizes, and the order's cycle walk returns
+    // within a permutation's cycle.
+    let module = unsafe { device.create_shader_module_trusted(descriptor, checks) };
+    let pipeline = |entry_point| {
+        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry_point),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(entry_point),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+    };
+    let kernels = Kernels {
+        train: pipeline("fused_train"),
+        measure: pipeline("fused_measure"),
+        evaluate: pipeline("fused_evaluate"),
+    };
+    (kernels, layout)
+}

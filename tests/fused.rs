@@ -1,0 +1,265 @@
+//! The fused engine against the CPU reference and against the layered engine: every activation, loss and
+//! optimizer, full batches and mini-batches with a short last batch; sweeps, resuming and split dispatches.
+
+mod common;
+
+use common::{HIDDEN, assert_close, gpu, random, targets_for};
+use wgmlp::gpu::FusedTrainer;
+use wgmlp::{
+    Activation, CpuTrainer, DEFAULT_SEED, Dataset, GpuTrainer, Loss, Network, Optimizer,
+    TrainConfig,
+};
+
+/// The fused engine's outputs and parameters, and the CPU reference's, after `epochs` epochs.
+fn fused_and_cpu(
+    network: &Network,
+    data: &Dataset,
+    config: TrainConfig,
+    seed: u64,
+    epochs: usize,
+) -> [(Vec<f32>, Vec<f32>); 2] {
+    let params = network.init_params(seed);
+    let mut cpu = CpuTrainer::<f32>::new(network, &params, data, config).unwrap();
+    cpu.train(epochs);
+    let mut fused =
+        pollster::block_on(FusedTrainer::new(gpu(), network, &[(params, config)], data)).unwrap();
+    fused.train(epochs).unwrap();
+    assert_eq!(fused.epoch(), cpu.epoch());
+    let evaluation = pollster::block_on(fused.evaluate(0)).unwrap();
+    [
+        (
+            evaluation.outputs,
+            pollster::block_on(fused.params(0)).unwrap(),
+        ),
+        (cpu.outputs(), cpu.params().to_vec()),
+    ]
+}
+
+fn assert_fused_matches_cpu(
+    what: &str,
+    network: &Network,
+    data: &Dataset,
+    config: TrainConfig,
+    epochs: usize,
+    (atol, rtol): (f32, f32),
+) {
+    let [(fused_outputs, fused_params), (cpu_outputs, cpu_params)] =
+        fused_and_cpu(network, data, config, 4, epochs);
+    assert_close(
+        &format!("{what}: outputs"),
+        &fused_outputs,
+        &cpu_outputs,
+        atol,
+        rtol,
+    );
+    assert_close(
+        &format!("{what}: parameters"),
+        &fused_params,
+        &cpu_params,
+        atol,
+        rtol,
+    );
+}
+
+/// 13 rows of 3 features: with batches of 5 the last batch has 3 rows.
+fn small_set(loss: Loss, outputs: usize) -> Dataset {
+    Dataset {
+        rows: 13,
+        inputs: random(13 * 3, 21),
+        targets: targets_for(loss, 13, outputs, 22),
+    }
+}
+
+// The layered engine's tolerance for the same runs (tests/training.rs).
+const TOLERANCE: (f32, f32) = (1e-4, 1e-3);
+
+fn mini_batches(config: TrainConfig) -> TrainConfig {
+    TrainConfig {
+        batch_size: Some(5),
+        shuffle_seed: 3,
+        ..config
+    }
+}
+
+#[test]
+fn tutorial_network_fused_matches_cpu_after_10000_epochs() {
+    let network = Network::new(vec![2, 3, 1]).unwrap();
+    let [(fused, _), (cpu, _)] = fused_and_cpu(
+        &network,
+        &Dataset::xor(),
+        TrainConfig::sgd(0.1),
+        DEFAULT_SEED,
+        10000,
+    );
+    assert_close("XOR outputs", &fused, &cpu, 1e-4, 0.0);
+    for (&o, y) in fused.iter().zip(Dataset::xor().targets) {
+        assert!((o - y).abs() < 0.1, "fused XOR did not converge: {fused:?}");
+    }
+}
+
+#[test]
+fn every_hidden_activation_fused_matches_cpu() {
+    for hidden in HIDDEN {
+        let network =
+            Network::build(vec![3, 6, 5, 2], hidden, Activation::Identity, Loss::Mse).unwrap();
+        for config in [TrainConfig::sgd(0.1), mini_batches(TrainConfig::sgd(0.1))] {
+            let what = format!("{hidden} hidden, batch {:?}", config.batch_size);
+            assert_fused_matches_cpu(
+                &what,
+                &network,
+                &small_set(Loss::Mse, 2),
+                config,
+                30,
+                TOLERANCE,
+            );
+        }
+    }
+}
+
+#[test]
+fn every_loss_fused_matches_cpu() {
+    for (loss, output, outputs) in [
+        (Loss::Sse, Activation::Sigmoid, 2),
+        (Loss::Mse, Activation::Identity, 2),
+        (Loss::Mse, Activation::Sigmoid, 1),
+        (Loss::Bce, Activation::Sigmoid, 1),
+        (Loss::Bce, Activation::Sigmoid, 3),
+        (Loss::Ce, Activation::Softmax, 4),
+    ] {
+        let network = Network::build(vec![3, 7, outputs], Activation::Tanh, output, loss).unwrap();
+        for config in [TrainConfig::sgd(0.1), mini_batches(TrainConfig::sgd(0.1))] {
+            let what = format!("{loss} on {output}, batch {:?}", config.batch_size);
+            let data = small_set(loss, outputs);
+            assert_fused_matches_cpu(&what, &network, &data, config, 30, TOLERANCE);
+        }
+    }
+}
+
+#[test]
+fn every_optimizer_fused_matches_cpu() {
+    // The settings of the layered engine's test: Adam turns a gradient that is zero up to rounding into a
+    // step of ±lr, so some seeds amplify rounding on either engine alike.
+    let network = Network::build(
+        vec![3, 8, 1],
+        Activation::Relu,
+        Activation::Sigmoid,
+        Loss::Bce,
+    )
+    .unwrap();
+    for (optimizer, lr) in [
+        (Optimizer::Sgd { momentum: 0.0 }, 0.1),
+        (Optimizer::Sgd { momentum: 0.9 }, 0.05),
+        (Optimizer::Adam { weight_decay: 0.0 }, 0.01),
+        (Optimizer::Adam { weight_decay: 0.1 }, 0.01),
+    ] {
+        for batch_size in [None, Some(1), Some(5)] {
+            let config = TrainConfig {
+                lr,
+                optimizer,
+                batch_size,
+                shuffle_seed: 9,
+            };
+            let what = format!("{optimizer:?}, batch {batch_size:?}");
+            let [(fused_outputs, fused_params), (cpu_outputs, cpu_params)] =
+                fused_and_cpu(&network, &small_set(Loss::Bce, 1), config, 7, 30);
+            let (atol, rtol) = TOLERANCE;
+            assert_close(
+                &format!("{what}: outputs"),
+                &fused_outputs,
+                &cpu_outputs,
+                atol,
+                rtol,
+            );
+            assert_close(
+                &format!("{what}: parameters"),
+                &fused_params,
+                &cpu_params,
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+#[test]
+fn fused_matches_layered_on_the_gpu() {
+    // Both engines compute the reference's operations in its order, so they agree far more tightly than
+    // either agrees with the CPU.
+    let network = Network::build(
+        vec![3, 8, 5, 4],
+        Activation::Tanh,
+        Activation::Softmax,
+        Loss::Ce,
+    )
+    .unwrap();
+    let data = small_set(Loss::Ce, 4);
+    for optimizer in [
+        Optimizer::Sgd { momentum: 0.9 },
+        Optimizer::Adam { weight_decay: 0.1 },
+    ] {
+        let config = TrainConfig {
+            lr: 0.01,
+            optimizer,
+            batch_size: Some(5),
+            shuffle_seed: 11,
+        };
+        let params = network.init_params(3);
+        let mut layered =
+            pollster::block_on(GpuTrainer::new(gpu(), &network, &params, &data, config)).unwrap();
+        layered.train(40);
+        let mut fused = pollster::block_on(FusedTrainer::new(
+            gpu(),
+            &network,
+            &[(params, config)],
+            &data,
+        ))
+        .unwrap();
+        fused.train(40).unwrap();
+        assert_close(
+            &format!("{optimizer:?}: parameters, fused vs layered"),
+            &pollster::block_on(fused.params(0)).unwrap(),
+            &pollster::block_on(layered.params()).unwrap(),
+            1e-6,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn long_runs_split_into_dispatches_match_cpu() {
+    // 10000 epochs of XOR, and 3000 epochs of shuffled mini-batches with a short last one: more than one
+    // dispatch can run on a software adapter.
+    let network = Network::new(vec![2, 3, 1]).unwrap();
+    let [(fused, _), (cpu, _)] = fused_and_cpu(
+        &network,
+        &Dataset::xor(),
+        TrainConfig::sgd(0.1),
+        DEFAULT_SEED,
+        10000,
+    );
+    assert_close("XOR outputs after 10000 epochs", &fused, &cpu, 1e-4, 0.0);
+    let network = Network::build(
+        vec![3, 4, 1],
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Loss::Bce,
+    )
+    .unwrap();
+    let config = mini_batches(TrainConfig::sgd(0.1));
+    let [(fused, fused_params), (cpu, cpu_params)] =
+        fused_and_cpu(&network, &small_set(Loss::Bce, 1), config, 5, 3000);
+    assert_close(
+        "shuffled outputs after 3000 epochs",
+        &fused,
+        &cpu,
+        1e-4,
+        1e-3,
+    );
+    assert_close(
+        "shuffled parameters after 3000 epochs",
+        &fused_params,
+        &cpu_params,
+        1e-4,
+        1e-3,
+    );
+}

@@ -4,7 +4,8 @@
 //
 // src/gpu/generate.rs writes, for one network, the constants (INPUTS, OUTPUTS, PARAMS, STATE, UNITS, WIDEST,
 // LOSS and the optimizer's) and the straight-line functions this file calls: `forward(row)`,
-// `backward(row, scale)`, `update(lr, step)` and `measure_row(row)`. Every loop over units and parameters is
+// `backward(row, scale)`, `update(lr, step)`, `measure_row(row)`, and `load_params`, `load_state` and
+// `store` that move a network between `weights` and private memory. Every loop over units and parameters is
 // unrolled there and every index is a constant, so the network lives in registers where the device has them,
 // and the only loops left run over epochs, batches and rows.
 //
@@ -64,27 +65,6 @@ fn input_of(row: u32, i: u32) -> f32 {
 
 fn target_of(row: u32, j: u32) -> f32 {
     return data[job.rows * INPUTS + row * OUTPUTS + j];
-}
-
-fn load_params(network: u32) {
-    for (var k = 0u; k < PARAMS; k++) {
-        params[k] = weights[k * job.networks + network];
-    }
-}
-
-fn load_state(network: u32) {
-    for (var k = 0u; k < STATE; k++) {
-        state[k] = weights[(PARAMS + k) * job.networks + network];
-    }
-}
-
-fn store(network: u32) {
-    for (var k = 0u; k < PARAMS; k++) {
-        weights[k * job.networks + network] = params[k];
-    }
-    for (var k = 0u; k < STATE; k++) {
-        weights[(PARAMS + k) * job.networks + network] = state[k];
-    }
 }
 
 // The factor in d = factor · (output − target) for a batch of `rows` rows; `Loss::gradient_scale` in Rust.

@@ -5,7 +5,9 @@
 //!   weights;
 //! - [`train`]: the optimizer, the learning rate and the order of mini-batches, shared by both trainers;
 //! - [`cpu`]: the reference implementation, one function per kernel, and [`CpuTrainer`];
-//! - [`gpu`]: the device, the kernels and [`GpuTrainer`], which mirrors [`CpuTrainer`] step by step;
+//! - [`gpu`]: the device, the kernels and the two GPU engines: [`GpuTrainer`] (layered), which mirrors
+//!   [`CpuTrainer`] step by step, and [`gpu::FusedTrainer`], which trains whole networks in one dispatch;
+//! - [`engine`]: [`Trainer`], one interface over the three, choosing the engine, for one run or a sweep;
 //! - [`bench`]: throughput figures for the XOR training and the matmul kernel.
 //!
 //! ```no_run
@@ -29,6 +31,7 @@
 pub mod bench;
 pub mod cpu;
 pub mod data;
+pub mod engine;
 mod error;
 pub mod gpu;
 pub mod model;
@@ -40,4 +43,5 @@ pub use cpu::CpuTrainer;
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuTrainer};
 pub use network::{Activation, DEFAULT_SEED, Dataset, Init, Loss, Network};
-pub use train::{Optimizer, TrainConfig, Trainer};
+pub use engine::{Engine, Progress, Start, Trainer};
+pub use train::{Optimizer, TrainConfig};

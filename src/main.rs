@@ -4,6 +4,8 @@
 
 mod cli;
 
+use cli::sweep::{self, Outcome};
+
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -11,8 +13,11 @@ use anyhow::bail;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use wgmlp::bench::{self, max_abs_diff, millis};
-use wgmlp::gpu::AdapterSummary;
-use wgmlp::{DEFAULT_SEED, Dataset, Gpu, Network, TrainConfig, Trainer};
+use wgmlp::engine::Chosen;
+use wgmlp::{DEFAULT_SEED, Dataset, Engine, Gpu, Network, Start, TrainConfig, Trainer};
+
+/// The most runs one command trains side by side.
+const MAX_RUNS: u64 = 1 << 22;
 
 #[derive(Parser)]
 #[command(
@@ -28,9 +33,17 @@ struct Cli {
     #[arg(long, default_value_t = 10000, value_parser = clap::value_parser!(u64).range(1..))]
     epochs: u64,
 
-    /// Learning rate
-    #[arg(long, default_value_t = 0.1, value_parser = parse_lr)]
-    lr: f32,
+    /// Learning rate; a list such as 0.05,0.1,0.5 trains --runs runs at each
+    #[arg(long, default_value = "0.1", value_delimiter = ',', value_parser = parse_lr)]
+    lr: Vec<f32>,
+
+    /// Networks to train side by side, with seeds seed, seed+1, ... (a sweep reports how many converge)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=MAX_RUNS))]
+    runs: u64,
+
+    /// GPU engine: fused (a whole network's training in one dispatch), layered (a dispatch per op), or auto
+    #[arg(long, default_value_t = Engine::Auto)]
+    engine: Engine,
 
     /// Layer sizes from input to output; XOR needs 2 inputs and 1 output
     #[arg(long, default_value = "2,3,1", value_parser = parse_layers)]
@@ -109,12 +122,24 @@ fn main() -> ExitCode {
     }
 }
 
-/// One side's result.
-struct Run {
+/// One side's result: every run's outcome, run 0's outputs, and the times.
+struct Side {
+    engine: Chosen,
+    outcomes: Vec<Outcome>,
     outputs: Vec<f32>,
     loss: f64,
     setup_ms: f64,
     train_ms: f64,
+}
+
+impl Side {
+    /// "GPU (fused engine)", or "CPU".
+    fn label(&self, name: &str) -> String {
+        match self.engine {
+            Chosen::Cpu => name.to_string(),
+            engine => format!("{name} ({} engine)", engine.name()),
+        }
+    }
 }
 
 fn run_xor(cli: &Cli) -> anyhow::Result<()> {
@@ -126,99 +151,114 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
         );
     }
     let epochs = cli.epochs as usize;
-    let config = TrainConfig::sgd(cli.lr);
+    let runs = cli.runs as usize;
+    let sweep = runs > 1 || cli.lr.len() > 1;
+    let config = TrainConfig::sgd(cli.lr[0]);
     // The device first, so that a network too large for it fails before its weights are drawn.
     let opened = Instant::now();
     let gpu = match cli.backend {
         Backend::Cpu => None,
         _ => Some(pollster::block_on(Gpu::new())?),
     };
-    Trainer::check_size(gpu.as_ref(), network, data.rows, &config)
+    let all_runs = runs * cli.lr.len();
+    Trainer::choose(gpu.as_ref(), cli.engine, network, data.rows, &config, all_runs)
         .map_err(cli::layers_error(network))?;
-    let params = network.init_params(cli.seed);
+    let starts = sweep::starts(network, None, config, cli.seed, &cli.lr, runs);
 
     // Setup: opening the device and compiling the kernels (GPU), then laying out and uploading the network.
-    let run_on = |gpu: Option<&Gpu>, opened: Instant| -> anyhow::Result<Run> {
-        let mut trainer = Trainer::new(gpu, network, &params, &data, config)
+    let run_on = |gpu: Option<&Gpu>, starts: &[(u64, Start)], opened: Instant| -> anyhow::Result<Side> {
+        let (seeds, starts): (Vec<u64>, Vec<Start>) = starts.iter().cloned().unzip();
+        let engine = if gpu.is_some() { cli.engine } else { Engine::Auto };
+        let mut trainer = Trainer::new(gpu, engine, network, &starts, &data)
             .map_err(cli::layers_error(network))?;
         let setup_ms = millis(opened.elapsed());
         let start = Instant::now();
         trainer.train(epochs)?;
         let train_ms = millis(start.elapsed());
-        let result = trainer.evaluate()?;
-        Ok(Run {
-            outputs: result.outputs,
-            loss: result.loss,
+        let outcomes = trainer
+            .progress()?
+            .iter()
+            .zip(seeds.iter().zip(&starts))
+            .map(|(progress, (&seed, start))| Outcome::new(seed, start.config.lr, progress))
+            .collect();
+        let first = trainer.evaluate(0)?;
+        Ok(Side {
+            engine: trainer.engine(),
+            outcomes,
+            outputs: first.outputs,
+            loss: first.loss,
             setup_ms,
             train_ms,
         })
     };
-    let gpu_run = gpu
+    let gpu_side = gpu
         .as_ref()
-        .map(|gpu| run_on(Some(gpu), opened))
+        .map(|gpu| run_on(Some(gpu), &starts, opened))
         .transpose()?;
     let adapter = gpu.as_ref().map(|gpu| gpu.adapter().clone());
-    let cpu_run = match cli.backend {
+    // Beside a GPU sweep the CPU trains run 0 alone, as the check that both compute the same numbers.
+    let cpu_side = match cli.backend {
         Backend::Gpu => None,
-        _ => Some(run_on(None, Instant::now())?),
+        Backend::Cpu => Some(run_on(None, &starts, Instant::now())?),
+        Backend::Both => Some(run_on(None, &starts[..1], Instant::now())?),
     };
 
-    let max_abs_diff = match (&gpu_run, &cpu_run) {
+    let max_abs_diff = match (&gpu_side, &cpu_side) {
         (Some(g), Some(c)) => Some(max_abs_diff(&g.outputs, &c.outputs)),
         _ => None,
     };
 
     if cli.json {
+        let side = |side: &Option<Side>, f: fn(&Side) -> serde_json::Value| side.as_ref().map(f);
+        let sweep_side = gpu_side.as_ref().or(cpu_side.as_ref());
         let report = json!({
             "adapter": adapter,
+            "engine": sweep_side.map(|s| s.engine.name()),
             "layers": network.sizes(),
             "epochs": epochs,
-            // Through its decimal text, so that 0.1 reads as 0.1 and not as the f32 nearest to it.
-            "lr": cli.lr.to_string().parse::<f64>()?,
+            "lr": cli.lr.iter().map(|&lr| sweep::decimal(lr)).collect::<Vec<_>>(),
             "seed": cli.seed,
-            "gpu_outputs": gpu_run.as_ref().map(|r| &r.outputs),
-            "cpu_outputs": cpu_run.as_ref().map(|r| &r.outputs),
+            "gpu_outputs": side(&gpu_side, |s| json!(s.outputs)),
+            "cpu_outputs": side(&cpu_side, |s| json!(s.outputs)),
             "max_abs_diff": max_abs_diff,
-            "gpu_loss": gpu_run.as_ref().map(|r| r.loss),
-            "cpu_loss": cpu_run.as_ref().map(|r| r.loss),
-            "gpu_setup_ms": gpu_run.as_ref().map(|r| r.setup_ms),
-            "gpu_train_ms": gpu_run.as_ref().map(|r| r.train_ms),
-            "cpu_setup_ms": cpu_run.as_ref().map(|r| r.setup_ms),
-            "cpu_train_ms": cpu_run.as_ref().map(|r| r.train_ms),
+            "gpu_loss": side(&gpu_side, |s| json!(s.loss)),
+            "cpu_loss": side(&cpu_side, |s| json!(s.loss)),
+            "gpu_setup_ms": side(&gpu_side, |s| json!(s.setup_ms)),
+            "gpu_train_ms": side(&gpu_side, |s| json!(s.train_ms)),
+            "cpu_setup_ms": side(&cpu_side, |s| json!(s.setup_ms)),
+            "cpu_train_ms": side(&cpu_side, |s| json!(s.train_ms)),
+            "runs": sweep_side.map(|s| &s.outcomes),
         });
         println!("{report:#}");
         return Ok(());
     }
 
-    print_table(
-        cli,
-        &data,
-        adapter.as_ref(),
-        gpu_run.as_ref(),
-        cpu_run.as_ref(),
-        max_abs_diff,
-    );
-    Ok(())
-}
-
-fn print_table(
-    cli: &Cli,
-    data: &Dataset,
-    adapter: Option<&AdapterSummary>,
-    gpu: Option<&Run>,
-    cpu: Option<&Run>,
-    max_abs_diff: Option<f32>,
-) {
-    match adapter {
+    match adapter.as_ref() {
         Some(adapter) => println!("adapter: {adapter}"),
         None => println!("adapter: none (--backend cpu)"),
     }
+    let lrs: Vec<String> = cli.lr.iter().map(f32::to_string).collect();
     println!(
-        "network {} · sigmoid · lr {} · {} epochs · seed {}\n",
-        cli.layers, cli.lr, cli.epochs, cli.seed
+        "network {network} · sigmoid · lr {} · {epochs} epochs · seed {}{}\n",
+        lrs.join(","),
+        cli.seed,
+        if sweep {
+            format!(" · {runs} run(s) per rate, seeds {}..={}", cli.seed, cli.seed + cli.runs - 1)
+        } else {
+            String::new()
+        }
     );
-    let cell = |run: Option<&Run>, row: usize| {
-        run.map_or("-".to_string(), |r| format!("{:.6}", r.outputs[row]))
+    if sweep {
+        print_sweep(gpu_side.as_ref(), cpu_side.as_ref(), max_abs_diff);
+    } else {
+        print_table(&data, gpu_side.as_ref(), cpu_side.as_ref(), max_abs_diff);
+    }
+    Ok(())
+}
+
+fn print_table(data: &Dataset, gpu: Option<&Side>, cpu: Option<&Side>, max_abs_diff: Option<f32>) {
+    let cell = |side: Option<&Side>, row: usize| {
+        side.map_or("-".to_string(), |s| format!("{:.6}", s.outputs[row]))
     };
     println!("input   target   GPU output   CPU output");
     for row in 0..data.rows {
@@ -236,13 +276,37 @@ fn print_table(
     if let Some(diff) = max_abs_diff {
         println!("max |GPU − CPU|: {diff:.3e}");
     }
-    for (name, run) in [("GPU", gpu), ("CPU", cpu)] {
-        if let Some(run) = run {
+    for (name, side) in [("GPU", gpu), ("CPU", cpu)] {
+        if let Some(side) = side {
             println!(
-                "{name}: loss ½·Σ(y − o)² = {:.6}, training {:.1} ms (setup {:.1} ms apart)",
-                run.loss, run.train_ms, run.setup_ms
+                "{}: loss ½·Σ(y − o)² = {:.6}, training {:.1} ms (setup {:.1} ms apart)",
+                side.label(name),
+                side.loss,
+                side.train_ms,
+                side.setup_ms
             );
         }
+    }
+}
+
+fn print_sweep(gpu: Option<&Side>, cpu: Option<&Side>, max_abs_diff: Option<f32>) {
+    for (name, side) in [("GPU", gpu), ("CPU", cpu)] {
+        let Some(side) = side else { continue };
+        println!(
+            "{}: {} run(s) in {:.1} ms (setup {:.1} ms apart)",
+            side.label(name),
+            side.outcomes.len(),
+            side.train_ms,
+            side.setup_ms
+        );
+        if gpu.is_none() || name == "GPU" {
+            for line in sweep::summary(&side.outcomes) {
+                println!("  {line}");
+            }
+        }
+    }
+    if let Some(diff) = max_abs_diff {
+        println!("run 0 on both sides: max |GPU − CPU| of the outputs {diff:.3e}");
     }
 }
 

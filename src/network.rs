@@ -65,6 +65,8 @@ macro_rules! named {
     };
 }
 
+pub(crate) use named;
+
 named!(
     Activation,
     "activation",

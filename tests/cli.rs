@@ -21,6 +21,7 @@ fn json_report_has_every_key_and_gpu_agrees_with_cpu() {
     ]);
     for key in [
         "adapter",
+        "engine",
         "layers",
         "epochs",
         "lr",
@@ -44,7 +45,8 @@ fn json_report_has_every_key_and_gpu_agrees_with_cpu() {
     }
     assert_eq!(report["layers"], serde_json::json!([2, 4, 1]));
     assert_eq!(report["epochs"], 500);
-    assert_eq!(report["lr"], 0.1);
+    assert_eq!(report["lr"], serde_json::json!([0.1]));
+    assert_eq!(report["engine"], "fused", "the demo's default engine");
     assert_eq!(report["seed"], 3);
     let (gpu, cpu) = (
         numbers(&report["gpu_outputs"]),
@@ -93,7 +95,7 @@ fn table_names_the_adapter_and_every_row() {
         "1 0     1",
         "1 1     0",
         "max |GPU − CPU|",
-        "GPU: loss",
+        "GPU (fused engine): loss",
         "CPU: loss",
     ] {
         assert!(text.contains(row), "{row:?} missing from:\n{text}");

@@ -6,7 +6,7 @@ mod common;
 use common::{HIDDEN, assert_close, gpu, random, targets_for};
 use wgmlp::gpu::FusedTrainer;
 use wgmlp::{
-    Activation, CpuTrainer, DEFAULT_SEED, Dataset, GpuTrainer, Loss, Network, Optimizer,
+    Activation, CpuTrainer, DEFAULT_SEED, Dataset, GpuTrainer, Loss, Network, Optimizer, Start,
     TrainConfig,
 };
 
@@ -22,7 +22,7 @@ fn fused_and_cpu(
     let mut cpu = CpuTrainer::<f32>::new(network, &params, data, config).unwrap();
     cpu.train(epochs);
     let mut fused =
-        pollster::block_on(FusedTrainer::new(gpu(), network, &[(params, config)], data)).unwrap();
+        pollster::block_on(FusedTrainer::new(gpu(), network, &[Start { params, config }], data)).unwrap();
     fused.train(epochs).unwrap();
     assert_eq!(fused.epoch(), cpu.epoch());
     let evaluation = pollster::block_on(fused.evaluate(0)).unwrap();
@@ -210,7 +210,7 @@ fn fused_matches_layered_on_the_gpu() {
         let mut fused = pollster::block_on(FusedTrainer::new(
             gpu(),
             &network,
-            &[(params, config)],
+            &[Start { params, config }],
             &data,
         ))
         .unwrap();
@@ -262,4 +262,18 @@ fn long_runs_split_into_dispatches_match_cpu() {
         1e-4,
         1e-3,
     );
+}
+
+#[test]
+fn scratch_timing() {
+    let network = Network::new(vec![2, 3, 1]).unwrap();
+    let params = network.init_params(DEFAULT_SEED);
+    let data = Dataset::xor();
+    let config = TrainConfig::sgd(0.1);
+    let mut fused = pollster::block_on(FusedTrainer::new(gpu(), &network, &[Start { params, config }], &data)).unwrap();
+    for e in [10000, 10000, 10000, 3000, 1000, 100, 1] {
+        let t = std::time::Instant::now();
+        fused.train(e).unwrap();
+        eprintln!("{e}: {:?}", t.elapsed());
+    }
 }

@@ -15,9 +15,11 @@ use wgmlp::data::{Builtin, Schema, Table, accuracy, class_of, split};
 use wgmlp::model::{Checkpoint, Model};
 use wgmlp::plot::{self, LossCurve, Points};
 use wgmlp::{
-    Activation, CpuTrainer, DEFAULT_SEED, Dataset, Error, Gpu, Loss, Network, Optimizer,
-    TrainConfig, Trainer,
+    Activation, CpuTrainer, DEFAULT_SEED, Dataset, Engine, Error, Gpu, Loss, Network, Optimizer,
+    Progress, Start, TrainConfig, Trainer,
 };
+
+use super::sweep::{self, Outcome};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -49,9 +51,19 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     epochs: u64,
 
-    /// Learning rate [default: 0.1 for sgd, 0.01 for adam]
-    #[arg(long)]
-    lr: Option<f32>,
+    /// Learning rate [default: 0.1 for sgd, 0.01 for adam]; a list such as 0.01,0.03,0.1 trains --runs runs
+    /// at each
+    #[arg(long, value_delimiter = ',')]
+    lr: Vec<f32>,
+
+    /// Networks to train side by side from seeds seed, seed+1, ...; reports how many converge, keeps the best
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=crate::MAX_RUNS))]
+    runs: u64,
+
+    /// GPU engine: fused (a whole network's training in one dispatch), layered (a dispatch per op), or auto
+    /// (fused where the network fits)
+    #[arg(long, default_value_t = Engine::Auto)]
+    engine: Engine,
 
     /// Layer sizes from input to output [default: inputs,16,16,outputs; 2,3,1 for xor]
     #[arg(long)]
@@ -138,14 +150,21 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         TrainBackend::Gpu => Some(pollster::block_on(Gpu::new())?),
         TrainBackend::Cpu => None,
     };
+    let engine = match args.backend {
+        TrainBackend::Gpu => args.engine,
+        TrainBackend::Cpu if args.engine != Engine::Auto => {
+            bail!("--engine {} runs on the GPU; leave it out with --backend cpu", args.engine)
+        }
+        TrainBackend::Cpu => Engine::Auto,
+    };
     // Before the weights are drawn, so that a network that can never fit fails at once.
-    Trainer::check_size(gpu.as_ref(), network, job.train_set.rows, config)
+    let runs = job.lrs.len() * args.runs as usize;
+    Trainer::choose(gpu.as_ref(), engine, network, job.train_set.rows, config, runs)
         .map_err(super::layers_error(network))?;
-    let params = job
-        .init
-        .as_ref()
-        .map_or_else(|| network.init_params(args.seed), |m| m.params.clone());
-    let mut trainer = Trainer::new(gpu.as_ref(), network, &params, &job.train_set, *config)
+    let init_params = job.init.as_ref().map(|m| &m.params[..]);
+    let starts = sweep::starts(network, init_params, *config, args.seed, &job.lrs, args.runs as usize);
+    let (seeds, starts): (Vec<u64>, Vec<Start>) = starts.into_iter().unzip();
+    let mut trainer = Trainer::new(gpu.as_ref(), engine, network, &starts, &job.train_set)
         .map_err(super::layers_error(network))?;
     let checkpoint = job.init.as_ref().and_then(|m| m.checkpoint.as_ref());
     let resumed = checkpoint.filter(|c| c.config() == *config);
@@ -164,13 +183,20 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             (Some(_), None) => " · fine-tuning the --init model".into(),
             (None, None) => String::new(),
         };
+        let lrs: Vec<String> = job.lrs.iter().map(f32::to_string).collect();
+        let runs = if job.sweeps() {
+            format!(" · {} run(s) per rate", args.runs)
+        } else {
+            String::new()
+        };
         println!(
-            "network {network} · {} hidden · {} output · {} loss · {} · lr {} · {} training rows, {} held out{start}",
+            "network {network} · {} hidden · {} output · {} loss · {} · lr {}{runs} · {} engine · {} training rows, {} held out{start}",
             network.hidden_activation(),
             network.output_activation(),
             network.loss(),
             config.optimizer.name(),
-            config.lr,
+            lrs.join(","),
+            trainer.engine().name(),
             job.train_set.rows,
             job.test_set.rows,
         );
@@ -178,21 +204,29 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
 
     let first_epoch = trainer.epoch();
     let start = Instant::now();
-    let (evaluation, curve) = job.train(&mut trainer, quiet)?;
+    let (progress, curve) = job.train(&mut trainer, quiet)?;
     let train_ms = millis(start.elapsed());
-    let final_params = trainer.params()?;
+    let outcomes: Vec<Outcome> = progress
+        .iter()
+        .zip(seeds.iter().zip(&starts))
+        .map(|(progress, (&seed, start))| Outcome::new(seed, start.config.lr, progress))
+        .collect();
+    let best = sweep::best(&outcomes);
+    let best_config = starts[best].config;
+    let evaluation = trainer.evaluate(best)?;
+    let final_params = trainer.params(best)?;
     // A NaN can hide behind a finite loss (a relu layer that is never active passes nothing on).
     if let Some(i) = final_params.iter().position(|v| !v.is_finite()) {
         let what = format!("parameter {i} became {}", final_params[i]);
         return Err(Error::Diverged {
             epoch: trainer.epoch(),
             what,
-            lr: config.lr,
+            lr: best_config.lr,
         }
         .into());
     }
     let test = (job.test_set.rows > 0)
-        .then(|| evaluate_on(network, &final_params, &job.test_set, *config))
+        .then(|| evaluate_on(network, &final_params, &job.test_set, best_config))
         .transpose()?;
 
     let mut model = Model {
@@ -202,7 +236,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         checkpoint: None,
     };
     if let Some(path) = &args.plot {
-        plot(path, &curve, &model, &job.train_table, &job.train_set)
+        plot(path, &curve.of_run(best), &model, &job.train_table, &job.train_set)
             .with_context(|| format!("--plot {}", path.display()))?;
         if !quiet {
             println!("plotted {}", path.display());
@@ -211,17 +245,22 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     if let Some(path) = &args.save {
         model.checkpoint = Some(Checkpoint {
             epoch: trainer.epoch(),
-            lr: config.lr,
-            optimizer: config.optimizer,
-            batch_size: config.batch_size,
-            shuffle_seed: config.shuffle_seed,
-            state: trainer.optimizer_state()?,
+            lr: best_config.lr,
+            optimizer: best_config.optimizer,
+            batch_size: best_config.batch_size,
+            shuffle_seed: best_config.shuffle_seed,
+            state: trainer.optimizer_state(best)?,
         });
         model
             .save(path)
             .with_context(|| format!("--save {}", path.display()))?;
         if !quiet {
-            println!("saved {}", path.display());
+            let which = if job.sweeps() {
+                format!(" (the best run: seed {}, lr {})", seeds[best], best_config.lr)
+            } else {
+                String::new()
+            };
+            println!("saved {}{which}", path.display());
         }
     }
 
@@ -229,6 +268,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     if json {
         let summary = json!({
             "backend": match args.backend { TrainBackend::Gpu => "gpu", TrainBackend::Cpu => "cpu" },
+            "engine": trainer.engine().name(),
             "adapter": gpu.as_ref().map(Gpu::adapter),
             "dataset": args.dataset,
             "layers": network.sizes(),
@@ -243,14 +283,29 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             "test_rows": job.test_set.rows,
             "setup_ms": setup_ms,
             "train_ms": train_ms,
+            "best_run": best,
+            "runs": outcomes,
         });
         println!("{summary:#}");
     } else {
         let epochs = trainer.epoch() - first_epoch;
-        println!(
-            "trained {epochs} epochs in {train_ms:.0} ms: {}",
-            describe(&evaluation, &job.train_set, network)
-        );
+        if job.sweeps() {
+            println!("trained {} runs of {epochs} epochs in {train_ms:.0} ms", outcomes.len());
+            for line in sweep::summary(&outcomes) {
+                println!("  {line}");
+            }
+            println!(
+                "best run (seed {}, lr {}): {}",
+                seeds[best],
+                best_config.lr,
+                describe(&evaluation, &job.train_set, network)
+            );
+        } else {
+            println!(
+                "trained {epochs} epochs in {train_ms:.0} ms: {}",
+                describe(&evaluation, &job.train_set, network)
+            );
+        }
         if let Some(test) = &test {
             println!("held out: {}", describe(test, &job.test_set, network));
         }
@@ -264,7 +319,9 @@ struct Job<'a> {
     init: Option<Model>,
     network: Network,
     schema: Schema,
+    /// The first run's settings; runs of a sweep differ from it in the learning rate and the seed.
     config: TrainConfig,
+    lrs: Vec<f32>,
     train_table: Table,
     train_set: Dataset,
     test_set: Dataset,
@@ -305,13 +362,23 @@ impl<'a> Job<'a> {
         } else {
             0.1
         };
+        let lrs = if args.lr.is_empty() {
+            vec![default_lr]
+        } else {
+            args.lr.clone()
+        };
         let config = TrainConfig {
-            lr: args.lr.unwrap_or(default_lr),
+            lr: lrs[0],
             optimizer,
             batch_size: args.batch_size,
             shuffle_seed: args.seed,
         };
-        config.check()?;
+        for &lr in &lrs {
+            TrainConfig { lr, ..config }.check()?;
+        }
+        if init.is_some() && (args.runs > 1 || lrs.len() > 1) {
+            bail!("--init continues one model; leave out --runs and the list of --lr values");
+        }
         Ok(Job {
             train_set: schema.dataset(&train_table, network.loss())?,
             test_set: schema.dataset(&test_table, network.loss())?,
@@ -320,12 +387,19 @@ impl<'a> Job<'a> {
             network,
             schema,
             config,
+            lrs,
             train_table,
         })
     }
 
-    /// Trains `--epochs` more epochs, checking the loss as it goes; gives the last check and the curve of all.
-    fn train(&self, trainer: &mut Trainer, quiet: bool) -> anyhow::Result<(Evaluation, Curve)> {
+    /// Whether more than one run trains.
+    fn sweeps(&self) -> bool {
+        self.args.runs > 1 || self.lrs.len() > 1
+    }
+
+    /// Trains `--epochs` more epochs, checking the loss as it goes; gives every run's last check and the
+    /// curve of all checks.
+    fn train(&self, trainer: &mut Trainer, quiet: bool) -> anyhow::Result<(Vec<Progress>, Curve)> {
         let args = self.args;
         let first_epoch = trainer.epoch();
         let last_epoch = first_epoch.checked_add(args.epochs).ok_or_else(|| {
@@ -334,19 +408,20 @@ impl<'a> Job<'a> {
                 args.epochs
             )
         })?;
-        // The loss is checked at least a hundred times a run (a read-back each), so that a divergence is
-        // caught near where it happened and the progress bar and the plot have points to show.
+        // The loss is checked at least a hundred times a run, so that a divergence is caught near where it
+        // happened and the progress bar and the plot have points to show. The engines measure it on the
+        // device where they can; the fused engine reads back three numbers a run.
         let every = args.log_every.unwrap_or(args.epochs.div_ceil(100));
         let bar = progress_bar(args.epochs, quiet);
         let mut curve = Curve::default();
         loop {
             let now = every.min(last_epoch - trainer.epoch());
             trainer.train(now as usize)?;
-            let evaluation = trainer.evaluate()?;
+            let progress = trainer.progress()?;
             let epoch = trainer.epoch();
-            if !evaluation.loss.is_finite() {
+            if !self.sweeps() && !progress[0].loss.is_finite() {
                 bar.abandon();
-                let what = format!("the loss became {}", evaluation.loss);
+                let what = format!("the loss became {}", progress[0].loss);
                 return Err(Error::Diverged {
                     epoch,
                     what,
@@ -354,7 +429,7 @@ impl<'a> Job<'a> {
                 }
                 .into());
             }
-            let status = describe(&evaluation, &self.train_set, &self.network);
+            let status = self.status(&progress);
             bar.set_position(epoch - first_epoch);
             bar.set_message(status.clone());
             if args.log_every.is_some() && !quiet {
@@ -367,21 +442,43 @@ impl<'a> Job<'a> {
                 }
             }
             if args.plot.is_some() {
-                let test = (self.test_set.rows > 0).then(|| {
+                // The held-out curve is drawn for a single run.
+                let test = (self.test_set.rows > 0 && !self.sweeps()).then(|| {
                     evaluate_on(
                         &self.network,
-                        &trainer.params()?,
+                        &trainer.params(0)?,
                         &self.test_set,
                         self.config,
                     )
                 });
-                curve.push(epoch, evaluation.loss, test.transpose()?.map(|t| t.loss));
+                let losses = progress.iter().map(|p| p.loss).collect();
+                curve.push(epoch, losses, test.transpose()?.map(|t| t.loss));
             }
             if epoch >= last_epoch {
                 bar.finish_and_clear();
-                return Ok((evaluation, curve));
+                return Ok((progress, curve));
             }
         }
+    }
+
+    /// "loss 0.123, accuracy 97.5%" for one run; for a sweep, how many have converged and the best loss.
+    fn status(&self, progress: &[Progress]) -> String {
+        if let [one] = progress {
+            return match one.accuracy {
+                Some(acc) => format!("loss {:.6}, accuracy {:.1}%", one.loss, 100.0 * acc),
+                None => format!("loss {:.6}", one.loss),
+            };
+        }
+        let converged = progress.iter().filter(|p| p.converged()).count();
+        let best = progress
+            .iter()
+            .map(|p| p.loss)
+            .filter(|l| !l.is_nan())
+            .fold(f64::INFINITY, f64::min);
+        format!(
+            "{converged} of {} converged, best loss {best:.6}",
+            progress.len()
+        )
     }
 }
 
@@ -408,26 +505,42 @@ fn progress_bar(epochs: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// The losses the plot draws: one point per check.
+/// The losses the plot draws: one point per check, of every run.
 #[derive(Default)]
 struct Curve {
+    epochs: Vec<u64>,
+    /// Per check, every run's loss.
+    train: Vec<Vec<f64>>,
+    test: Vec<f64>,
+}
+
+/// One run's curve.
+struct RunCurve {
     epochs: Vec<u64>,
     train: Vec<f64>,
     test: Vec<f64>,
 }
 
 impl Curve {
-    fn push(&mut self, epoch: u64, train: f64, test: Option<f64>) {
+    fn push(&mut self, epoch: u64, train: Vec<f64>, test: Option<f64>) {
         self.epochs.push(epoch);
         self.train.push(train);
         self.test.extend(test);
+    }
+
+    fn of_run(&self, run: usize) -> RunCurve {
+        RunCurve {
+            epochs: self.epochs.clone(),
+            train: self.train.iter().map(|losses| losses[run]).collect(),
+            test: self.test.clone(),
+        }
     }
 }
 
 /// The loss curve, and for a classifier of two features its decision regions over the training points.
 fn plot(
     path: &std::path::Path,
-    curve: &Curve,
+    curve: &RunCurve,
     model: &Model,
     table: &Table,
     data: &Dataset,

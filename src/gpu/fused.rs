@@ -11,6 +11,7 @@ use wgpu::util::DeviceExt;
 
 use super::generate::fused_source;
 use super::{Gpu, kernel::WORKGROUP_SIZE, kernel::spill};
+use crate::engine::Start;
 use crate::cpu::{Evaluation, check_params_len, check_state_len, loss_value};
 use crate::network::{Dataset, Network};
 use crate::train::{Optimizer, TrainConfig, check_run, shuffle_domain};
@@ -33,23 +34,20 @@ const FIRST_DISPATCH_WORK: f64 = 2e8;
 const SOFTWARE_LOOP_LIMIT: u64 = 65535 - 64;
 
 /// What the loops of one invocation of shaders/fused.wgsl cost against that limit. The generated functions
-/// have no loops, so only the loops over parameters (loading and storing them), epochs, batches, rows and the
-/// order's walk count. Measured on llvmpipe, an iteration costs 2 and so does entering a loop; the counts
-/// here are that, rounded up.
+/// have no loops, so only the loops over epochs, batches, rows and the order's walk count. Measured on
+/// llvmpipe, an iteration costs 2 and so does entering a loop; the counts here are that, rounded up.
 #[derive(Clone, Copy, Debug)]
 struct LoopCount {
-    /// Loading and storing the parameters and the state, once a dispatch.
+    /// Entering the loops, once a dispatch.
     per_dispatch: u64,
     /// The epoch, its batches, its rows, and the walks of a shuffled order (all of them the order's domain).
     per_epoch: u64,
-    /// Measuring: loading the parameters, then a row each.
+    /// Measuring: a row each.
     measure: u64,
 }
 
 impl LoopCount {
-    fn new(network: &Network, rows: usize, config: &TrainConfig) -> Self {
-        let params = network.layout().len as u64;
-        let state = params * config.optimizer.state_per_param() as u64;
+    fn new(rows: usize, config: &TrainConfig) -> Self {
         let batches = config.batches(rows).len() as u64;
         let walks = if config.shuffles(rows) {
             shuffle_domain(rows as u32)
@@ -58,9 +56,9 @@ impl LoopCount {
         };
         let rows = rows as u64;
         LoopCount {
-            per_dispatch: 4 * (params + state) + 8,
+            per_dispatch: 8,
             per_epoch: 2 * (1 + batches + rows + walks) + 2 * (1 + batches) + 2,
-            measure: 2 * (params + rows) + 8,
+            measure: 2 * rows + 8,
         }
     }
 
@@ -142,7 +140,7 @@ impl<'gpu> FusedTrainer<'gpu> {
                 unit: "f32 values of private memory per network",
             });
         }
-        let loops = LoopCount::new(network, rows, config);
+        let loops = LoopCount::new(rows, config);
         if gpu.is_software()
             && (loops.epochs_within(SOFTWARE_LOOP_LIMIT) == 0
                 || loops.measure > SOFTWARE_LOOP_LIMIT)
@@ -186,14 +184,18 @@ impl<'gpu> FusedTrainer<'gpu> {
     pub async fn new(
         gpu: &'gpu Gpu,
         network: &Network,
-        starts: &[(Vec<f32>, TrainConfig)],
+        starts: &[Start],
         data: &Dataset,
     ) -> Result<Self> {
-        let Some((_, config)) = starts.first() else {
+        let Some(Start { config, .. }) = starts.first() else {
             return Err(Error::invalid("runs", 0, "train at least one network"));
         };
         let layout = check_run(network, data, config)?;
-        for (params, other) in starts {
+        for Start {
+            params,
+            config: other,
+        } in starts
+        {
             check_params_len(&layout, params.len())?;
             other.check()?;
             if (other.optimizer, other.batch_size) != (config.optimizer, config.batch_size) {
@@ -211,16 +213,16 @@ impl<'gpu> FusedTrainer<'gpu> {
 
         let (params, state) = (layout.len, layout.len * config.optimizer.state_per_param());
         let mut weights = vec![0.0f32; (params + state) * networks];
-        for (n, (start, _)) in starts.iter().enumerate() {
-            for (k, &value) in start.iter().enumerate() {
+        for (n, start) in starts.iter().enumerate() {
+            for (k, &value) in start.params.iter().enumerate() {
                 weights[k * networks + n] = value;
             }
         }
         let runs: Vec<[u32; 4]> = starts
             .iter()
-            .map(|(_, c)| {
-                let seed = c.shuffle_seed;
-                [c.lr.to_bits(), seed as u32, (seed >> 32) as u32, 0]
+            .map(|Start { config, .. }| {
+                let seed = config.shuffle_seed;
+                [config.lr.to_bits(), seed as u32, (seed >> 32) as u32, 0]
             })
             .collect();
         let data_values = [&data.inputs[..], &data.targets[..]].concat();
@@ -289,7 +291,7 @@ impl<'gpu> FusedTrainer<'gpu> {
             epoch: 0,
             epochs_per_dispatch: (FIRST_DISPATCH_WORK / multiply_adds).max(1.0) as u64,
             max_epochs_per_dispatch: if gpu.is_software() {
-                LoopCount::new(network, data.rows, config).epochs_within(SOFTWARE_LOOP_LIMIT)
+                LoopCount::new(data.rows, config).epochs_within(SOFTWARE_LOOP_LIMIT)
             } else {
                 u64::MAX
             },

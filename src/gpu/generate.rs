@@ -6,6 +6,8 @@
 //! iterations: here the only loops left are over epochs, batches and rows, which the trainer can count.
 //!
 //! Each function follows the CPU reference's order of operations, so that the two agree to rounding.
+//! Private arrays indexed only by constants can live in registers; one dynamic index would put the whole
+//! array in memory.
 
 use std::fmt::Write;
 
@@ -21,6 +23,7 @@ pub fn fused_source(network: &Network, optimizer: Optimizer) -> String {
         backward(network, &shape),
         update(network, optimizer),
         measure_row(network, &shape),
+        load_and_store(network, optimizer),
         include_str!("../../shaders/functions.wgsl").to_string(),
         include_str!("../../shaders/fused.wgsl").to_string(),
     ]
@@ -345,6 +348,30 @@ fn measure_row(network: &Network, shape: &Shape) -> String {
         }
     };
     line(&mut f, format!("return vec3<f32>(loss, worst, {correct});"));
+    f + "}\n\n"
+}
+
+/// `load_params(network)`, `load_state(network)` and `store(network)`: value k of network n sits at
+/// k·networks + n of `weights`, the state after the parameters.
+fn load_and_store(network: &Network, optimizer: Optimizer) -> String {
+    let params = network.layout().len;
+    let state = params * optimizer.state_per_param();
+    let at = |k: usize| format!("weights[{k}u * job.networks + network]");
+    let mut f = String::from("fn load_params(network: u32) {\n");
+    for k in 0..params {
+        line(&mut f, format!("params[{k}] = {};", at(k)));
+    }
+    f += "}\n\nfn load_state(network: u32) {\n";
+    for k in 0..state {
+        line(&mut f, format!("state[{k}] = {};", at(params + k)));
+    }
+    f += "}\n\nfn store(network: u32) {\n";
+    for k in 0..params {
+        line(&mut f, format!("{} = params[{k}];", at(k)));
+    }
+    for k in 0..state {
+        line(&mut f, format!("{} = state[{k}];", at(params + k)));
+    }
     f + "}\n\n"
 }
 

@@ -1,0 +1,102 @@
+//! Many runs at once (`--runs N`, `--lr A,B,C`): their starting points, and the report of how many
+//! converged per learning rate. Shared by the XOR demo and `train`.
+
+use serde::Serialize;
+use wgmlp::{Network, Progress, Start, TrainConfig};
+
+/// Run i of a learning rate draws its weights and its row order from seed + i, so it is the single run with
+/// that seed. Runs are grouped by learning rate, in the order given.
+pub fn starts(
+    network: &Network,
+    params: Option<&[f32]>,
+    config: TrainConfig,
+    seed: u64,
+    lrs: &[f32],
+    runs: usize,
+) -> Vec<(u64, Start)> {
+    lrs.iter()
+        .flat_map(|&lr| {
+            (0..runs as u64).map(move |i| {
+                let seed = seed.wrapping_add(i);
+                let params = params.map_or_else(|| network.init_params(seed), <[f32]>::to_vec);
+                let config = TrainConfig {
+                    lr,
+                    shuffle_seed: seed,
+                    ..config
+                };
+                (seed, Start { params, config })
+            })
+        })
+        .collect()
+}
+
+/// How one run of a sweep ended (the `"runs"` of the JSON).
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub seed: u64,
+    pub lr: f64,
+    pub loss: f64,
+    pub accuracy: Option<f64>,
+    pub converged: bool,
+}
+
+impl Outcome {
+    pub fn new(seed: u64, lr: f32, progress: &Progress) -> Self {
+        Outcome {
+            seed,
+            lr: decimal(lr),
+            loss: progress.loss,
+            accuracy: progress.accuracy,
+            converged: progress.converged(),
+        }
+    }
+}
+
+/// An f32 through its shortest decimal text, so that 0.1 reads as 0.1 in JSON and not as the f32 nearest it.
+pub fn decimal(value: f32) -> f64 {
+    value
+        .to_string()
+        .parse()
+        .expect("an f32's decimal text parses as f64")
+}
+
+/// The run with the lowest final loss (a diverged run, whose loss is NaN, never).
+pub fn best(outcomes: &[Outcome]) -> usize {
+    (0..outcomes.len())
+        .min_by(|&a, &b| {
+            let key = |i: usize| {
+                let loss = outcomes[i].loss;
+                if loss.is_nan() { f64::INFINITY } else { loss }
+            };
+            key(a).total_cmp(&key(b))
+        })
+        .unwrap_or(0)
+}
+
+/// One line per learning rate: how many converged, the final losses' min, median and max, the best seed.
+pub fn summary(outcomes: &[Outcome]) -> Vec<String> {
+    let mut lrs: Vec<f64> = outcomes.iter().map(|o| o.lr).collect();
+    lrs.dedup();
+    lrs.iter()
+        .map(|&lr| {
+            let group: Vec<&Outcome> = outcomes.iter().filter(|o| o.lr == lr).collect();
+            let converged = group.iter().filter(|o| o.converged).count();
+            let mut losses: Vec<f64> = group.iter().map(|o| o.loss).collect();
+            losses.sort_by(f64::total_cmp);
+            let n = losses.len();
+            let median = if n % 2 == 1 {
+                losses[n / 2]
+            } else {
+                (losses[n / 2 - 1] + losses[n / 2]) / 2.0
+            };
+            let owned: Vec<Outcome> = group.iter().map(|&o| o.clone()).collect();
+            format!(
+                "lr {lr}: {converged} of {n} converged ({:.1}%) · final loss min {:.6}, median {median:.6}, max {:.6} · best seed {}",
+                100.0 * converged as f64 / n as f64,
+                losses[0],
+                losses[n - 1],
+                owned[best(&owned)].seed,
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,279 @@
+//! One interface over the three ways to train: the fused engine and the layered engine on the GPU, and the
+//! CPU reference; for one run or for a sweep of many runs side by side.
+
+use crate::cpu::Evaluation;
+use crate::data::accuracy;
+use crate::gpu::{FusedTrainer, Metrics};
+use crate::network::{Dataset, Network, named};
+use crate::train::TrainConfig;
+use crate::{CpuTrainer, Error, Gpu, GpuTrainer, Result};
+
+/// Which engine trains on the GPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// Fused where the network fits one invocation, layered otherwise.
+    #[default]
+    Auto,
+    /// A whole network's epochs in one dispatch (shaders/fused.wgsl).
+    Fused,
+    /// A dispatch per op per step (the kernels of shaders/*.wgsl); any size.
+    Layered,
+}
+
+named!(
+    Engine,
+    "engine",
+    Auto = "auto",
+    Fused = "fused",
+    Layered = "layered"
+);
+
+/// Where a run trains, once chosen: the name in reports and in the JSON's `"engine"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chosen {
+    Fused,
+    Layered,
+    Cpu,
+}
+
+impl Chosen {
+    pub fn name(self) -> &'static str {
+        match self {
+            Chosen::Fused => "fused",
+            Chosen::Layered => "layered",
+            Chosen::Cpu => "cpu",
+        }
+    }
+}
+
+/// One run: its initial parameters and its settings (runs of a sweep differ in seed and learning rate).
+#[derive(Clone, Debug)]
+pub struct Start {
+    pub params: Vec<f32>,
+    pub config: TrainConfig,
+}
+
+/// How a run stands on its training set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    pub loss: f64,
+    /// The share of rows classified right, for bce and ce.
+    pub accuracy: Option<f64>,
+    /// The largest |output − target| over every output of every row (NaN once the run has diverged).
+    pub max_error: f32,
+}
+
+impl Progress {
+    /// The tutorial's criterion, every output within 0.1 of its target; for a classifier, every row right.
+    pub fn converged(&self) -> bool {
+        self.accuracy
+            .map_or(self.max_error < 0.1, |accuracy| accuracy == 1.0)
+    }
+}
+
+/// Trains one or more runs of one network on one data set with the chosen engine.
+pub struct Trainer<'gpu> {
+    runs: Runs<'gpu>,
+    network: Network,
+    targets: Vec<f32>,
+}
+
+enum Runs<'gpu> {
+    Fused(FusedTrainer<'gpu>),
+    Layered(Vec<GpuTrainer<'gpu>>),
+    Cpu(Vec<CpuTrainer<f32>>),
+}
+
+impl<'gpu> Trainer<'gpu> {
+    /// The engine that will train `runs` runs of `network` on `rows` rows: on the CPU without a GPU, else
+    /// as `engine` asks, after checking that the network fits. Callers ask this before they draw weights.
+    pub fn choose(
+        gpu: Option<&Gpu>,
+        engine: Engine,
+        network: &Network,
+        rows: usize,
+        config: &TrainConfig,
+        runs: usize,
+    ) -> Result<Chosen> {
+        let Some(gpu) = gpu else {
+            return match engine {
+                Engine::Auto => Ok(Chosen::Cpu),
+                _ => Err(Error::invalid(
+                    "engine",
+                    engine,
+                    "the engines are GPU engines; leave --engine out to train on the CPU",
+                )),
+            };
+        };
+        let fused = || FusedTrainer::check_size(gpu, network, rows, config, runs);
+        let layered = || GpuTrainer::check_size(gpu, network, rows, config);
+        match engine {
+            Engine::Fused => fused().map(|()| Chosen::Fused),
+            Engine::Layered => layered().map(|()| Chosen::Layered),
+            Engine::Auto => fused()
+                .map(|()| Chosen::Fused)
+                .or_else(|_| layered().map(|()| Chosen::Layered)),
+        }
+    }
+
+    /// A trainer for every start in `starts`, on the engine [`Trainer::choose`] picks.
+    pub fn new(
+        gpu: Option<&'gpu Gpu>,
+        engine: Engine,
+        network: &Network,
+        starts: &[Start],
+        data: &Dataset,
+    ) -> Result<Self> {
+        let Some(first) = starts.first() else {
+            return Err(Error::invalid("runs", 0, "train at least one run"));
+        };
+        let chosen = Trainer::choose(gpu, engine, network, data.rows, &first.config, starts.len())?;
+        let runs = match (chosen, gpu) {
+            (Chosen::Fused, Some(gpu)) => Runs::Fused(pollster::block_on(FusedTrainer::new(
+                gpu, network, starts, data,
+            ))?),
+            (Chosen::Layered, Some(gpu)) => Runs::Layered(
+                starts
+                    .iter()
+                    .map(|s| {
+                        pollster::block_on(GpuTrainer::new(gpu, network, &s.params, data, s.config))
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            _ => Runs::Cpu(
+                starts
+                    .iter()
+                    .map(|s| CpuTrainer::new(network, &s.params, data, s.config))
+                    .collect::<Result<_>>()?,
+            ),
+        };
+        Ok(Trainer {
+            runs,
+            network: network.clone(),
+            targets: data.targets.clone(),
+        })
+    }
+
+    /// The engine that trains.
+    pub fn engine(&self) -> Chosen {
+        match self.runs {
+            Runs::Fused(_) => Chosen::Fused,
+            Runs::Layered(_) => Chosen::Layered,
+            Runs::Cpu(_) => Chosen::Cpu,
+        }
+    }
+
+    pub fn runs(&self) -> usize {
+        match &self.runs {
+            Runs::Fused(t) => t.networks(),
+            Runs::Layered(ts) => ts.len(),
+            Runs::Cpu(ts) => ts.len(),
+        }
+    }
+
+    /// Trains every run `epochs` more epochs; returns once they have run.
+    pub fn train(&mut self, epochs: usize) -> Result<()> {
+        match &mut self.runs {
+            Runs::Fused(t) => t.train(epochs),
+            Runs::Layered(ts) => {
+                for t in ts.iter_mut() {
+                    t.train(epochs);
+                }
+                ts.first().map_or(Ok(()), |t| t.gpu().wait())
+            }
+            Runs::Cpu(ts) => {
+                ts.iter_mut().for_each(|t| t.train(epochs));
+                Ok(())
+            }
+        }
+    }
+
+    /// Where every run stands: the fused engine measures on the device and reads back three numbers a run;
+    /// the others evaluate the whole set.
+    pub fn progress(&mut self) -> Result<Vec<Progress>> {
+        let (loss, outputs) = (self.network.loss(), self.network.outputs());
+        let rows = self.targets.len() / outputs;
+        if let Runs::Fused(t) = &self.runs {
+            let metrics = pollster::block_on(t.metrics())?;
+            return Ok(metrics
+                .into_iter()
+                .map(|Metrics { loss: value, max_error, correct }| Progress {
+                    loss: value,
+                    accuracy: loss
+                        .is_classification()
+                        .then(|| correct as f64 / rows as f64),
+                    max_error,
+                })
+                .collect());
+        }
+        (0..self.runs())
+            .map(|run| {
+                let evaluation = self.evaluate(run)?;
+                Ok(Progress {
+                    loss: evaluation.loss,
+                    accuracy: accuracy(loss, &evaluation.outputs, &self.targets, outputs),
+                    max_error: crate::bench::max_abs_diff(&evaluation.outputs, &self.targets),
+                })
+            })
+            .collect()
+    }
+
+    /// Outputs, logits and loss of run `run` over the whole data set.
+    pub fn evaluate(&mut self, run: usize) -> Result<Evaluation> {
+        self.check_run(run)?;
+        match &mut self.runs {
+            Runs::Fused(t) => pollster::block_on(t.evaluate(run)),
+            Runs::Layered(ts) => pollster::block_on(ts[run].evaluate()),
+            Runs::Cpu(ts) => Ok(ts[run].evaluate()),
+        }
+    }
+
+    /// The parameters of run `run`, laid out as [`Network::layout`] says.
+    pub fn params(&self, run: usize) -> Result<Vec<f32>> {
+        self.check_run(run)?;
+        match &self.runs {
+            Runs::Fused(t) => pollster::block_on(t.params(run)),
+            Runs::Layered(ts) => pollster::block_on(ts[run].params()),
+            Runs::Cpu(ts) => Ok(ts[run].params().to_vec()),
+        }
+    }
+
+    /// The optimizer's state of run `run`, laid out like the parameters one after another.
+    pub fn optimizer_state(&self, run: usize) -> Result<Vec<f32>> {
+        self.check_run(run)?;
+        match &self.runs {
+            Runs::Fused(t) => pollster::block_on(t.optimizer_state(run)),
+            Runs::Layered(ts) => pollster::block_on(ts[run].optimizer_state()),
+            Runs::Cpu(ts) => Ok(ts[run].optimizer_state()),
+        }
+    }
+
+    /// Continues every run from a checkpoint saved after `epoch` epochs with the optimizer's `state`.
+    pub fn resume(&mut self, epoch: u64, state: &[f32]) -> Result<()> {
+        match &mut self.runs {
+            Runs::Fused(t) => t.resume(epoch, state),
+            Runs::Layered(ts) => ts.iter_mut().try_for_each(|t| t.resume(epoch, state)),
+            Runs::Cpu(ts) => ts.iter_mut().try_for_each(|t| t.resume(epoch, state)),
+        }
+    }
+
+    /// Epochs trained so far (the same for every run).
+    pub fn epoch(&self) -> u64 {
+        match &self.runs {
+            Runs::Fused(t) => t.epoch(),
+            Runs::Layered(ts) => ts[0].epoch(),
+            Runs::Cpu(ts) => ts[0].epoch(),
+        }
+    }
+
+    fn check_run(&self, run: usize) -> Result<()> {
+        if run < self.runs() {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "runs",
+            run,
+            format!("there are {} run(s)", self.runs()),
+        ))
+    }
+}

@@ -79,7 +79,8 @@ pub struct Trainer<'gpu> {
 }
 
 enum Runs<'gpu> {
-    Fused(FusedTrainer<'gpu>),
+    // Boxed: the one fused trainer is far larger than a list of the others.
+    Fused(Box<FusedTrainer<'gpu>>),
     Layered(Vec<GpuTrainer<'gpu>>),
     Cpu(Vec<CpuTrainer<f32>>),
 }
@@ -129,9 +130,9 @@ impl<'gpu> Trainer<'gpu> {
         };
         let chosen = Trainer::choose(gpu, engine, network, data.rows, &first.config, starts.len())?;
         let runs = match (chosen, gpu) {
-            (Chosen::Fused, Some(gpu)) => Runs::Fused(pollster::block_on(FusedTrainer::new(
-                gpu, network, starts, data,
-            ))?),
+            (Chosen::Fused, Some(gpu)) => Runs::Fused(Box::new(pollster::block_on(
+                FusedTrainer::new(gpu, network, starts, data),
+            )?)),
             (Chosen::Layered, Some(gpu)) => Runs::Layered(
                 starts
                     .iter()
@@ -197,13 +198,19 @@ impl<'gpu> Trainer<'gpu> {
             let metrics = pollster::block_on(t.metrics())?;
             return Ok(metrics
                 .into_iter()
-                .map(|Metrics { loss: value, max_error, correct }| Progress {
-                    loss: value,
-                    accuracy: loss
-                        .is_classification()
-                        .then(|| correct as f64 / rows as f64),
-                    max_error,
-                })
+                .map(
+                    |Metrics {
+                         loss: value,
+                         max_error,
+                         correct,
+                     }| Progress {
+                        loss: value,
+                        accuracy: loss
+                            .is_classification()
+                            .then(|| correct as f64 / rows as f64),
+                        max_error,
+                    },
+                )
                 .collect());
         }
         (0..self.runs())

@@ -40,8 +40,8 @@ pub mod plot;
 pub mod train;
 
 pub use cpu::CpuTrainer;
+pub use engine::{Engine, Progress, Start, Trainer};
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuTrainer};
 pub use network::{Activation, DEFAULT_SEED, Dataset, Init, Loss, Network};
-pub use engine::{Engine, Progress, Start, Trainer};
 pub use train::{Optimizer, TrainConfig};

@@ -21,8 +21,13 @@ fn fused_and_cpu(
     let params = network.init_params(seed);
     let mut cpu = CpuTrainer::<f32>::new(network, &params, data, config).unwrap();
     cpu.train(epochs);
-    let mut fused =
-        pollster::block_on(FusedTrainer::new(gpu(), network, &[Start { params, config }], data)).unwrap();
+    let mut fused = pollster::block_on(FusedTrainer::new(
+        gpu(),
+        network,
+        &[Start { params, config }],
+        data,
+    ))
+    .unwrap();
     fused.train(epochs).unwrap();
     assert_eq!(fused.epoch(), cpu.epoch());
     let evaluation = pollster::block_on(fused.evaluate(0)).unwrap();
@@ -264,16 +269,225 @@ fn long_runs_split_into_dispatches_match_cpu() {
     );
 }
 
+/// Adam with mini-batches (a short last one), where both the seed's weights and its row order matter.
+fn adam_batches(lr: f32, seed: u64) -> TrainConfig {
+    TrainConfig {
+        lr,
+        optimizer: Optimizer::Adam { weight_decay: 0.01 },
+        batch_size: Some(5),
+        shuffle_seed: seed,
+    }
+}
+
+fn classifier() -> Network {
+    Network::build(
+        vec![3, 6, 1],
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Loss::Bce,
+    )
+    .unwrap()
+}
+
+fn fused_trainer(network: &Network, starts: &[Start], data: &Dataset) -> FusedTrainer<'static> {
+    pollster::block_on(FusedTrainer::new(gpu(), network, starts, data)).unwrap()
+}
+
 #[test]
-fn scratch_timing() {
-    let network = Network::new(vec![2, 3, 1]).unwrap();
-    let params = network.init_params(DEFAULT_SEED);
+fn run_i_of_a_sweep_equals_a_single_run_with_seed_plus_i() {
+    let (network, data) = (classifier(), small_set(Loss::Bce, 1));
+    let start = |seed: u64, lr: f32| Start {
+        params: network.init_params(seed),
+        config: adam_batches(lr, seed),
+    };
+    let starts: Vec<Start> = [0.01, 0.05]
+        .iter()
+        .flat_map(|&lr| (0..3).map(move |i| (40 + i, lr)))
+        .map(|(seed, lr)| start(seed, lr))
+        .collect();
+    let mut sweep = fused_trainer(&network, &starts, &data);
+    sweep.train(25).unwrap();
+    let metrics = pollster::block_on(sweep.metrics()).unwrap();
+    for (run, single_start) in starts.iter().enumerate() {
+        let mut single = fused_trainer(&network, std::slice::from_ref(single_start), &data);
+        single.train(25).unwrap();
+        assert_eq!(
+            pollster::block_on(sweep.params(run)).unwrap(),
+            pollster::block_on(single.params(0)).unwrap(),
+            "run {run} of the sweep"
+        );
+        assert_eq!(
+            metrics[run],
+            pollster::block_on(single.metrics()).unwrap()[0]
+        );
+    }
+    assert_ne!(
+        pollster::block_on(sweep.params(0)).unwrap(),
+        pollster::block_on(sweep.params(1)).unwrap(),
+        "different seeds train different networks"
+    );
+}
+
+#[test]
+fn how_epochs_are_split_and_resuming_change_nothing() {
+    let (network, data) = (classifier(), small_set(Loss::Bce, 1));
+    let start = Start {
+        params: network.init_params(8),
+        config: adam_batches(0.02, 8),
+    };
+    let mut whole = fused_trainer(&network, std::slice::from_ref(&start), &data);
+    whole.train(40).unwrap();
+    let mut pieces = fused_trainer(&network, std::slice::from_ref(&start), &data);
+    for epochs in [1, 9, 13, 17] {
+        pieces.train(epochs).unwrap();
+    }
+    let params = pollster::block_on(whole.params(0)).unwrap();
+    assert_eq!(
+        params,
+        pollster::block_on(pieces.params(0)).unwrap(),
+        "40 epochs at once or in pieces"
+    );
+
+    // Stop after 15 epochs, keep the parameters and the optimizer state, resume in a new trainer.
+    let mut first = fused_trainer(&network, std::slice::from_ref(&start), &data);
+    first.train(15).unwrap();
+    let saved = Start {
+        params: pollster::block_on(first.params(0)).unwrap(),
+        config: start.config,
+    };
+    let state = pollster::block_on(first.optimizer_state(0)).unwrap();
+    let mut resumed = fused_trainer(&network, &[saved], &data);
+    resumed.resume(15, &state).unwrap();
+    resumed.train(25).unwrap();
+    assert_eq!(resumed.epoch(), 40);
+    assert_eq!(
+        params,
+        pollster::block_on(resumed.params(0)).unwrap(),
+        "resumed after 15 epochs"
+    );
+}
+
+#[test]
+fn fused_metrics_agree_with_the_cpu_evaluation() {
+    for (network, loss, outputs) in [
+        (Network::new(vec![3, 5, 2]).unwrap(), Loss::Sse, 2),
+        (classifier(), Loss::Bce, 1),
+        (
+            Network::build(
+                vec![3, 6, 4],
+                Activation::Relu,
+                Activation::Softmax,
+                Loss::Ce,
+            )
+            .unwrap(),
+            Loss::Ce,
+            4,
+        ),
+        (
+            Network::build(
+                vec![3, 6, 2],
+                Activation::LeakyRelu,
+                Activation::Identity,
+                Loss::Mse,
+            )
+            .unwrap(),
+            Loss::Mse,
+            2,
+        ),
+    ] {
+        let data = small_set(loss, outputs);
+        let start = Start {
+            params: network.init_params(2),
+            config: TrainConfig::sgd(0.05),
+        };
+        let mut fused = fused_trainer(&network, std::slice::from_ref(&start), &data);
+        fused.train(20).unwrap();
+        let metrics = pollster::block_on(fused.metrics()).unwrap()[0];
+        let params = pollster::block_on(fused.params(0)).unwrap();
+        let mut cpu = CpuTrainer::<f32>::new(&network, &params, &data, start.config).unwrap();
+        let evaluation = cpu.evaluate();
+        let what = format!("{loss}");
+        assert!(
+            (metrics.loss - evaluation.loss).abs() <= 1e-5 + 1e-4 * evaluation.loss.abs(),
+            "{what}: loss on the device {} vs the CPU {}",
+            metrics.loss,
+            evaluation.loss
+        );
+        let worst = wgmlp::bench::max_abs_diff(&evaluation.outputs, &data.targets);
+        assert!(
+            (metrics.max_error - worst).abs() < 1e-5,
+            "{what}: {} vs {worst}",
+            metrics.max_error
+        );
+        if let Some(accuracy) =
+            wgmlp::data::accuracy(loss, &evaluation.outputs, &data.targets, outputs)
+        {
+            assert_eq!(
+                metrics.correct as f64 / data.rows as f64,
+                accuracy,
+                "{what}: accuracy"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_engine_is_chosen_by_size_and_forced_by_option() {
+    use wgmlp::engine::Chosen;
+    use wgmlp::{Engine, Trainer};
+    let config = TrainConfig {
+        optimizer: Optimizer::Adam { weight_decay: 0.0 },
+        ..TrainConfig::sgd(0.01)
+    };
+    let small = Network::new(vec![2, 3, 1]).unwrap();
+    let large = Network::new(vec![2, 100, 100, 1]).unwrap();
+    let choose =
+        |engine, network: &Network| Trainer::choose(Some(gpu()), engine, network, 4, &config, 1);
+    assert_eq!(choose(Engine::Auto, &small).unwrap(), Chosen::Fused);
+    assert_eq!(choose(Engine::Layered, &small).unwrap(), Chosen::Layered);
+    assert_eq!(
+        choose(Engine::Auto, &large).unwrap(),
+        Chosen::Layered,
+        "too large for private memory"
+    );
+    let error = choose(Engine::Fused, &large).unwrap_err().to_string();
+    assert!(
+        error.contains("fused engine") && error.contains("private memory"),
+        "{error}"
+    );
+    assert_eq!(
+        Trainer::choose(None, Engine::Auto, &small, 4, &config, 1).unwrap(),
+        Chosen::Cpu
+    );
+    let error = Trainer::choose(None, Engine::Fused, &small, 4, &config, 1).unwrap_err();
+    assert!(error.to_string().contains("--engine"), "{error}");
+
+    // Every engine behind the one interface gives the same progress.
     let data = Dataset::xor();
-    let config = TrainConfig::sgd(0.1);
-    let mut fused = pollster::block_on(FusedTrainer::new(gpu(), &network, &[Start { params, config }], &data)).unwrap();
-    for e in [10000, 10000, 10000, 3000, 1000, 100, 1] {
-        let t = std::time::Instant::now();
-        fused.train(e).unwrap();
-        eprintln!("{e}: {:?}", t.elapsed());
+    let start = Start {
+        params: small.init_params(DEFAULT_SEED),
+        config,
+    };
+    let mut progress = Vec::new();
+    for (gpu, engine) in [
+        (Some(gpu()), Engine::Fused),
+        (Some(gpu()), Engine::Layered),
+        (None, Engine::Auto),
+    ] {
+        let mut trainer =
+            Trainer::new(gpu, engine, &small, std::slice::from_ref(&start), &data).unwrap();
+        trainer.train(200).unwrap();
+        progress.push((trainer.engine(), trainer.progress().unwrap()[0]));
+    }
+    for (engine, p) in &progress[1..] {
+        let (_, fused) = progress[0];
+        assert!(
+            (p.loss - fused.loss).abs() < 1e-5,
+            "{engine:?}: {p:?} vs fused {fused:?}"
+        );
+        assert!(
+            (p.max_error - fused.max_error).abs() < 1e-5,
+            "{engine:?}: {p:?} vs fused {fused:?}"
+        );
     }
 }

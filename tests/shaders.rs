@@ -144,3 +144,68 @@ fn args_struct_has_the_size_rust_writes() {
         "Args has one 4-byte member per Rust field"
     );
 }
+
+#[test]
+fn the_generated_fused_engine_validates_for_every_activation_loss_and_optimizer() {
+    use wgmlp::gpu::fused_source;
+    use wgmlp::{Loss, Network, Optimizer};
+    let networks = [
+        Network::new(vec![2, 3, 1]).unwrap(),
+        Network::build(
+            vec![3, 8, 5, 4],
+            Activation::Relu,
+            Activation::Softmax,
+            Loss::Ce,
+        )
+        .unwrap(),
+        Network::build(vec![1, 1], Activation::Tanh, Activation::Sigmoid, Loss::Bce).unwrap(),
+        Network::build(
+            vec![4, 7, 2],
+            Activation::LeakyRelu,
+            Activation::Identity,
+            Loss::Mse,
+        )
+        .unwrap(),
+        Network::build(
+            vec![2, 5, 1],
+            Activation::Identity,
+            Activation::Sigmoid,
+            Loss::Mse,
+        )
+        .unwrap(),
+    ];
+    for network in &networks {
+        for optimizer in [
+            Optimizer::Sgd { momentum: 0.5 },
+            Optimizer::Adam { weight_decay: 0.1 },
+        ] {
+            let source = fused_source(network, optimizer);
+            let name = format!("fused for [{network}] {} {optimizer:?}", network.loss());
+            let module = parse(&name, &source);
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::default(),
+            )
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{name} is invalid:\n{}", e.emit_to_string(&source)));
+            let entries: Vec<&str> = module
+                .entry_points
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect();
+            assert_eq!(
+                entries,
+                ["fused_train", "fused_measure", "fused_evaluate"],
+                "{name}"
+            );
+            for entry in &module.entry_points {
+                assert_eq!(
+                    entry.workgroup_size,
+                    [WORKGROUP_SIZE, 1, 1],
+                    "{name}: {}",
+                    entry.name
+                );
+            }
+        }
+    }
+}

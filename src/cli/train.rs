@@ -153,16 +153,33 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     let engine = match args.backend {
         TrainBackend::Gpu => args.engine,
         TrainBackend::Cpu if args.engine != Engine::Auto => {
-            bail!("--engine {} runs on the GPU; leave it out with --backend cpu", args.engine)
+            bail!(
+                "--engine {} runs on the GPU; leave it out with --backend cpu",
+                args.engine
+            )
         }
         TrainBackend::Cpu => Engine::Auto,
     };
     // Before the weights are drawn, so that a network that can never fit fails at once.
     let runs = job.lrs.len() * args.runs as usize;
-    Trainer::choose(gpu.as_ref(), engine, network, job.train_set.rows, config, runs)
-        .map_err(super::layers_error(network))?;
+    Trainer::choose(
+        gpu.as_ref(),
+        engine,
+        network,
+        job.train_set.rows,
+        config,
+        runs,
+    )
+    .map_err(super::layers_error(network))?;
     let init_params = job.init.as_ref().map(|m| &m.params[..]);
-    let starts = sweep::starts(network, init_params, *config, args.seed, &job.lrs, args.runs as usize);
+    let starts = sweep::starts(
+        network,
+        init_params,
+        *config,
+        args.seed,
+        &job.lrs,
+        args.runs as usize,
+    );
     let (seeds, starts): (Vec<u64>, Vec<Start>) = starts.into_iter().unzip();
     let mut trainer = Trainer::new(gpu.as_ref(), engine, network, &starts, &job.train_set)
         .map_err(super::layers_error(network))?;
@@ -236,8 +253,14 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         checkpoint: None,
     };
     if let Some(path) = &args.plot {
-        plot(path, &curve.of_run(best), &model, &job.train_table, &job.train_set)
-            .with_context(|| format!("--plot {}", path.display()))?;
+        plot(
+            path,
+            &curve.of_run(best),
+            &model,
+            &job.train_table,
+            &job.train_set,
+        )
+        .with_context(|| format!("--plot {}", path.display()))?;
         if !quiet {
             println!("plotted {}", path.display());
         }
@@ -256,7 +279,10 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             .with_context(|| format!("--save {}", path.display()))?;
         if !quiet {
             let which = if job.sweeps() {
-                format!(" (the best run: seed {}, lr {})", seeds[best], best_config.lr)
+                format!(
+                    " (the best run: seed {}, lr {})",
+                    seeds[best], best_config.lr
+                )
             } else {
                 String::new()
             };
@@ -290,7 +316,10 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     } else {
         let epochs = trainer.epoch() - first_epoch;
         if job.sweeps() {
-            println!("trained {} runs of {epochs} epochs in {train_ms:.0} ms", outcomes.len());
+            println!(
+                "trained {} runs of {epochs} epochs in {train_ms:.0} ms",
+                outcomes.len()
+            );
             for line in sweep::summary(&outcomes) {
                 println!("  {line}");
             }

@@ -11,8 +11,8 @@ use wgpu::util::DeviceExt;
 
 use super::generate::fused_source;
 use super::{Gpu, kernel::WORKGROUP_SIZE, kernel::spill};
-use crate::engine::Start;
 use crate::cpu::{Evaluation, check_params_len, check_state_len, loss_value};
+use crate::engine::Start;
 use crate::network::{Dataset, Network};
 use crate::train::{Optimizer, TrainConfig, check_run, shuffle_domain};
 use crate::{Error, Result};

@@ -150,6 +150,12 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
             "--layers {network} does not fit XOR: the first size must be 2 (two inputs) and the last 1 (one output)"
         );
     }
+    if cli.backend == Backend::Cpu && cli.engine != Engine::Auto {
+        bail!(
+            "--engine {} runs on the GPU; leave it out with --backend cpu",
+            cli.engine
+        );
+    }
     let epochs = cli.epochs as usize;
     let runs = cli.runs as usize;
     let sweep = runs > 1 || cli.lr.len() > 1;

@@ -63,6 +63,53 @@ fn json_report_has_every_key_and_gpu_agrees_with_cpu() {
 }
 
 #[test]
+fn a_sweep_reports_every_run_and_how_many_converged() {
+    let report = json(&[
+        "--json", "--runs", "6", "--lr", "0.5,2", "--epochs", "3000", "--seed", "20",
+    ]);
+    assert_eq!(report["engine"], "fused");
+    assert_eq!(report["lr"], serde_json::json!([0.5, 2.0]));
+    let runs = report["runs"].as_array().expect("a runs array");
+    assert_eq!(runs.len(), 12, "6 runs at each of 2 rates");
+    for (i, run) in runs.iter().enumerate() {
+        assert_eq!(run["seed"], 20 + (i % 6) as u64, "{run}");
+        assert_eq!(run["lr"], if i < 6 { 0.5 } else { 2.0 }, "{run}");
+        assert!(
+            run["loss"].as_f64().is_some() && run["converged"].is_boolean(),
+            "{run}"
+        );
+    }
+    // Run 0 is the single run with the first seed and rate: the CPU trains it beside the sweep.
+    let single = json(&["--json", "--lr", "0.5", "--epochs", "3000", "--seed", "20"]);
+    assert_eq!(
+        report["gpu_outputs"], single["gpu_outputs"],
+        "run 0 is the single run"
+    );
+    assert!(
+        report["max_abs_diff"].as_f64().unwrap() < 1e-5,
+        "{report:#}"
+    );
+    let converged = runs.iter().filter(|r| r["converged"] == true).count();
+    assert!(
+        converged >= 6,
+        "most XOR runs at these rates converge: {report:#}"
+    );
+    for run in runs.iter().filter(|r| r["converged"] == true) {
+        assert!(run["loss"].as_f64().unwrap() < 0.02, "{run}");
+    }
+}
+
+#[test]
+fn the_layered_engine_can_be_forced_and_agrees() {
+    let report = json(&["--json", "--engine", "layered", "--epochs", "300"]);
+    assert_eq!(report["engine"], "layered");
+    assert!(
+        report["max_abs_diff"].as_f64().unwrap() < 1e-5,
+        "{report:#}"
+    );
+}
+
+#[test]
 fn cpu_backend_needs_no_gpu_and_converges_with_the_defaults() {
     let report = json(&["--backend", "cpu", "--json"]);
     assert!(
@@ -119,6 +166,10 @@ fn bad_options_fail_with_a_message_naming_the_option() {
         (&["--layers", "3,3,1"], "--layers"),
         (&["--layers", "2,3,2"], "--layers"),
         (&["--backend", "tpu"], "--backend"),
+        (&["--runs", "0"], "--runs"),
+        (&["--engine", "warp"], "--engine"),
+        (&["--engine", "fused", "--backend", "cpu"], "--engine"),
+        (&["--lr", "0.1,fast"], "--lr"),
         (
             &["--layers", "2,100000000,1", "--backend", "gpu"],
             "--layers",

@@ -272,6 +272,109 @@ fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
 }
 
 #[test]
+fn a_sweep_keeps_the_best_run_and_reports_every_one() {
+    let dir = scratch("sweep");
+    let best_path = dir.join("best.safetensors");
+    let report = json(&[
+        "train",
+        "--dataset",
+        "circles",
+        "--samples",
+        "60",
+        "--optimizer",
+        "adam",
+        "--runs",
+        "3",
+        "--lr",
+        "0.003,0.03",
+        "--epochs",
+        "60",
+        "--batch-size",
+        "16",
+        "--save",
+        text(&best_path),
+        "--json",
+    ]);
+    assert_eq!(report["engine"], "fused");
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6);
+    let best = report["best_run"].as_u64().unwrap() as usize;
+    let lowest = runs
+        .iter()
+        .map(|r| r["loss"].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(runs[best]["loss"].as_f64().unwrap(), lowest, "{report:#}");
+    assert!(
+        runs.iter().all(|r| r["accuracy"].is_number()),
+        "a classifier's runs have accuracies"
+    );
+
+    // The saved model is the best run's: its checkpoint carries that run's seed and rate.
+    let model = Model::load(&best_path).unwrap();
+    let checkpoint = model.checkpoint.as_ref().unwrap();
+    assert_eq!(
+        checkpoint.shuffle_seed,
+        runs[best]["seed"].as_u64().unwrap()
+    );
+    assert_eq!(checkpoint.lr.to_string(), runs[best]["lr"].to_string());
+    assert_eq!(checkpoint.epoch, 60);
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "circles",
+            "--init",
+            text(&best_path),
+            "--runs",
+            "2",
+        ],
+        &["--init", "--runs"],
+    );
+}
+
+#[test]
+fn the_engine_can_be_chosen_and_is_reported() {
+    for engine in ["fused", "layered"] {
+        let report = json(&[
+            "train",
+            "--dataset",
+            "xor",
+            "--epochs",
+            "50",
+            "--engine",
+            engine,
+            "--json",
+        ]);
+        assert_eq!(report["engine"], engine);
+    }
+    let report = json(&[
+        "train",
+        "--dataset",
+        "xor",
+        "--epochs",
+        "5",
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    assert_eq!(report["engine"], "cpu");
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "moons",
+            "--layers",
+            "2,200,200,1",
+            "--engine",
+            "fused",
+            "--epochs",
+            "1",
+        ],
+        &["--layers", "fused engine", "private memory"],
+    );
+}
+
+#[test]
 fn bad_data_files_are_named_with_their_line() {
     let dir = scratch("bad-data");
     let cases: &[(&str, &str, &[&str])] = &[
@@ -365,6 +468,12 @@ fn options_that_do_not_fit_the_data_are_named() {
         ),
         (&["--dataset", "moons", "--noise", "-1"], &["noise"]),
         (&["--dataset", "spirals", "--classes", "1"], &["classes"]),
+        (&["--dataset", "moons", "--runs", "0"], &["--runs"]),
+        (&["--dataset", "moons", "--lr", "0.1,0"], &["lr"]),
+        (
+            &["--dataset", "moons", "--engine", "fused"],
+            &["--engine", "GPU"],
+        ),
         (
             &[
                 "--dataset",

@@ -1,15 +1,17 @@
-//! Throughput figures: XOR training epochs per second and matmul GFLOP/s, on the GPU and the CPU reference.
-//! A measurement, not a test: nothing here asserts on time.
+//! Throughput figures: XOR training on each engine, sweeps of XOR networks, moons on each engine, and
+//! matmul GFLOP/s, on the GPU and the CPU reference. A measurement, not a test: nothing here asserts on time.
 
 use std::time::{Duration, Instant};
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use serde::Serialize;
 
-use crate::cpu::{self, CpuTrainer, MatmulShape};
+use crate::cpu::{self, MatmulShape};
+use crate::data::{Builtin, Schema};
+use crate::engine::{Engine, Start, Trainer};
 use crate::gpu::{AdapterSummary, Gpu, GpuTrainer, Op};
-use crate::network::{DEFAULT_SEED, Dataset, Network};
-use crate::train::TrainConfig;
+use crate::network::{Activation, DEFAULT_SEED, Dataset, Loss, Network};
+use crate::train::{Optimizer, TrainConfig};
 use crate::{Error, Result};
 
 /// How long each figure is measured for, at least: repetitions double until a run takes this long.
@@ -19,16 +21,45 @@ const MIN_MEASURE: Duration = Duration::from_millis(300);
 pub struct BenchReport {
     pub adapter: AdapterSummary,
     pub xor: XorFigures,
+    pub sweeps: Vec<SweepFigures>,
+    pub moons: MoonsFigures,
     pub matmul: Vec<MatmulFigures>,
 }
 
-/// The tutorial's 2-3-1 network on the four XOR rows.
+/// The tutorial's 2-3-1 network on the four XOR rows, on each engine: training only, setup apart.
 #[derive(Debug, Serialize)]
 pub struct XorFigures {
     pub epochs: usize,
-    pub gpu_setup_ms: f64,
-    pub gpu_epochs_per_s: f64,
+    pub fused_setup_ms: f64,
+    pub fused_train_ms: f64,
+    pub layered_train_ms: f64,
+    pub cpu_train_ms: f64,
+    pub fused_epochs_per_s: f64,
+    pub layered_epochs_per_s: f64,
     pub cpu_epochs_per_s: f64,
+    /// Dispatches a layered epoch takes; the fused engine takes one for many epochs.
+    pub layered_dispatches_per_epoch: usize,
+}
+
+/// `networks` XOR networks (seeds 7, 8, ...) trained side by side by the fused engine.
+#[derive(Debug, Serialize)]
+pub struct SweepFigures {
+    pub networks: usize,
+    pub epochs: usize,
+    pub train_ms: f64,
+    pub network_epochs_per_s: f64,
+    /// The share whose every output ends within 0.1 of its target.
+    pub converged: f64,
+}
+
+/// moons, 400 points, 2-16-16-1 with tanh, bce and Adam (lr 0.01), full batch, on each engine.
+#[derive(Debug, Serialize)]
+pub struct MoonsFigures {
+    pub epochs: usize,
+    pub fused_train_ms: f64,
+    pub layered_train_ms: f64,
+    pub cpu_train_ms: f64,
+    pub fused_accuracy: f64,
 }
 
 /// One square f32 matmul, `size`×`size` by `size`×`size`.
@@ -41,44 +72,139 @@ pub struct MatmulFigures {
     pub max_abs_diff: f32,
 }
 
+/// What to measure: XOR epochs, the sweep sizes, moons epochs and the matmul sides.
+#[derive(Clone, Debug)]
+pub struct BenchPlan {
+    pub xor_epochs: usize,
+    pub sweeps: Vec<usize>,
+    pub moons_epochs: usize,
+    pub matmul_sizes: Vec<usize>,
+}
+
 /// Runs every figure on `gpu` and the CPU.
-pub async fn run(gpu: &Gpu, xor_epochs: usize, matmul_sizes: &[usize]) -> Result<BenchReport> {
+pub async fn run(gpu: &Gpu, plan: &BenchPlan) -> Result<BenchReport> {
     let mut matmul = Vec::new();
-    for &size in matmul_sizes {
+    for &size in &plan.matmul_sizes {
         matmul.push(matmul_figures(gpu, size).await?);
+    }
+    let mut sweeps = Vec::new();
+    for &networks in &plan.sweeps {
+        sweeps.push(sweep_figures(gpu, networks, plan.xor_epochs)?);
     }
     Ok(BenchReport {
         adapter: gpu.adapter().clone(),
-        xor: xor_figures(gpu, xor_epochs).await?,
+        xor: xor_figures(gpu, plan.xor_epochs)?,
+        sweeps,
+        moons: moons_figures(gpu, plan.moons_epochs)?,
         matmul,
     })
 }
 
-async fn xor_figures(gpu: &Gpu, epochs: usize) -> Result<XorFigures> {
-    let network = Network::new(vec![2, 3, 1])?;
-    let params = network.init_params(DEFAULT_SEED);
-    let data = Dataset::xor();
-
+/// Setup and training time of `network` on `data` on one engine (the CPU where `gpu` is `None`), and the
+/// trainer afterwards.
+fn time_training<'gpu>(
+    gpu: Option<&'gpu Gpu>,
+    engine: Engine,
+    network: &Network,
+    starts: &[Start],
+    data: &Dataset,
+    epochs: usize,
+) -> Result<(Duration, Duration, Trainer<'gpu>)> {
     let setup = Instant::now();
-    let mut gpu_trainer =
-        GpuTrainer::new(gpu, &network, &params, &data, TrainConfig::sgd(0.1)).await?;
-    gpu.wait()?;
-    let gpu_setup = setup.elapsed();
-    let gpu_train = timed(|| {
-        gpu_trainer.train(epochs);
-        gpu.wait()
-    })?;
+    let mut trainer = Trainer::new(gpu, engine, network, starts, data)?;
+    if let Some(gpu) = gpu {
+        gpu.wait()?;
+    }
+    let setup = setup.elapsed();
+    let train = timed(|| trainer.train(epochs))?;
+    Ok((setup, train, trainer))
+}
 
-    let mut cpu_trainer = CpuTrainer::<f32>::new(&network, &params, &data, TrainConfig::sgd(0.1))?;
-    let cpu_train = timed(|| {
-        cpu_trainer.train(epochs);
-        Ok(())
-    })?;
+fn xor_figures(gpu: &Gpu, epochs: usize) -> Result<XorFigures> {
+    let network = Network::new(vec![2, 3, 1])?;
+    let start = [Start {
+        params: network.init_params(DEFAULT_SEED),
+        config: TrainConfig::sgd(0.1),
+    }];
+    let data = Dataset::xor();
+    let (fused_setup, fused, _) =
+        time_training(Some(gpu), Engine::Fused, &network, &start, &data, epochs)?;
+    let (_, layered, _) =
+        time_training(Some(gpu), Engine::Layered, &network, &start, &data, epochs)?;
+    let (_, cpu, _) = time_training(None, Engine::Auto, &network, &start, &data, epochs)?;
+    let per_s = |d: Duration| epochs as f64 / d.as_secs_f64();
     Ok(XorFigures {
         epochs,
-        gpu_setup_ms: millis(gpu_setup),
-        gpu_epochs_per_s: epochs as f64 / gpu_train.as_secs_f64(),
-        cpu_epochs_per_s: epochs as f64 / cpu_train.as_secs_f64(),
+        fused_setup_ms: millis(fused_setup),
+        fused_train_ms: millis(fused),
+        layered_train_ms: millis(layered),
+        cpu_train_ms: millis(cpu),
+        fused_epochs_per_s: per_s(fused),
+        layered_epochs_per_s: per_s(layered),
+        cpu_epochs_per_s: per_s(cpu),
+        layered_dispatches_per_epoch: GpuTrainer::dispatches_per_epoch(
+            &network,
+            data.rows,
+            &start[0].config,
+        )?,
+    })
+}
+
+fn sweep_figures(gpu: &Gpu, networks: usize, epochs: usize) -> Result<SweepFigures> {
+    let network = Network::new(vec![2, 3, 1])?;
+    let starts: Vec<Start> = (0..networks as u64)
+        .map(|i| Start {
+            params: network.init_params(DEFAULT_SEED + i),
+            config: TrainConfig::sgd(0.1),
+        })
+        .collect();
+    let (_, train, mut trainer) = time_training(
+        Some(gpu),
+        Engine::Fused,
+        &network,
+        &starts,
+        &Dataset::xor(),
+        epochs,
+    )?;
+    let progress = trainer.progress()?;
+    let converged = progress.iter().filter(|p| p.converged()).count();
+    Ok(SweepFigures {
+        networks,
+        epochs,
+        train_ms: millis(train),
+        network_epochs_per_s: (networks * epochs) as f64 / train.as_secs_f64(),
+        converged: converged as f64 / networks.max(1) as f64,
+    })
+}
+
+fn moons_figures(gpu: &Gpu, epochs: usize) -> Result<MoonsFigures> {
+    let table = Builtin::Moons.generate(400, 0.1, 2, DEFAULT_SEED)?;
+    let schema = Schema::infer(&table, None, Loss::Bce)?;
+    let data = schema.dataset(&table, Loss::Bce)?;
+    let network = Network::build(
+        vec![2, 16, 16, 1],
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Loss::Bce,
+    )?;
+    let start = [Start {
+        params: network.init_params(DEFAULT_SEED),
+        config: TrainConfig {
+            optimizer: Optimizer::Adam { weight_decay: 0.0 },
+            ..TrainConfig::sgd(0.01)
+        },
+    }];
+    let (_, fused, mut trainer) =
+        time_training(Some(gpu), Engine::Fused, &network, &start, &data, epochs)?;
+    let (_, layered, _) =
+        time_training(Some(gpu), Engine::Layered, &network, &start, &data, epochs)?;
+    let (_, cpu, _) = time_training(None, Engine::Auto, &network, &start, &data, epochs)?;
+    Ok(MoonsFigures {
+        epochs,
+        fused_train_ms: millis(fused),
+        layered_train_ms: millis(layered),
+        cpu_train_ms: millis(cpu),
+        fused_accuracy: trainer.progress()?[0].accuracy.unwrap_or(0.0),
     })
 }
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::bail;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
-use wgmlp::bench::{self, max_abs_diff, millis};
+use wgmlp::bench::{self, BenchPlan, max_abs_diff, millis};
 use wgmlp::engine::Chosen;
 use wgmlp::{DEFAULT_SEED, Dataset, Engine, Gpu, Network, Start, TrainConfig, Trainer};
 
@@ -71,11 +71,19 @@ enum Command {
     /// Predict with a saved model, one row of CSV output per input row
     Predict(cli::predict::PredictArgs),
 
-    /// Measure XOR training epochs/s and matmul GFLOP/s on the GPU and the CPU
+    /// Measure XOR training on each engine, sweeps, moons and matmul GFLOP/s on the GPU and the CPU
     Bench {
-        /// Epochs of XOR training to time on each side
+        /// Epochs of XOR training to time on each engine and in each sweep
         #[arg(long, default_value_t = 10000, value_parser = clap::value_parser!(u64).range(1..))]
         epochs: u64,
+
+        /// Sizes of the XOR sweeps the fused engine trains side by side
+        #[arg(long, default_value = "1,1024,65536", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=MAX_RUNS))]
+        sweeps: Vec<u64>,
+
+        /// Epochs of the moons network (2-16-16-1, tanh, bce, Adam) on each engine
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+        moons_epochs: u64,
 
         /// Sides of the square matrices to multiply
         #[arg(long, default_value = "256,1024", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
@@ -105,9 +113,20 @@ fn parse_layers(text: &str) -> Result<Network, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Bench { epochs, ref sizes }) => {
-            let sizes: Vec<usize> = sizes.iter().map(|&s| s as usize).collect();
-            run_bench(epochs as usize, &sizes, cli.json)
+        Some(Command::Bench {
+            epochs,
+            ref sweeps,
+            moons_epochs,
+            sizes: ref matmul_sizes,
+        }) => {
+            let sizes = |list: &[u64]| list.iter().map(|&s| s as usize).collect();
+            let plan = BenchPlan {
+                xor_epochs: epochs as usize,
+                sweeps: sizes(sweeps),
+                moons_epochs: moons_epochs as usize,
+                matmul_sizes: sizes(matmul_sizes),
+            };
+            run_bench(&plan, cli.json)
         }
         Some(Command::Train(ref args)) => cli::train::run(args, cli.json),
         Some(Command::Predict(ref args)) => cli::predict::run(args),
@@ -332,9 +351,9 @@ fn print_sweep(gpu: Option<&Side>, cpu: Option<&Side>, max_abs_diff: Option<f32>
     }
 }
 
-fn run_bench(epochs: usize, sizes: &[usize], json: bool) -> anyhow::Result<()> {
+fn run_bench(plan: &BenchPlan, json: bool) -> anyhow::Result<()> {
     let gpu = pollster::block_on(Gpu::new())?;
-    let report = pollster::block_on(bench::run(&gpu, epochs, sizes))?;
+    let report = pollster::block_on(bench::run(&gpu, plan))?;
     if json {
         println!("{:#}", serde_json::to_value(&report)?);
         return Ok(());
@@ -342,8 +361,35 @@ fn run_bench(epochs: usize, sizes: &[usize], json: bool) -> anyhow::Result<()> {
     println!("adapter: {}", report.adapter);
     let xor = &report.xor;
     println!(
-        "XOR 2-3-1, {} epochs: GPU {:.0} epochs/s (setup {:.1} ms apart), CPU {:.0} epochs/s",
-        xor.epochs, xor.gpu_epochs_per_s, xor.gpu_setup_ms, xor.cpu_epochs_per_s
+        "XOR 2-3-1, {} epochs: fused {:.1} ms ({:.0} epochs/s, setup {:.1} ms apart), layered {:.1} ms ({:.0} epochs/s, {} dispatches an epoch), CPU {:.1} ms ({:.0} epochs/s)",
+        xor.epochs,
+        xor.fused_train_ms,
+        xor.fused_epochs_per_s,
+        xor.fused_setup_ms,
+        xor.layered_train_ms,
+        xor.layered_epochs_per_s,
+        xor.layered_dispatches_per_epoch,
+        xor.cpu_train_ms,
+        xor.cpu_epochs_per_s
+    );
+    for sweep in &report.sweeps {
+        println!(
+            "XOR sweep, {} networks × {} epochs: {:.1} ms, {:.3e} network-epochs/s, {:.1}% converged",
+            sweep.networks,
+            sweep.epochs,
+            sweep.train_ms,
+            sweep.network_epochs_per_s,
+            100.0 * sweep.converged
+        );
+    }
+    let moons = &report.moons;
+    println!(
+        "moons 2-16-16-1 (tanh, bce, adam), {} epochs: fused {:.1} ms (accuracy {:.1}%), layered {:.1} ms, CPU {:.1} ms",
+        moons.epochs,
+        moons.fused_train_ms,
+        100.0 * moons.fused_accuracy,
+        moons.layered_train_ms,
+        moons.cpu_train_ms
     );
     for m in &report.matmul {
         println!(

@@ -207,13 +207,42 @@ fn no_matching_adapter_says_how_to_get_one() {
 
 #[test]
 fn bench_prints_every_figure_as_json() {
-    let report = json(&["bench", "--json", "--epochs", "20", "--sizes", "70,33"]);
+    let report = json(&[
+        "bench",
+        "--json",
+        "--epochs",
+        "20",
+        "--sweeps",
+        "1,3",
+        "--moons-epochs",
+        "2",
+        "--sizes",
+        "70,33",
+    ]);
     assert!(report["adapter"]["name"].is_string(), "{report:#}");
-    for key in ["gpu_epochs_per_s", "cpu_epochs_per_s", "gpu_setup_ms"] {
+    for key in [
+        "fused_epochs_per_s",
+        "layered_epochs_per_s",
+        "cpu_epochs_per_s",
+        "fused_setup_ms",
+        "layered_dispatches_per_epoch",
+    ] {
         assert!(
             report["xor"][key].as_f64().is_some_and(|v| v > 0.0),
             "xor.{key} in {report:#}"
         );
+    }
+    let sweeps = report["sweeps"].as_array().unwrap();
+    assert_eq!(sweeps.len(), 2);
+    for (sweep, networks) in sweeps.iter().zip([1, 3]) {
+        assert_eq!(sweep["networks"], networks);
+        assert!(
+            sweep["network_epochs_per_s"].as_f64().unwrap() > 0.0,
+            "{sweep}"
+        );
+    }
+    for key in ["fused_train_ms", "layered_train_ms", "cpu_train_ms"] {
+        assert!(report["moons"][key].as_f64().unwrap() > 0.0, "moons.{key}");
     }
     let sizes: Vec<u64> = report["matmul"]
         .as_array()

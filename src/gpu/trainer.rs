@@ -211,6 +211,35 @@ impl<'gpu> GpuTrainer<'gpu> {
         Arena::fitting(gpu, network, rows, config).map(drop)
     }
 
+    /// How many dispatches one epoch over `rows` rows takes: the cost that the fused engine removes.
+    pub fn dispatches_per_epoch(
+        network: &Network,
+        rows: usize,
+        config: &TrainConfig,
+    ) -> Result<usize> {
+        let layout = check_run(
+            network,
+            &Dataset {
+                rows,
+                inputs: vec![0.0; rows * network.inputs()],
+                targets: vec![0.0; rows * network.outputs()],
+            },
+            config,
+        )?;
+        let arena = Arena::new(network, &layout, config, rows);
+        let plan = Plan {
+            network,
+            layout: &layout,
+            arena: &arena,
+        };
+        let batches = config.batches(rows);
+        let (full, last) = (batches[0].len(), batches[batches.len() - 1].len());
+        Ok(
+            (batches.len() - 1) * plan.step(config, rows, full, false)?.len()
+                + plan.step(config, rows, last, true)?.len(),
+        )
+    }
+
     /// Submits `epochs` epochs of training without waiting for them or reading anything back.
     pub fn train(&mut self, epochs: usize) {
         let steps = &self.steps;

@@ -84,11 +84,14 @@ pub fn matmul<T: Real>(c: &mut [T], a: &[T], b: &[T], shape: MatmulShape) {
         a.len(),
         b.len()
     );
+    // a_index and b_index as strides, so that the loop has no branch on the transposes.
+    let (a_row, a_col) = (shape.a_index(1, 0) - shape.a_index(0, 0), shape.a_index(0, 1));
+    let (b_row, b_col) = (shape.b_index(1, 0), shape.b_index(0, 1) - shape.b_index(0, 0));
     for i in 0..m {
         for j in 0..n {
             let mut acc = T::zero();
             for p in 0..k {
-                acc += a[shape.a_index(i, p)] * b[shape.b_index(p, j)];
+                acc += a[i * a_row + p * a_col] * b[p * b_row + j * b_col];
             }
             c[i * n + j] = acc;
         }

@@ -85,8 +85,14 @@ pub fn matmul<T: Real>(c: &mut [T], a: &[T], b: &[T], shape: MatmulShape) {
         b.len()
     );
     // a_index and b_index as strides, so that the loop has no branch on the transposes.
-    let (a_row, a_col) = (shape.a_index(1, 0) - shape.a_index(0, 0), shape.a_index(0, 1));
-    let (b_row, b_col) = (shape.b_index(1, 0), shape.b_index(0, 1) - shape.b_index(0, 0));
+    let (a_row, a_col) = (
+        shape.a_index(1, 0) - shape.a_index(0, 0),
+        shape.a_index(0, 1),
+    );
+    let (b_row, b_col) = (
+        shape.b_index(1, 0),
+        shape.b_index(0, 1) - shape.b_index(0, 0),
+    );
     for i in 0..m {
         for j in 0..n {
             let mut acc = T::zero();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{HIDDEN, assert_close, gpu, random, targets_for};
+use common::{HIDDEN, OPTIMIZERS, assert_close, gpu, small_set};
 use wgmlp::gpu::FusedTrainer;
 use wgmlp::{
     Activation, CpuTrainer, DEFAULT_SEED, Dataset, GpuTrainer, Loss, Network, Optimizer, Start,
@@ -45,11 +45,11 @@ fn assert_fused_matches_cpu(
     network: &Network,
     data: &Dataset,
     config: TrainConfig,
-    epochs: usize,
+    (seed, epochs): (u64, usize),
     (atol, rtol): (f32, f32),
 ) {
     let [(fused_outputs, fused_params), (cpu_outputs, cpu_params)] =
-        fused_and_cpu(network, data, config, 4, epochs);
+        fused_and_cpu(network, data, config, seed, epochs);
     assert_close(
         &format!("{what}: outputs"),
         &fused_outputs,
@@ -64,15 +64,6 @@ fn assert_fused_matches_cpu(
         atol,
         rtol,
     );
-}
-
-/// 13 rows of 3 features: with batches of 5 the last batch has 3 rows.
-fn small_set(loss: Loss, outputs: usize) -> Dataset {
-    Dataset {
-        rows: 13,
-        inputs: random(13 * 3, 21),
-        targets: targets_for(loss, 13, outputs, 22),
-    }
 }
 
 // The layered engine's tolerance for the same runs (tests/training.rs).
@@ -114,7 +105,7 @@ fn every_hidden_activation_fused_matches_cpu() {
                 &network,
                 &small_set(Loss::Mse, 2),
                 config,
-                30,
+                (4, 30),
                 TOLERANCE,
             );
         }
@@ -135,7 +126,7 @@ fn every_loss_fused_matches_cpu() {
         for config in [TrainConfig::sgd(0.1), mini_batches(TrainConfig::sgd(0.1))] {
             let what = format!("{loss} on {output}, batch {:?}", config.batch_size);
             let data = small_set(loss, outputs);
-            assert_fused_matches_cpu(&what, &network, &data, config, 30, TOLERANCE);
+            assert_fused_matches_cpu(&what, &network, &data, config, (4, 30), TOLERANCE);
         }
     }
 }
@@ -151,12 +142,7 @@ fn every_optimizer_fused_matches_cpu() {
         Loss::Bce,
     )
     .unwrap();
-    for (optimizer, lr) in [
-        (Optimizer::Sgd { momentum: 0.0 }, 0.1),
-        (Optimizer::Sgd { momentum: 0.9 }, 0.05),
-        (Optimizer::Adam { weight_decay: 0.0 }, 0.01),
-        (Optimizer::Adam { weight_decay: 0.1 }, 0.01),
-    ] {
+    for (optimizer, lr) in OPTIMIZERS {
         for batch_size in [None, Some(1), Some(5)] {
             let config = TrainConfig {
                 lr,
@@ -165,23 +151,8 @@ fn every_optimizer_fused_matches_cpu() {
                 shuffle_seed: 9,
             };
             let what = format!("{optimizer:?}, batch {batch_size:?}");
-            let [(fused_outputs, fused_params), (cpu_outputs, cpu_params)] =
-                fused_and_cpu(&network, &small_set(Loss::Bce, 1), config, 7, 30);
-            let (atol, rtol) = TOLERANCE;
-            assert_close(
-                &format!("{what}: outputs"),
-                &fused_outputs,
-                &cpu_outputs,
-                atol,
-                rtol,
-            );
-            assert_close(
-                &format!("{what}: parameters"),
-                &fused_params,
-                &cpu_params,
-                atol,
-                rtol,
-            );
+            let data = small_set(Loss::Bce, 1);
+            assert_fused_matches_cpu(&what, &network, &data, config, (7, 30), TOLERANCE);
         }
     }
 }

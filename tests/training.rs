@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{HIDDEN, assert_close, gpu, random, targets_for};
+use common::{HIDDEN, OPTIMIZERS, assert_close, gpu, small_set};
 use wgmlp::{
     Activation, CpuTrainer, DEFAULT_SEED, Dataset, Error, GpuTrainer, Loss, Network, Optimizer,
     TrainConfig,
@@ -54,15 +54,6 @@ fn assert_agree(what: &str, both: &Both, atol: f32, rtol: f32) {
         atol,
         rtol,
     );
-}
-
-/// 13 rows of 3 features: with batches of 5 the last batch has 3 rows.
-fn small_set(loss: Loss, outputs: usize) -> Dataset {
-    Dataset {
-        rows: 13,
-        inputs: random(13 * 3, 21),
-        targets: targets_for(loss, 13, outputs, 22),
-    }
 }
 
 #[test]
@@ -144,12 +135,7 @@ fn every_optimizer_matches_cpu_with_mini_batches() {
         Loss::Bce,
     )
     .unwrap();
-    for (optimizer, lr) in [
-        (Optimizer::Sgd { momentum: 0.0 }, 0.1),
-        (Optimizer::Sgd { momentum: 0.9 }, 0.05),
-        (Optimizer::Adam { weight_decay: 0.0 }, 0.01),
-        (Optimizer::Adam { weight_decay: 0.1 }, 0.01),
-    ] {
+    for (optimizer, lr) in OPTIMIZERS {
         for batch_size in [None, Some(1), Some(5)] {
             let config = TrainConfig {
                 lr,

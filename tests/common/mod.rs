@@ -5,7 +5,7 @@
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use wgmlp::{Activation, Gpu, Loss};
+use wgmlp::{Activation, Dataset, Gpu, Loss, Optimizer};
 
 /// The device every GPU test runs on, opened once per test binary. No adapter is a failure, never a skip:
 /// CI installs lavapipe, and a developer without a driver should learn that from the test run.
@@ -102,4 +102,21 @@ pub const HIDDEN: [Activation; 5] = [
     Activation::Relu,
     Activation::LeakyRelu,
     Activation::Identity,
+];
+
+/// 13 rows of 3 features: with batches of 5 the last batch has 3 rows.
+pub fn small_set(loss: Loss, outputs: usize) -> Dataset {
+    Dataset {
+        rows: 13,
+        inputs: random(13 * 3, 21),
+        targets: targets_for(loss, 13, outputs, 22),
+    }
+}
+
+/// Every optimizer, each with a learning rate that suits the 3-8-1 relu classifier the tests train.
+pub const OPTIMIZERS: [(Optimizer, f32); 4] = [
+    (Optimizer::Sgd { momentum: 0.0 }, 0.1),
+    (Optimizer::Sgd { momentum: 0.9 }, 0.05),
+    (Optimizer::Adam { weight_decay: 0.0 }, 0.01),
+    (Optimizer::Adam { weight_decay: 0.1 }, 0.01),
 ];

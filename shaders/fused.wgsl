@@ -1,17 +1,20 @@
-// The fused engine: one invocation trains one whole network for many epochs in a single dispatch, so a
-// dispatch's fixed cost is paid once per log interval instead of once per op per step. Thousands of
-// invocations train thousands of networks (seeds, learning rates) side by side.
+// The fused engine: a whole network's training, many epochs of it, in one dispatch, so that a dispatch's
+// fixed cost is paid once per log interval instead of once per op per step. This file is what both tiers
+// share; shaders/fused_private.wgsl trains a network in one invocation's private memory (thousands of them
+// side by side), shaders/fused_workgroup.wgsl a larger one in a workgroup's memory, a unit a thread.
 //
 // src/gpu/generate.rs writes, for one network, the constants (INPUTS, OUTPUTS, PARAMS, STATE, UNITS, WIDEST,
-// LOSS and the optimizer's) and the straight-line functions this file calls: `forward(row)`,
-// `backward(row, scale)`, `update(lr, step)`, `measure_row(row)`, and `load_params`, `load_state` and
-// `store` that move a network between `weights` and private memory. Every loop over units and parameters is
-// unrolled there and every index is a constant, so the network lives in registers where the device has them,
-// and the only loops left run over epochs, batches and rows.
+// LOSS, THREADS and the optimizer's) and the straight-line functions the tiers call: `forward(row)`,
+// `backward(row, scale)` and `measure_row(row)`, every loop over units unrolled and every index a constant
+// (or, in the workgroup tier, the thread's unit), so that the only loops left run over epochs, batches and
+// rows.
 //
 // The math is the CPU reference's, one row at a time: forward, then backward adding each row's share of
 // dW = Aᵀ·dZ and db = Σ dZ into the gradients in row order, which is the order the reference's matmul sums
 // in; then one optimizer step per batch.
+
+const SGD: u32 = 0u;
+const ADAM: u32 = 1u;
 
 const SSE: u32 = 0u;
 const MSE: u32 = 1u;
@@ -48,17 +51,6 @@ struct Run {
 @group(0) @binding(3) var<storage, read_write> results: array<f32>;
 @group(0) @binding(4) var<uniform> job: Job;
 
-// One invocation's network, in private memory.
-var<private> params: array<f32, PARAMS>;
-var<private> grads: array<f32, PARAMS>;
-var<private> state: array<f32, STATE>;
-// Every layer's output for the current row, the input first.
-var<private> units: array<f32, UNITS>;
-var<private> logits: array<f32, OUTPUTS>;
-// dZ of the layer being differentiated, and the layer below's while it is computed.
-var<private> delta: array<f32, WIDEST>;
-var<private> carry: array<f32, WIDEST>;
-
 fn input_of(row: u32, i: u32) -> f32 {
     return data[row * INPUTS + i];
 }
@@ -82,62 +74,65 @@ fn gradient_scale(rows: u32) -> f32 {
     }
 }
 
-// Trains network number `thread_index` for `job.epochs` epochs, one optimizer step per batch, rows in the epoch's order.
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn fused_train(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
-               @builtin(num_workgroups) workgroups: vec3<u32>) {
-    let network = thread_index(workgroup, local, workgroups);
-    if network >= job.networks {
-        return;
+// The row that `position` of `epoch` visits: the run's shuffled order with mini-batches, in place otherwise.
+fn row_at(run: Run, epoch: u32, position: u32) -> u32 {
+    if job.batch < job.rows {
+        return shuffled_row(run.seed_lo, run.seed_hi, epoch, job.rows, position);
     }
-    load_params(network);
-    load_state(network);
-    let run = runs[network];
-    let shuffles = job.batch < job.rows;
-    let batches = (job.rows + job.batch - 1u) / job.batch;
-    for (var e = 0u; e < job.epochs; e++) {
-        let epoch = job.first_epoch + e;
-        for (var b = 0u; b < batches; b++) {
-            let start = b * job.batch;
-            let end = min(start + job.batch, job.rows);
-            grads = array<f32, PARAMS>();
-            let scale = gradient_scale(end - start);
-            for (var position = start; position < end; position++) {
-                var row = position;
-                if shuffles {
-                    row = shuffled_row(run.seed_lo, run.seed_hi, epoch, job.rows, position);
-                }
-                forward(row);
-                backward(row, scale);
-            }
-            update(run.lr, epoch * batches + b + 1u);
-        }
-    }
-    store(network);
+    return position;
 }
 
-// metrics[network] = (loss over every row, largest |output − target|, rows classified right).
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn fused_measure(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
-                 @builtin(num_workgroups) workgroups: vec3<u32>) {
-    let network = thread_index(workgroup, local, workgroups);
-    if network >= job.networks {
-        return;
+// Adam's bias corrections (1 − β1^t, 1 − β2^t) for step t, counted from 1.
+fn corrections(step: u32) -> vec2<f32> {
+    let t = f32(step);
+    return vec2<f32>(1.0 - pow(BETA1, t), 1.0 - pow(BETA2, t));
+}
+
+// One parameter's optimizer step, PyTorch's formulas as in shaders/optimizer.wgsl. Called with a constant
+// `k` in the private tier, so that everything stays in registers.
+fn update_param(k: u32, lr: f32, correction: vec2<f32>) {
+    if OPTIMIZER == SGD {
+        let v = MOMENTUM * state[k] + grads[k];
+        state[k] = v;
+        params[k] -= lr * v;
+    } else {
+        let g = grads[k];
+        let p = params[k] - lr * WEIGHT_DECAY * params[k];
+        let m = BETA1 * state[k] + (1.0 - BETA1) * g;
+        let v = BETA2 * state[PARAMS + k] + (1.0 - BETA2) * g * g;
+        state[k] = m;
+        state[PARAMS + k] = v;
+        params[k] = p - lr * (m / correction.x) / (sqrt(v / correction.y) + EPSILON);
     }
-    load_params(network);
-    var loss = 0.0;
-    var worst = 0.0;
-    var correct = 0u;
-    for (var row = 0u; row < job.rows; row++) {
-        forward(row);
-        let measured = measure_row(row);
-        loss += measured.x;
-        // Written so that a NaN error makes the worst NaN.
-        if !(measured.y <= worst) {
-            worst = measured.y;
-        }
-        correct += u32(measured.z);
+}
+
+// Where a network's value k sits in `weights`.
+fn weight_at(network: u32, k: u32) -> u32 {
+    return k * job.networks + network;
+}
+
+// The measurements of one network over the rows so far.
+struct Tally {
+    loss: f32,
+    worst: f32,
+    correct: u32,
+}
+
+// Adds `measure_row`'s (loss term, largest error, right or not) of one row.
+fn tally(sum: Tally, measured: vec3<f32>) -> Tally {
+    var next = sum;
+    next.loss += measured.x;
+    // Written so that a NaN error makes the worst NaN.
+    if !(measured.y <= sum.worst) {
+        next.worst = measured.y;
     }
+    next.correct += u32(measured.z);
+    return next;
+}
+
+// metrics[network] = (the loss, the mean where the loss is a mean, the worst error, the rows right).
+fn write_metrics(network: u32, sum: Tally) {
+    var loss = sum.loss;
     switch LOSS {
         case MSE: {
             loss /= f32(job.rows * OUTPUTS);
@@ -148,20 +143,12 @@ fn fused_measure(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_inv
         default: {}
     }
     results[3u * network] = loss;
-    results[3u * network + 1u] = worst;
-    results[3u * network + 2u] = f32(correct);
+    results[3u * network + 1u] = sum.worst;
+    results[3u * network + 2u] = f32(sum.correct);
 }
 
-// outputs[row] and logits[row] of network `job.evaluated`, a row an invocation.
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn fused_evaluate(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
-                  @builtin(num_workgroups) workgroups: vec3<u32>) {
-    let row = thread_index(workgroup, local, workgroups);
-    if row >= job.rows {
-        return;
-    }
-    load_params(job.evaluated);
-    forward(row);
+// outputs[row] and logits[row] after `forward(row)`, after the metrics in `results`.
+fn write_outputs(row: u32) {
     let outputs = 3u * job.networks;
     let logits_at = outputs + job.rows * OUTPUTS;
     for (var j = 0u; j < OUTPUTS; j++) {

@@ -106,7 +106,7 @@ impl<'gpu> Trainer<'gpu> {
                 )),
             };
         };
-        let fused = || FusedTrainer::check_size(gpu, network, rows, config, runs);
+        let fused = || FusedTrainer::check_size(gpu, network, rows, config, runs).map(drop);
         let layered = || GpuTrainer::check_size(gpu, network, rows, config);
         match engine {
             Engine::Fused => fused().map(|()| Chosen::Fused),

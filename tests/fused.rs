@@ -4,28 +4,32 @@
 mod common;
 
 use common::{HIDDEN, OPTIMIZERS, assert_close, gpu, small_set};
-use wgmlp::gpu::FusedTrainer;
+use wgmlp::gpu::{FusedTrainer, Tier};
 use wgmlp::{
     Activation, CpuTrainer, DEFAULT_SEED, Dataset, GpuTrainer, Loss, Network, Optimizer, Start,
     TrainConfig,
 };
 
-/// The fused engine's outputs and parameters, and the CPU reference's, after `epochs` epochs.
+/// Both tiers; the workgroup tier also for networks small enough for the private one.
+const TIERS: [Tier; 2] = [Tier::Private, Tier::Workgroup { threads: 32 }];
+
+/// The fused engine's outputs and parameters in `tier`, and the CPU reference's, after `epochs` epochs.
 fn fused_and_cpu(
     network: &Network,
     data: &Dataset,
     config: TrainConfig,
-    seed: u64,
-    epochs: usize,
+    (seed, epochs): (u64, usize),
+    tier: Tier,
 ) -> [(Vec<f32>, Vec<f32>); 2] {
     let params = network.init_params(seed);
     let mut cpu = CpuTrainer::<f32>::new(network, &params, data, config).unwrap();
     cpu.train(epochs);
-    let mut fused = pollster::block_on(FusedTrainer::new(
+    let mut fused = pollster::block_on(FusedTrainer::with_tier(
         gpu(),
         network,
         &[Start { params, config }],
         data,
+        tier,
     ))
     .unwrap();
     fused.train(epochs).unwrap();
@@ -45,25 +49,28 @@ fn assert_fused_matches_cpu(
     network: &Network,
     data: &Dataset,
     config: TrainConfig,
-    (seed, epochs): (u64, usize),
+    run: (u64, usize),
     (atol, rtol): (f32, f32),
 ) {
-    let [(fused_outputs, fused_params), (cpu_outputs, cpu_params)] =
-        fused_and_cpu(network, data, config, seed, epochs);
-    assert_close(
-        &format!("{what}: outputs"),
-        &fused_outputs,
-        &cpu_outputs,
-        atol,
-        rtol,
-    );
-    assert_close(
-        &format!("{what}: parameters"),
-        &fused_params,
-        &cpu_params,
-        atol,
-        rtol,
-    );
+    for tier in TIERS {
+        let what = format!("{what}, {tier:?}");
+        let [(fused_outputs, fused_params), (cpu_outputs, cpu_params)] =
+            fused_and_cpu(network, data, config, run, tier);
+        assert_close(
+            &format!("{what}: outputs"),
+            &fused_outputs,
+            &cpu_outputs,
+            atol,
+            rtol,
+        );
+        assert_close(
+            &format!("{what}: parameters"),
+            &fused_params,
+            &cpu_params,
+            atol,
+            rtol,
+        );
+    }
 }
 
 // The layered engine's tolerance for the same runs (tests/training.rs).
@@ -84,8 +91,8 @@ fn tutorial_network_fused_matches_cpu_after_10000_epochs() {
         &network,
         &Dataset::xor(),
         TrainConfig::sgd(0.1),
-        DEFAULT_SEED,
-        10000,
+        (DEFAULT_SEED, 10000),
+        Tier::Private,
     );
     assert_close("XOR outputs", &fused, &cpu, 1e-4, 0.0);
     for (&o, y) in fused.iter().zip(Dataset::xor().targets) {
@@ -183,21 +190,29 @@ fn fused_matches_layered_on_the_gpu() {
         let mut layered =
             pollster::block_on(GpuTrainer::new(gpu(), &network, &params, &data, config)).unwrap();
         layered.train(40);
-        let mut fused = pollster::block_on(FusedTrainer::new(
-            gpu(),
-            &network,
-            &[Start { params, config }],
-            &data,
-        ))
-        .unwrap();
-        fused.train(40).unwrap();
-        assert_close(
-            &format!("{optimizer:?}: parameters, fused vs layered"),
-            &pollster::block_on(fused.params(0)).unwrap(),
-            &pollster::block_on(layered.params()).unwrap(),
-            1e-6,
-            1e-5,
-        );
+        let layered = pollster::block_on(layered.params()).unwrap();
+        for tier in TIERS {
+            let start = Start {
+                params: params.clone(),
+                config,
+            };
+            let mut fused = pollster::block_on(FusedTrainer::with_tier(
+                gpu(),
+                &network,
+                &[start],
+                &data,
+                tier,
+            ))
+            .unwrap();
+            fused.train(40).unwrap();
+            assert_close(
+                &format!("{optimizer:?}: parameters, fused ({tier:?}) vs layered"),
+                &pollster::block_on(fused.params(0)).unwrap(),
+                &layered,
+                1e-6,
+                1e-5,
+            );
+        }
     }
 }
 
@@ -205,39 +220,47 @@ fn fused_matches_layered_on_the_gpu() {
 fn long_runs_split_into_dispatches_match_cpu() {
     // 10000 epochs of XOR, and 3000 epochs of shuffled mini-batches with a short last one: more than one
     // dispatch can run on a software adapter.
-    let network = Network::new(vec![2, 3, 1]).unwrap();
-    let [(fused, _), (cpu, _)] = fused_and_cpu(
-        &network,
-        &Dataset::xor(),
-        TrainConfig::sgd(0.1),
-        DEFAULT_SEED,
-        10000,
-    );
-    assert_close("XOR outputs after 10000 epochs", &fused, &cpu, 1e-4, 0.0);
-    let network = Network::build(
-        vec![3, 4, 1],
-        Activation::Tanh,
-        Activation::Sigmoid,
-        Loss::Bce,
-    )
-    .unwrap();
-    let config = mini_batches(TrainConfig::sgd(0.1));
-    let [(fused, fused_params), (cpu, cpu_params)] =
-        fused_and_cpu(&network, &small_set(Loss::Bce, 1), config, 5, 3000);
-    assert_close(
-        "shuffled outputs after 3000 epochs",
-        &fused,
-        &cpu,
-        1e-4,
-        1e-3,
-    );
-    assert_close(
-        "shuffled parameters after 3000 epochs",
-        &fused_params,
-        &cpu_params,
-        1e-4,
-        1e-3,
-    );
+    for tier in TIERS {
+        let network = Network::new(vec![2, 3, 1]).unwrap();
+        let [(fused, _), (cpu, _)] = fused_and_cpu(
+            &network,
+            &Dataset::xor(),
+            TrainConfig::sgd(0.1),
+            (DEFAULT_SEED, 10000),
+            tier,
+        );
+        assert_close(
+            &format!("XOR outputs after 10000 epochs, {tier:?}"),
+            &fused,
+            &cpu,
+            1e-4,
+            0.0,
+        );
+        let network = Network::build(
+            vec![3, 4, 1],
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Loss::Bce,
+        )
+        .unwrap();
+        let config = mini_batches(TrainConfig::sgd(0.1));
+        let [(fused, fused_params), (cpu, cpu_params)] =
+            fused_and_cpu(&network, &small_set(Loss::Bce, 1), config, (5, 3000), tier);
+        assert_close(
+            "shuffled outputs after 3000 epochs",
+            &fused,
+            &cpu,
+            1e-4,
+            1e-3,
+        );
+        assert_close(
+            "shuffled parameters after 3000 epochs",
+            &fused_params,
+            &cpu_params,
+            1e-4,
+            1e-3,
+        );
+    }
 }
 
 /// Adam with mini-batches (a short last one), where both the seed's weights and its row order matter.
@@ -461,4 +484,34 @@ fn the_engine_is_chosen_by_size_and_forced_by_option() {
             "{engine:?}: {p:?} vs fused {fused:?}"
         );
     }
+}
+
+#[test]
+fn a_network_too_large_for_private_memory_trains_in_workgroup_memory() {
+    // 2-32-32-1 with Adam holds 4872 f32 values: more than one invocation's share, not a workgroup's.
+    let network = Network::build(
+        vec![2, 32, 32, 1],
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Loss::Bce,
+    )
+    .unwrap();
+    let optimizer = Optimizer::Adam { weight_decay: 0.0 };
+    let tier = FusedTrainer::tier_for(gpu(), &network, optimizer).unwrap();
+    assert_eq!(tier, Tier::Workgroup { threads: 32 });
+    let data = Dataset {
+        rows: 40,
+        inputs: common::random(80, 5),
+        targets: common::targets_for(Loss::Bce, 40, 1, 6),
+    };
+    let config = TrainConfig {
+        lr: 0.01,
+        optimizer,
+        batch_size: Some(16),
+        shuffle_seed: 2,
+    };
+    let [(fused_outputs, fused_params), (cpu_outputs, cpu_params)] =
+        fused_and_cpu(&network, &data, config, (3, 25), tier);
+    assert_close("outputs", &fused_outputs, &cpu_outputs, 1e-4, 1e-3);
+    assert_close("parameters", &fused_params, &cpu_params, 1e-4, 1e-3);
 }

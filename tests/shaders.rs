@@ -146,8 +146,8 @@ fn args_struct_has_the_size_rust_writes() {
 }
 
 #[test]
-fn the_generated_fused_engine_validates_for_every_activation_loss_and_optimizer() {
-    use wgmlp::gpu::fused_source;
+fn the_generated_fused_engine_validates_for_every_activation_loss_optimizer_and_tier() {
+    use wgmlp::gpu::{Tier, fused_source};
     use wgmlp::{Loss, Network, Optimizer};
     let networks = [
         Network::new(vec![2, 3, 1]).unwrap(),
@@ -175,12 +175,23 @@ fn the_generated_fused_engine_validates_for_every_activation_loss_and_optimizer(
         .unwrap(),
     ];
     for network in &networks {
-        for optimizer in [
-            Optimizer::Sgd { momentum: 0.5 },
-            Optimizer::Adam { weight_decay: 0.1 },
+        for (optimizer, tier) in [
+            (Optimizer::Sgd { momentum: 0.5 }, Tier::Private),
+            (Optimizer::Adam { weight_decay: 0.1 }, Tier::Private),
+            (
+                Optimizer::Sgd { momentum: 0.5 },
+                Tier::Workgroup { threads: 32 },
+            ),
+            (
+                Optimizer::Adam { weight_decay: 0.1 },
+                Tier::Workgroup { threads: 64 },
+            ),
         ] {
-            let source = fused_source(network, optimizer);
-            let name = format!("fused for [{network}] {} {optimizer:?}", network.loss());
+            let source = fused_source(network, optimizer, tier);
+            let name = format!(
+                "fused for [{network}] {} {optimizer:?} {tier:?}",
+                network.loss()
+            );
             let module = parse(&name, &source);
             naga::valid::Validator::new(
                 naga::valid::ValidationFlags::all(),
@@ -198,10 +209,14 @@ fn the_generated_fused_engine_validates_for_every_activation_loss_and_optimizer(
                 ["fused_train", "fused_measure", "fused_evaluate"],
                 "{name}"
             );
+            let threads = match tier {
+                Tier::Private => WORKGROUP_SIZE,
+                Tier::Workgroup { threads } => threads,
+            };
             for entry in &module.entry_points {
                 assert_eq!(
                     entry.workgroup_size,
-                    [WORKGROUP_SIZE, 1, 1],
+                    [threads, 1, 1],
                     "{name}: {}",
                     entry.name
                 );

@@ -1,6 +1,7 @@
-//! The fused engine: shaders/fused.wgsl trains a whole network, every epoch between two log points, in one
-//! dispatch, with the network in the invocation's private memory. One invocation trains one network, so a
-//! sweep of thousands of seeds and learning rates costs one dispatch too.
+//! The fused engine: shaders/fused*.wgsl train a whole network, every epoch between two log points, in one
+//! dispatch. A network that fits one invocation's private memory trains in one invocation, so a sweep of
+//! thousands of seeds and learning rates costs one dispatch too (the private tier); a larger one trains in
+//! one workgroup's memory, a unit a thread (the workgroup tier).
 //!
 //! The shader is compiled for one network: its sizes, activations, loss and optimizer are constants put in
 //! front of the WGSL source, so that every array has its size and no choice fixed for the run is a branch.
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use wgpu::util::DeviceExt;
 
+pub use super::generate::Tier;
 use super::generate::fused_source;
 use super::{Gpu, kernel::WORKGROUP_SIZE, kernel::spill};
 use crate::cpu::{Evaluation, check_params_len, check_state_len, loss_value};
@@ -18,8 +20,15 @@ use crate::train::{Optimizer, TrainConfig, check_run, shuffle_domain};
 use crate::{Error, Result};
 
 /// The most f32 values one invocation keeps in private memory: parameters, gradients, optimizer state and
-/// one row's activations. Beyond it the layered engine trains, whose kernels spread a layer over threads.
-pub const FUSED_PRIVATE_FLOATS: usize = 4096;
+/// one row's activations. Beyond it the workgroup tier holds the network, while it fits the device's
+/// workgroup memory, and beyond that the layered engine trains. The private tier's code is unrolled, one
+/// statement a parameter, and its compile time grows faster than its size: on lavapipe moons' 2-16-16-1
+/// with Adam (1416 values) compiles in about 2 s, a 2-24-24-3 (3092) in about 14 s.
+pub const FUSED_PRIVATE_FLOATS: usize = 1536;
+
+/// Threads of the workgroup tier come in whole subgroups of this many (32 on NVIDIA, a multiple of most
+/// others' width).
+const SUBGROUP: u32 = 32;
 
 /// How long one dispatch should run: far below the 2 s after which Windows resets a busy GPU.
 const DISPATCH_TARGET: Duration = Duration::from_millis(200);
@@ -33,9 +42,10 @@ const FIRST_DISPATCH_WORK: f64 = 2e8;
 /// dispatch stays below it; on a real GPU there is no such limit.
 const SOFTWARE_LOOP_LIMIT: u64 = 65535 - 64;
 
-/// What the loops of one invocation of shaders/fused.wgsl cost against that limit. The generated functions
-/// have no loops, so only the loops over epochs, batches, rows and the order's walk count. Measured on
-/// llvmpipe, an iteration costs 2 and so does entering a loop; the counts here are that, rounded up.
+/// What the loops of one invocation of shaders/fused*.wgsl cost against that limit. The generated functions
+/// have no loops, so only the loops over epochs, batches, rows and the order's walk count, and in the
+/// workgroup tier each thread's share of the loops over parameters. Measured on llvmpipe, an iteration costs
+/// 2 and so does entering a loop; the counts here are that, rounded up.
 #[derive(Clone, Copy, Debug)]
 struct LoopCount {
     /// Entering the loops, once a dispatch.
@@ -47,7 +57,7 @@ struct LoopCount {
 }
 
 impl LoopCount {
-    fn new(rows: usize, config: &TrainConfig) -> Self {
+    fn new(network: &Network, rows: usize, config: &TrainConfig, tier: Tier) -> Self {
         let batches = config.batches(rows).len() as u64;
         let walks = if config.shuffles(rows) {
             shuffle_domain(rows as u32)
@@ -55,10 +65,20 @@ impl LoopCount {
             0
         };
         let rows = rows as u64;
+        // A thread's share of a loop over `len` values, with its entry.
+        let share = |len: usize| match tier {
+            Tier::Private => 0,
+            Tier::Workgroup { threads } => 2 * (len as u64).div_ceil(u64::from(threads)) + 2,
+        };
+        let params = network.layout().len;
+        let state = params * config.optimizer.state_per_param();
         LoopCount {
-            per_dispatch: 8,
-            per_epoch: 2 * (1 + batches + rows + walks) + 2 * (1 + batches) + 2,
-            measure: 2 * rows + 8,
+            per_dispatch: 8 + 2 * (share(params) + share(state)),
+            per_epoch: 2 * (1 + batches + rows + walks)
+                + 2 * (1 + batches)
+                + 2
+                + 2 * batches * share(params),
+            measure: 2 * rows + 8 + share(params),
         }
     }
 
@@ -98,6 +118,7 @@ pub struct FusedTrainer<'gpu> {
     epochs_per_dispatch: u64,
     /// The most epochs a dispatch may run on this adapter, whatever the time.
     max_epochs_per_dispatch: u64,
+    tier: Tier,
 }
 
 struct Kernels {
@@ -119,28 +140,87 @@ struct Job {
 }
 
 impl<'gpu> FusedTrainer<'gpu> {
+    /// The tier that holds `network` on `gpu`: one invocation's private memory where it fits, else one
+    /// workgroup's memory with a thread for each unit of the widest layer.
+    pub fn tier_for(gpu: &Gpu, network: &Network, optimizer: Optimizer) -> Result<Tier> {
+        if FusedTrainer::check_tier(gpu, network, optimizer, Tier::Private).is_ok() {
+            return Ok(Tier::Private);
+        }
+        let widest = network.sizes().iter().copied().max().unwrap_or(1) as u32;
+        let tier = Tier::Workgroup {
+            threads: widest
+                .next_multiple_of(SUBGROUP)
+                .min(most_threads(gpu))
+                .max(widest),
+        };
+        FusedTrainer::check_tier(gpu, network, optimizer, tier).map(|()| tier)
+    }
+
+    /// Checks that `tier` can hold `network` with its optimizer's state on `gpu`.
+    pub fn check_tier(
+        gpu: &Gpu,
+        network: &Network,
+        optimizer: Optimizer,
+        tier: Tier,
+    ) -> Result<()> {
+        let floats = fused_floats(network, optimizer);
+        let too_large = |needed: u64, limit: u64, unit| Error::TooLarge {
+            what: format!(
+                "the network [{network}] with its {} state in the fused engine",
+                optimizer.name()
+            ),
+            needed,
+            limit,
+            unit,
+        };
+        let Tier::Workgroup { threads } = tier else {
+            return match floats > FUSED_PRIVATE_FLOATS {
+                true => Err(too_large(
+                    floats as u64,
+                    FUSED_PRIVATE_FLOATS as u64,
+                    "f32 values of private memory",
+                )),
+                false => Ok(()),
+            };
+        };
+        let widest = network.sizes().iter().copied().max().unwrap_or(1) as u64;
+        if widest > u64::from(threads) || threads > most_threads(gpu) {
+            let unit = "threads per workgroup (too large for private memory too)";
+            return Err(too_large(widest, u64::from(most_threads(gpu)), unit));
+        }
+        let bytes = (floats * size_of::<f32>()) as u64;
+        let room = u64::from(gpu.limits().max_compute_workgroup_storage_size);
+        if bytes > room {
+            let unit = "bytes of workgroup memory (too large for private memory too)";
+            return Err(too_large(bytes, room, unit));
+        }
+        Ok(())
+    }
+
     /// Checks that `networks` copies of `network` trained on `rows` rows fit the fused engine on `gpu`: the
-    /// private memory of one invocation, and the device's buffers.
+    /// private or workgroup memory that holds a network, and the device's buffers; gives the tier.
     pub fn check_size(
         gpu: &Gpu,
         network: &Network,
         rows: usize,
         config: &TrainConfig,
         networks: usize,
+    ) -> Result<Tier> {
+        let tier = FusedTrainer::tier_for(gpu, network, config.optimizer)?;
+        FusedTrainer::check_buffers(gpu, network, rows, config, networks, tier)?;
+        Ok(tier)
+    }
+
+    /// Checks the device's buffers and, on a software adapter, its loop limit.
+    fn check_buffers(
+        gpu: &Gpu,
+        network: &Network,
+        rows: usize,
+        config: &TrainConfig,
+        networks: usize,
+        tier: Tier,
     ) -> Result<()> {
-        let private = private_floats(network, config.optimizer);
-        if private > FUSED_PRIVATE_FLOATS {
-            return Err(Error::TooLarge {
-                what: format!(
-                    "the network [{network}] with its {} state in the fused engine",
-                    config.optimizer.name()
-                ),
-                needed: private as u64,
-                limit: FUSED_PRIVATE_FLOATS as u64,
-                unit: "f32 values of private memory per network",
-            });
-        }
-        let loops = LoopCount::new(rows, config);
+        let loops = LoopCount::new(network, rows, config, tier);
         if gpu.is_software()
             && (loops.epochs_within(SOFTWARE_LOOP_LIMIT) == 0
                 || loops.measure > SOFTWARE_LOOP_LIMIT)
@@ -167,25 +247,41 @@ impl<'gpu> FusedTrainer<'gpu> {
             (params + state) * networks,
         )?;
         gpu.check_fits(&what("the results"), results_len(network, rows, networks))?;
-        if u32::try_from(networks.div_ceil(WORKGROUP_SIZE as usize)).is_err() {
+        if u32::try_from(networks.max(rows)).is_err() {
             return Err(Error::TooLarge {
-                what: "a sweep".into(),
-                needed: networks as u64,
+                what: "a sweep or a data set".into(),
+                needed: networks.max(rows) as u64,
                 limit: u64::from(u32::MAX),
-                unit: "networks",
+                unit: "networks or rows",
             });
         }
         Ok(())
     }
 
-    /// Uploads the data and every network's starting point once and compiles the engine for this network.
-    /// `starts` holds each network's initial parameters and settings; they may differ in the learning rate
-    /// and the row-order seed only.
+    /// Uploads the data and every network's starting point once and compiles the engine for this network,
+    /// in the tier that [`FusedTrainer::tier_for`] picks.
     pub async fn new(
         gpu: &'gpu Gpu,
         network: &Network,
         starts: &[Start],
         data: &Dataset,
+    ) -> Result<Self> {
+        let optimizer = starts
+            .first()
+            .map_or(Optimizer::Sgd { momentum: 0.0 }, |s| s.config.optimizer);
+        let tier = FusedTrainer::tier_for(gpu, network, optimizer)?;
+        FusedTrainer::with_tier(gpu, network, starts, data, tier).await
+    }
+
+    /// Uploads the data and every network's starting point once and compiles the engine for this network in
+    /// `tier`. `starts` holds each network's initial parameters and settings; they may differ in the learning
+    /// rate and the row-order seed only.
+    pub async fn with_tier(
+        gpu: &'gpu Gpu,
+        network: &Network,
+        starts: &[Start],
+        data: &Dataset,
+        tier: Tier,
     ) -> Result<Self> {
         let Some(Start { config, .. }) = starts.first() else {
             return Err(Error::invalid("runs", 0, "train at least one network"));
@@ -207,7 +303,8 @@ impl<'gpu> FusedTrainer<'gpu> {
             }
         }
         let networks = starts.len();
-        FusedTrainer::check_size(gpu, network, data.rows, config, networks)?;
+        FusedTrainer::check_tier(gpu, network, config.optimizer, tier)?;
+        FusedTrainer::check_buffers(gpu, network, data.rows, config, networks, tier)?;
         let out_of_memory = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
 
@@ -261,7 +358,7 @@ impl<'gpu> FusedTrainer<'gpu> {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let (kernels, layout) = compile(gpu, network, config.optimizer);
+        let (kernels, layout) = compile(gpu, network, config.optimizer, tier);
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("fused"),
             layout: &layout,
@@ -290,8 +387,9 @@ impl<'gpu> FusedTrainer<'gpu> {
             metrics_staging: gpu.staging(3 * networks),
             epoch: 0,
             epochs_per_dispatch: (FIRST_DISPATCH_WORK / multiply_adds).max(1.0) as u64,
+            tier,
             max_epochs_per_dispatch: if gpu.is_software() {
-                LoopCount::new(data.rows, config).epochs_within(SOFTWARE_LOOP_LIMIT)
+                LoopCount::new(network, data.rows, config, tier).epochs_within(SOFTWARE_LOOP_LIMIT)
             } else {
                 u64::MAX
             },
@@ -333,8 +431,10 @@ impl<'gpu> FusedTrainer<'gpu> {
             let elapsed = started.elapsed().max(Duration::from_micros(1));
             self.epoch += now;
             if now == self.epochs_per_dispatch {
+                // Grow fast, shrink gently: the wall time also counts other work on the device, so one
+                // slow dispatch should not make all the following ones tiny.
                 let fitting = now as f64 * DISPATCH_TARGET.as_secs_f64() / elapsed.as_secs_f64();
-                self.epochs_per_dispatch = (fitting as u64).clamp(1, 8 * now);
+                self.epochs_per_dispatch = (fitting as u64).clamp((now / 2).max(1), 8 * now);
             }
         }
         Ok(())
@@ -449,7 +549,12 @@ impl<'gpu> FusedTrainer<'gpu> {
         Ok(all.iter().skip(run).step_by(n).copied().collect())
     }
 
-    /// Submits one dispatch of `kernel` over `threads` invocations, without waiting.
+    /// Where the network is held while it trains.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// Submits one dispatch of `kernel` for `threads` networks or rows, without waiting.
     fn dispatch(
         &self,
         kernel: &wgpu::ComputePipeline,
@@ -473,19 +578,31 @@ impl<'gpu> FusedTrainer<'gpu> {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             pass.set_pipeline(kernel);
             pass.set_bind_group(0, &self.bind_group, &[]);
-            let [x, y] = spill((threads as u32).div_ceil(WORKGROUP_SIZE));
+            let workgroups = match self.tier {
+                Tier::Private => (threads as u32).div_ceil(WORKGROUP_SIZE),
+                Tier::Workgroup { .. } => threads as u32,
+            };
+            let [x, y] = spill(workgroups);
             pass.dispatch_workgroups(x, y, 1);
         }
         self.gpu.queue.submit([encoder.finish()]);
     }
 }
 
-/// What one invocation holds in private memory (see the `var<private>` arrays of shaders/fused.wgsl).
-pub fn private_floats(network: &Network, optimizer: Optimizer) -> usize {
+/// What the fused engine holds of one network (the arrays at the top of shaders/fused_private.wgsl).
+pub fn fused_floats(network: &Network, optimizer: Optimizer) -> usize {
     let params = network.layout().len;
     let units: usize = network.sizes().iter().sum();
     let widest = network.sizes().iter().copied().max().unwrap_or(0);
     params * (2 + optimizer.state_per_param()) + units + network.outputs() + 2 * widest
+}
+
+/// The most threads a workgroup may have on `gpu`.
+fn most_threads(gpu: &Gpu) -> u32 {
+    let limits = gpu.limits();
+    limits
+        .max_compute_invocations_per_workgroup
+        .min(limits.max_compute_workgroup_size_x)
 }
 
 /// Metrics of every network, then one network's outputs and logits for every row.
@@ -494,7 +611,12 @@ fn results_len(network: &Network, rows: usize, networks: usize) -> usize {
 }
 
 /// The three entry points of the engine for `network`, and the layout their bind group follows.
-fn compile(gpu: &Gpu, network: &Network, optimizer: Optimizer) -> (Kernels, wgpu::BindGroupLayout) {
+fn compile(
+    gpu: &Gpu,
+    network: &Network,
+    optimizer: Optimizer,
+    tier: Tier,
+) -> (Kernels, wgpu::BindGroupLayout) {
     let device = &gpu.device;
     let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
         binding,
@@ -532,7 +654,7 @@ fn compile(gpu: &Gpu, network: &Network, optimizer: Optimizer) -> (Kernels, wgpu
     });
     let descriptor = wgpu::ShaderModuleDescriptor {
         label: Some("fused"),
-        source: wgpu::ShaderSource::Wgsl(fused_source(network, optimizer).into()),
+        source: wgpu::ShaderSource::Wgsl(fused_source(network, optimizer, tier).into()),
     };
     let checks = wgpu::ShaderRuntimeChecks {
         force_loop_bounding: false,

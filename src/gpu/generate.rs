@@ -1,33 +1,55 @@
 //! The WGSL of the fused engine for one network: its constants and the straight-line functions that
-//! shaders/fused.wgsl calls, every loop over units and parameters unrolled and every index a constant.
+//! shaders/fused*.wgsl call, every loop over units unrolled and every index a constant.
 //!
-//! Unrolled, a small network lives in registers on a real GPU. It is also what lets the engine run on
-//! llvmpipe (lavapipe), which ends every loop of an invocation once all its loops together have run 65535
-//! iterations: here the only loops left are over epochs, batches and rows, which the trainer can count.
+//! Unrolled, a small network lives in registers on a real GPU: private arrays indexed only by constants can,
+//! one dynamic index puts the whole array in memory. It is also what lets the engine run on llvmpipe
+//! (lavapipe), which ends every loop of an invocation once all its loops together have run 65535
+//! iterations: the only loops left are over epochs, batches and rows, which the trainer can count.
+//!
+//! In the workgroup tier each thread computes one unit of a layer, so the same code is written once with the
+//! unit taken from `lane`, and barriers go between the layers.
 //!
 //! Each function follows the CPU reference's order of operations, so that the two agree to rounding.
-//! Private arrays indexed only by constants can live in registers; one dynamic index would put the whole
-//! array in memory.
 
 use std::fmt::Write;
 
 use crate::network::{Activation, Loss, Network};
 use crate::train::Optimizer;
 
-/// The complete shader: generated constants and functions, the shared functions, shaders/fused.wgsl.
-pub fn fused_source(network: &Network, optimizer: Optimizer) -> String {
+/// Where the fused engine keeps a network while it trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// One invocation a network, in its private memory: thousands side by side.
+    Private,
+    /// One workgroup of `threads` threads a network, in workgroup memory, a unit a thread.
+    Workgroup { threads: u32 },
+}
+
+/// The complete shader: generated constants and functions, the shared functions, shaders/fused*.wgsl.
+pub fn fused_source(network: &Network, optimizer: Optimizer, tier: Tier) -> String {
     let shape = Shape::new(network);
-    [
-        constants(network, optimizer, &shape),
-        forward(network, &shape),
-        backward(network, &shape),
-        update(network, optimizer),
+    let mut sources = vec![
+        constants(network, optimizer, &shape, tier),
+        forward(network, &shape, tier),
+        backward(network, &shape, tier),
         measure_row(network, &shape),
-        load_and_store(network, optimizer),
-        include_str!("../../shaders/functions.wgsl").to_string(),
-        include_str!("../../shaders/fused.wgsl").to_string(),
-    ]
-    .concat()
+    ];
+    let tier_source = match tier {
+        Tier::Private => {
+            sources.push(private_memory_moves(network, optimizer));
+            include_str!("../../shaders/fused_private.wgsl")
+        }
+        Tier::Workgroup { .. } => include_str!("../../shaders/fused_workgroup.wgsl"),
+    };
+    sources.extend(
+        [
+            include_str!("../../shaders/functions.wgsl"),
+            include_str!("../../shaders/fused.wgsl"),
+            tier_source,
+        ]
+        .map(String::from),
+    );
+    sources.concat()
 }
 
 /// Where things sit: per weight layer its sizes, where its inputs and outputs start in `units`, and where its
@@ -45,13 +67,6 @@ struct Layer {
     output_at: usize,
     weight_at: usize,
     bias_at: usize,
-}
-
-impl Layer {
-    /// The index in `params` of W[i][j] (row-major, inputs×outputs, as [`Network::layout`] has it).
-    fn weight(&self, i: usize, j: usize) -> usize {
-        self.weight_at + i * self.outputs + j
-    }
 }
 
 impl Shape {
@@ -86,12 +101,92 @@ impl Shape {
     }
 }
 
-/// The activation's number in `activate` and `slope` (shaders/functions.wgsl); softmax is written out.
+/// A unit of a layer, as the code for it names it: a constant, or the thread's own in the workgroup tier.
+#[derive(Clone, Copy)]
+enum Unit {
+    Fixed(usize),
+    Lane,
+}
+
+impl Unit {
+    /// `base + stride · unit` as a WGSL index.
+    fn at(self, base: usize, stride: usize) -> String {
+        match self {
+            Unit::Fixed(u) => (base + stride * u).to_string(),
+            Unit::Lane if stride == 1 => format!("{base}u + lane"),
+            Unit::Lane => format!("{base}u + lane * {stride}u"),
+        }
+    }
+
+    /// The unit's number as a WGSL u32.
+    fn number(self) -> String {
+        match self {
+            Unit::Fixed(u) => format!("{u}u"),
+            Unit::Lane => "lane".into(),
+        }
+    }
+}
+
+/// Writes one function's statements for a tier.
+struct Emitter {
+    f: String,
+    tier: Tier,
+}
+
+impl Emitter {
+    fn new(tier: Tier, signature: &str) -> Self {
+        Emitter {
+            f: format!("{signature} {{\n"),
+            tier,
+        }
+    }
+
+    fn line(&mut self, statement: String) {
+        writeln!(self.f, "    {statement}").expect("writing to a String cannot fail");
+    }
+
+    /// The statements `body` gives for each of `count` units: every unit in turn in the private tier, the
+    /// thread's own unit (if the layer has it) in the workgroup tier.
+    fn each_unit(&mut self, count: usize, body: impl Fn(Unit) -> Vec<String>) {
+        match self.tier {
+            Tier::Private => {
+                for u in 0..count {
+                    body(Unit::Fixed(u)).into_iter().for_each(|s| self.line(s));
+                }
+            }
+            Tier::Workgroup { .. } => {
+                self.line(format!("if lane < {count}u {{"));
+                body(Unit::Lane)
+                    .into_iter()
+                    .for_each(|s| self.line(format!("    {s}")));
+                self.line("}".into());
+            }
+        }
+    }
+
+    /// Statements that one thread runs for the whole workgroup.
+    fn one_thread(&mut self, statements: Vec<String>) {
+        self.each_unit(1, |_| statements.clone());
+    }
+
+    /// In the workgroup tier: wait until every thread's writes are done.
+    fn barrier(&mut self) {
+        if matches!(self.tier, Tier::Workgroup { .. }) {
+            self.line("workgroupBarrier();".into());
+        }
+    }
+
+    fn finish(self) -> String {
+        self.f + "}\n\n"
+    }
+}
+
+/// The activation's number in `activate` and `slope` (shaders/functions.wgsl).
 fn kind(f: Activation) -> String {
     format!("{}u", super::activation_code(f))
 }
 
-fn constants(network: &Network, optimizer: Optimizer, shape: &Shape) -> String {
+fn constants(network: &Network, optimizer: Optimizer, shape: &Shape, tier: Tier) -> String {
     let params = network.layout().len;
     let loss = match network.loss() {
         Loss::Sse => 0,
@@ -99,16 +194,31 @@ fn constants(network: &Network, optimizer: Optimizer, shape: &Shape) -> String {
         Loss::Bce => 2,
         Loss::Ce => 3,
     };
+    let (kind, momentum, weight_decay) = match optimizer {
+        Optimizer::Sgd { momentum } => (0, momentum, 0.0),
+        Optimizer::Adam { weight_decay } => (1, 0.0, weight_decay),
+    };
+    let threads = match tier {
+        Tier::Private => 1,
+        Tier::Workgroup { threads } => threads,
+    };
     format!(
         "// Generated by src/gpu/generate.rs for the network [{network}], {hidden} hidden, {output} output, \
-         {loss_name} loss, {optimizer:?}.\n\
+         {loss_name} loss, {optimizer:?}, {tier:?} tier.\n\
          const INPUTS: u32 = {inputs}u;\n\
          const OUTPUTS: u32 = {outputs}u;\n\
          const PARAMS: u32 = {params}u;\n\
          const STATE: u32 = {state}u;\n\
          const UNITS: u32 = {units}u;\n\
          const WIDEST: u32 = {widest}u;\n\
-         const LOSS: u32 = {loss}u;\n\n",
+         const LOSS: u32 = {loss}u;\n\
+         const THREADS: u32 = {threads}u;\n\
+         const OPTIMIZER: u32 = {kind}u;\n\
+         const MOMENTUM: f32 = {momentum:?};\n\
+         const WEIGHT_DECAY: f32 = {weight_decay:?};\n\
+         const BETA1: f32 = {beta1:?};\n\
+         const BETA2: f32 = {beta2:?};\n\
+         const EPSILON: f32 = {epsilon:?};\n\n",
         hidden = network.hidden_activation(),
         output = network.output_activation(),
         loss_name = network.loss(),
@@ -117,170 +227,130 @@ fn constants(network: &Network, optimizer: Optimizer, shape: &Shape) -> String {
         state = params * optimizer.state_per_param(),
         units = shape.units,
         widest = shape.widest,
+        beta1 = Optimizer::ADAM_BETA1,
+        beta2 = Optimizer::ADAM_BETA2,
+        epsilon = Optimizer::ADAM_EPSILON,
     )
 }
 
 /// units = every layer's output for `row`: z = a·W + b summed as the reference's matmul and bias_add do,
 /// then f(z); logits keeps the output layer's z.
-fn forward(network: &Network, shape: &Shape) -> String {
-    let mut f = String::from("fn forward(row: u32) {\n    var acc: f32;\n    var z: f32;\n");
-    for i in 0..network.inputs() {
-        line(&mut f, format!("units[{i}] = input_of(row, {i}u);"));
-    }
+fn forward(network: &Network, shape: &Shape, tier: Tier) -> String {
+    let mut f = Emitter::new(tier, "fn forward(row: u32)");
+    f.line("var acc: f32;\n    var z: f32;".into());
+    f.barrier();
+    f.each_unit(network.inputs(), |i| {
+        vec![format!(
+            "units[{}] = input_of(row, {});",
+            i.at(0, 1),
+            i.number()
+        )]
+    });
+    f.barrier();
     let depth = shape.layers.len();
     for (l, layer) in shape.layers.iter().enumerate() {
         let last = l + 1 == depth;
         let activation = network.activation(l);
-        for j in 0..layer.outputs {
-            line(&mut f, "acc = 0.0;".into());
+        f.each_unit(layer.outputs, |j| {
+            let mut body = vec!["acc = 0.0;".to_string()];
             for i in 0..layer.inputs {
-                let (a, w) = (layer.input_at + i, layer.weight(i, j));
-                line(&mut f, format!("acc += units[{a}] * params[{w}];"));
+                let (a, w) = (
+                    layer.input_at + i,
+                    j.at(layer.weight_at + i * layer.outputs, 1),
+                );
+                body.push(format!("acc += units[{a}] * params[{w}];"));
             }
-            line(&mut f, format!("z = acc + params[{}];", layer.bias_at + j));
+            body.push(format!("z = acc + params[{}];", j.at(layer.bias_at, 1)));
             if last {
-                line(&mut f, format!("logits[{j}] = z;"));
+                body.push(format!("logits[{}] = z;", j.at(0, 1)));
             }
             if activation != Activation::Softmax {
-                let kind = kind(activation);
-                line(
-                    &mut f,
-                    format!("units[{}] = activate(z, {kind});", layer.output_at + j),
-                );
+                let (out, kind) = (j.at(layer.output_at, 1), kind(activation));
+                body.push(format!("units[{out}] = activate(z, {kind});"));
             }
-        }
+            body
+        });
+        f.barrier();
     }
     if network.output_activation() == Activation::Softmax {
         // Shifted by the largest logit, so that exp never overflows; as `softmax_forward`.
         let out = shape.output_at();
         let outputs = network.outputs();
-        line(&mut f, "var largest = logits[0];".into());
+        let mut body = vec!["var largest = logits[0];".to_string()];
         for j in 1..outputs {
-            line(&mut f, format!("largest = max(largest, logits[{j}]);"));
+            body.push(format!("largest = max(largest, logits[{j}]);"));
         }
-        line(&mut f, "var sum = 0.0;".into());
+        body.push("var sum = 0.0;".into());
         for j in 0..outputs {
-            line(
-                &mut f,
-                format!("units[{}] = exp(logits[{j}] - largest);", out + j),
-            );
-            line(&mut f, format!("sum += units[{}];", out + j));
+            body.push(format!("units[{}] = exp(logits[{j}] - largest);", out + j));
+            body.push(format!("sum += units[{}];", out + j));
         }
         for j in 0..outputs {
-            line(&mut f, format!("units[{}] /= sum;", out + j));
+            body.push(format!("units[{}] /= sum;", out + j));
         }
+        f.one_thread(body);
+        f.barrier();
     }
-    f + "}\n\n"
+    f.finish()
 }
 
 /// Adds `row`'s share of the gradient (after `forward(row)`): dZ of the output from the loss, then per layer
 /// from the last dW += aᵀ·dZ, db += dZ, and dZ of the layer below = (dZ·Wᵀ) ⊙ f′.
-fn backward(network: &Network, shape: &Shape) -> String {
-    let mut f = String::from("fn backward(row: u32, scale: f32) {\n    var acc: f32;\n");
+fn backward(network: &Network, shape: &Shape, tier: Tier) -> String {
+    let mut f = Emitter::new(tier, "fn backward(row: u32, scale: f32)");
+    f.line("var acc: f32;".into());
     let out = shape.output_at();
     // bce and ce give dZ directly; sse and mse give dO, which the activation's slope turns into dZ.
     let through_output = !network.loss().includes_output_activation();
-    for j in 0..network.outputs() {
-        let o = out + j;
-        let d = format!("scale * (units[{o}] - target_of(row, {j}u))");
-        line(
-            &mut f,
-            if through_output {
-                let output_kind = kind(network.output_activation());
-                format!("delta[{j}] = {d} * slope(units[{o}], {output_kind});")
-            } else {
-                format!("delta[{j}] = {d};")
-            },
-        );
-    }
+    f.each_unit(network.outputs(), |j| {
+        let (o, d) = (j.at(out, 1), j.at(0, 1));
+        let error = format!("scale * (units[{o}] - target_of(row, {}))", j.number());
+        vec![if through_output {
+            let output_kind = kind(network.output_activation());
+            format!("delta[{d}] = {error} * slope(units[{o}], {output_kind});")
+        } else {
+            format!("delta[{d}] = {error};")
+        }]
+    });
+    f.barrier();
     for (l, layer) in shape.layers.iter().enumerate().rev() {
-        for i in 0..layer.inputs {
-            for j in 0..layer.outputs {
-                let (w, a) = (layer.weight(i, j), layer.input_at + i);
-                line(&mut f, format!("grads[{w}] += units[{a}] * delta[{j}];"));
-            }
-        }
-        for j in 0..layer.outputs {
-            line(
-                &mut f,
-                format!("grads[{}] += delta[{j}];", layer.bias_at + j),
-            );
-        }
+        f.each_unit(layer.outputs, |j| {
+            let mut body: Vec<String> = (0..layer.inputs)
+                .map(|i| {
+                    let (w, a) = (
+                        j.at(layer.weight_at + i * layer.outputs, 1),
+                        layer.input_at + i,
+                    );
+                    format!("grads[{w}] += units[{a}] * delta[{}];", j.at(0, 1))
+                })
+                .collect();
+            body.push(format!(
+                "grads[{}] += delta[{}];",
+                j.at(layer.bias_at, 1),
+                j.at(0, 1)
+            ));
+            body
+        });
         if l > 0 {
             let below = kind(network.activation(l - 1));
-            for i in 0..layer.inputs {
-                line(&mut f, "acc = 0.0;".into());
+            f.each_unit(layer.inputs, |i| {
+                let mut body = vec!["acc = 0.0;".to_string()];
                 for j in 0..layer.outputs {
-                    let w = layer.weight(i, j);
-                    line(&mut f, format!("acc += delta[{j}] * params[{w}];"));
+                    let w = i.at(layer.weight_at + j, layer.outputs);
+                    body.push(format!("acc += delta[{j}] * params[{w}];"));
                 }
-                let a = layer.input_at + i;
-                line(
-                    &mut f,
-                    format!("carry[{i}] = acc * slope(units[{a}], {below});"),
-                );
-            }
-            for i in 0..layer.inputs {
-                line(&mut f, format!("delta[{i}] = carry[{i}];"));
-            }
+                let (c, a) = (i.at(0, 1), i.at(layer.input_at, 1));
+                body.push(format!("carry[{c}] = acc * slope(units[{a}], {below});"));
+                body
+            });
+            f.barrier();
+            f.each_unit(layer.inputs, |i| {
+                vec![format!("delta[{0}] = carry[{0}];", i.at(0, 1))]
+            });
+            f.barrier();
         }
     }
-    f + "}\n\n"
-}
-
-/// One optimizer step over every parameter, PyTorch's formulas as in shaders/optimizer.wgsl.
-fn update(network: &Network, optimizer: Optimizer) -> String {
-    let params = network.layout().len;
-    let mut f = String::from("fn update(lr: f32, step: u32) {\n");
-    match optimizer {
-        Optimizer::Sgd { momentum } => {
-            line(&mut f, format!("let momentum = {momentum:?};"));
-            line(&mut f, "var v: f32;".into());
-            for k in 0..params {
-                line(&mut f, format!("v = momentum * state[{k}] + grads[{k}];"));
-                line(&mut f, format!("state[{k}] = v;"));
-                line(&mut f, format!("params[{k}] -= lr * v;"));
-            }
-        }
-        Optimizer::Adam { weight_decay } => {
-            let (beta1, beta2, epsilon) = (
-                Optimizer::ADAM_BETA1,
-                Optimizer::ADAM_BETA2,
-                Optimizer::ADAM_EPSILON,
-            );
-            for (name, value) in [
-                ("weight_decay", weight_decay),
-                ("beta1", beta1),
-                ("beta2", beta2),
-                ("epsilon", epsilon),
-            ] {
-                line(&mut f, format!("let {name} = {value:?};"));
-            }
-            line(&mut f, "let t = f32(step);".into());
-            line(&mut f, "let correction1 = 1.0 - pow(beta1, t);".into());
-            line(&mut f, "let correction2 = 1.0 - pow(beta2, t);".into());
-            line(
-                &mut f,
-                "var p: f32;\n    var m: f32;\n    var v: f32;".into(),
-            );
-            for k in 0..params {
-                let v_at = params + k;
-                for statement in [
-                    format!("p = params[{k}] - lr * weight_decay * params[{k}];"),
-                    format!("m = beta1 * state[{k}] + (1.0 - beta1) * grads[{k}];"),
-                    format!("v = beta2 * state[{v_at}] + (1.0 - beta2) * grads[{k}] * grads[{k}];"),
-                    format!("state[{k}] = m;"),
-                    format!("state[{v_at}] = v;"),
-                    format!(
-                        "params[{k}] = p - lr * (m / correction1) / (sqrt(v / correction2) + epsilon);"
-                    ),
-                ] {
-                    line(&mut f, statement);
-                }
-            }
-        }
-    }
-    f + "}\n\n"
+    f.finish()
 }
 
 /// For `row` (after `forward(row)`): its term of the loss before the mean over rows (`loss_value` in
@@ -288,28 +358,23 @@ fn update(network: &Network, optimizer: Optimizer) -> String {
 fn measure_row(network: &Network, shape: &Shape) -> String {
     let out = shape.output_at();
     let outputs = network.outputs();
-    let mut f = String::from(
-        "fn measure_row(row: u32) -> vec3<f32> {\n    var loss = 0.0;\n    var worst = 0.0;\n    var y: f32;\n",
-    );
+    let mut f = Emitter::new(Tier::Private, "fn measure_row(row: u32) -> vec3<f32>");
+    f.line("var loss = 0.0;\n    var worst = 0.0;\n    var y: f32;".into());
     for j in 0..outputs {
         let o = out + j;
-        line(&mut f, format!("y = target_of(row, {j}u);"));
-        line(
-            &mut f,
-            format!("if !(abs(units[{o}] - y) <= worst) {{ worst = abs(units[{o}] - y); }}"),
-        );
-        line(
-            &mut f,
-            match network.loss() {
-                Loss::Sse => format!("loss += 0.5 * (y - units[{o}]) * (y - units[{o}]);"),
-                Loss::Mse => format!("loss += (y - units[{o}]) * (y - units[{o}]);"),
-                // From the logit: max(z, 0) − z·y + ln(1 + e^(−|z|)) never takes log(0).
-                Loss::Bce => format!(
-                    "loss += max(logits[{j}], 0.0) - logits[{j}] * y + log(1.0 + exp(-abs(logits[{j}])));"
-                ),
-                Loss::Ce => format!("loss -= logits[{j}] * y;"),
-            },
-        );
+        f.line(format!("y = target_of(row, {j}u);"));
+        f.line(format!(
+            "if !(abs(units[{o}] - y) <= worst) {{ worst = abs(units[{o}] - y); }}"
+        ));
+        f.line(match network.loss() {
+            Loss::Sse => format!("loss += 0.5 * (y - units[{o}]) * (y - units[{o}]);"),
+            Loss::Mse => format!("loss += (y - units[{o}]) * (y - units[{o}]);"),
+            // From the logit: max(z, 0) − z·y + ln(1 + e^(−|z|)) never takes log(0).
+            Loss::Bce => format!(
+                "loss += max(logits[{j}], 0.0) - logits[{j}] * y + log(1.0 + exp(-abs(logits[{j}])));"
+            ),
+            Loss::Ce => format!("loss -= logits[{j}] * y;"),
+        });
     }
     let correct = match network.loss() {
         Loss::Sse | Loss::Mse => "0.0".to_string(),
@@ -317,64 +382,55 @@ fn measure_row(network: &Network, shape: &Shape) -> String {
         Loss::Ce => {
             // log-sum-exp of the logits; the predicted and the target class are the largest of their row,
             // the last of equals as Rust's `max_by` picks.
-            line(&mut f, "var largest = logits[0];".into());
+            f.line("var largest = logits[0];".into());
             for j in 1..outputs {
-                line(&mut f, format!("largest = max(largest, logits[{j}]);"));
+                f.line(format!("largest = max(largest, logits[{j}]);"));
             }
-            line(&mut f, "var exps = 0.0;".into());
+            f.line("var exps = 0.0;".into());
             for j in 0..outputs {
-                line(&mut f, format!("exps += exp(logits[{j}] - largest);"));
+                f.line(format!("exps += exp(logits[{j}] - largest);"));
             }
-            line(&mut f, "loss += largest + log(exps);".into());
-            line(&mut f, format!("var best_output = units[{out}];"));
-            line(&mut f, "var best_target = target_of(row, 0u);".into());
-            line(&mut f, "var predicted = 0u;\n    var expected = 0u;".into());
+            f.line("loss += largest + log(exps);".into());
+            f.line(format!("var best_output = units[{out}];"));
+            f.line("var best_target = target_of(row, 0u);".into());
+            f.line("var predicted = 0u;\n    var expected = 0u;".into());
             for j in 1..outputs {
                 let o = out + j;
-                line(
-                    &mut f,
-                    format!(
-                        "if units[{o}] >= best_output {{ best_output = units[{o}]; predicted = {j}u; }}"
-                    ),
-                );
-                line(
-                    &mut f,
-                    format!(
-                        "if target_of(row, {j}u) >= best_target {{ best_target = target_of(row, {j}u); expected = {j}u; }}"
-                    ),
-                );
+                f.line(format!(
+                    "if units[{o}] >= best_output {{ best_output = units[{o}]; predicted = {j}u; }}"
+                ));
+                f.line(format!(
+                    "if target_of(row, {j}u) >= best_target {{ best_target = target_of(row, {j}u); expected = {j}u; }}"
+                ));
             }
             "f32(predicted == expected)".to_string()
         }
     };
-    line(&mut f, format!("return vec3<f32>(loss, worst, {correct});"));
-    f + "}\n\n"
+    f.line(format!("return vec3<f32>(loss, worst, {correct});"));
+    f.finish()
 }
 
-/// `load_params(network)`, `load_state(network)` and `store(network)`: value k of network n sits at
-/// k·networks + n of `weights`, the state after the parameters.
-fn load_and_store(network: &Network, optimizer: Optimizer) -> String {
+/// The private tier's `load_params(network)`, `load_state(network)`, `store(network)` and
+/// `update(lr, step)`, one statement a value so that every index is a constant.
+fn private_memory_moves(network: &Network, optimizer: Optimizer) -> String {
     let params = network.layout().len;
     let state = params * optimizer.state_per_param();
-    let at = |k: usize| format!("weights[{k}u * job.networks + network]");
-    let mut f = String::from("fn load_params(network: u32) {\n");
+    let at = |k: usize| format!("weights[weight_at(network, {k}u)]");
+    let mut load = Emitter::new(Tier::Private, "fn load_params(network: u32)");
+    let mut load_state = Emitter::new(Tier::Private, "fn load_state(network: u32)");
+    let mut store = Emitter::new(Tier::Private, "fn store(network: u32)");
+    let mut update = Emitter::new(Tier::Private, "fn update(lr: f32, step: u32)");
+    update.line("let correction = corrections(step);".into());
     for k in 0..params {
-        line(&mut f, format!("params[{k}] = {};", at(k)));
+        load.line(format!("params[{k}] = {};", at(k)));
+        store.line(format!("{} = params[{k}];", at(k)));
+        update.line(format!("update_param({k}u, lr, correction);"));
     }
-    f += "}\n\nfn load_state(network: u32) {\n";
-    for k in 0..state {
-        line(&mut f, format!("state[{k}] = {};", at(params + k)));
+    for k in params..params + state {
+        load_state.line(format!("state[{}] = {};", k - params, at(k)));
+        store.line(format!("{} = state[{}];", at(k), k - params));
     }
-    f += "}\n\nfn store(network: u32) {\n";
-    for k in 0..params {
-        line(&mut f, format!("{} = params[{k}];", at(k)));
-    }
-    for k in 0..state {
-        line(&mut f, format!("{} = state[{k}];", at(params + k)));
-    }
-    f + "}\n\n"
-}
-
-fn line(f: &mut String, statement: String) {
-    writeln!(f, "    {statement}").expect("writing to a String cannot fail");
+    [load, load_state, store, update]
+        .map(Emitter::finish)
+        .concat()
 }

@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use wgpu::util::DeviceExt;
 
-pub use fused::{FUSED_PRIVATE_FLOATS, FusedTrainer, Metrics};
+pub use fused::{FUSED_PRIVATE_FLOATS, FusedTrainer, Metrics, Tier, fused_floats};
 pub use generate::fused_source;
 pub use kernel::{
     Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_TILE, Op, RowOrder, SHADERS,
@@ -75,9 +75,13 @@ impl Gpu {
     pub async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let supported = adapter.limits();
+        // The fused engine's workgroup tier holds a network in workgroup memory, with a thread per unit.
         let limits = wgpu::Limits {
             max_storage_buffer_binding_size: supported.max_storage_buffer_binding_size,
             max_buffer_size: supported.max_buffer_size,
+            max_compute_workgroup_storage_size: supported.max_compute_workgroup_storage_size,
+            max_compute_invocations_per_workgroup: supported.max_compute_invocations_per_workgroup,
+            max_compute_workgroup_size_x: supported.max_compute_workgroup_size_x,
             ..wgpu::Limits::downlevel_defaults()
         };
         let (device, queue) = adapter

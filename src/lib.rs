@@ -27,6 +27,25 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! [`Trainer`] picks the engine (the fused one where the network fits) and trains many runs at once:
+//!
+//! ```no_run
+//! # fn main() -> wgmlp::Result<()> {
+//! use wgmlp::{Dataset, Engine, Gpu, Network, Start, TrainConfig, Trainer};
+//!
+//! let gpu = pollster::block_on(Gpu::new())?;
+//! let network = Network::new(vec![2, 3, 1])?;
+//! let starts: Vec<Start> = (0..1024)
+//!     .map(|seed| Start { params: network.init_params(seed), config: TrainConfig::sgd(0.1) })
+//!     .collect();
+//! let mut trainer = Trainer::new(Some(&gpu), Engine::Auto, &network, &starts, &Dataset::xor())?;
+//! trainer.train(10_000)?;
+//! let converged = trainer.progress()?.iter().filter(|p| p.converged()).count();
+//! println!("{converged} of 1024 seeds converge on the {} engine", trainer.engine().name());
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod bench;
 pub mod cpu;

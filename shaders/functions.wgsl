@@ -64,34 +64,36 @@ fn slope(a: f32, kind: u32) -> f32 {
     }
 }
 
-// The row that `position` of an epoch visits: a four-round Feistel network keyed by (seed, epoch) over the
-// smallest power-of-four domain holding `rows`, walking the cycle until it lands inside. The twin of
-// `shuffled_row` in src/train.rs, bit for bit: integer arithmetic only.
+// The row that `position` of an epoch visits: 24 rounds of the swap-or-not shuffle keyed by (seed, epoch), the
+// twin of `shuffled_row` in src/train.rs, bit for bit: integer arithmetic only. Written out round by round so
+// that no loop runs (llvmpipe counts every loop iteration of an invocation against a limit).
 fn shuffled_row(seed_lo: u32, seed_hi: u32, epoch: u32, rows: u32, position: u32) -> u32 {
-    let half = (32u - countLeadingZeros(max(rows, 2u) - 1u) + 1u) / 2u;
-    let mask = (1u << half) - 1u;
     let key = hash32(hash32(hash32(seed_lo) ^ seed_hi) ^ epoch);
-    var x = position;
-    loop {
-        var left = x >> half;
-        var right = x & mask;
-        left ^= feistel_round(right, key, 0u) & mask;
-        right ^= feistel_round(left, key, 1u) & mask;
-        left ^= feistel_round(right, key, 2u) & mask;
-        right ^= feistel_round(left, key, 3u) & mask;
-        x = (left << half) | right;
-        if x < rows {
-            return x;
-        }
-    }
-    return x; // not reached: the walk returns inside the loop
+    var x = eight_rounds(position, rows, key, 0u);
+    x = eight_rounds(x, rows, key, 8u);
+    return eight_rounds(x, rows, key, 16u);
 }
 
-fn feistel_round(half_block: u32, key: u32, round: u32) -> u32 {
-    return hash32(half_block ^ key ^ (round * 0x9E3779B9u));
+fn eight_rounds(position: u32, rows: u32, key: u32, first: u32) -> u32 {
+    var x = swap_or_not(position, rows, key, first);
+    x = swap_or_not(x, rows, key, first + 1u);
+    x = swap_or_not(x, rows, key, first + 2u);
+    x = swap_or_not(x, rows, key, first + 3u);
+    x = swap_or_not(x, rows, key, first + 4u);
+    x = swap_or_not(x, rows, key, first + 5u);
+    x = swap_or_not(x, rows, key, first + 6u);
+    return swap_or_not(x, rows, key, first + 7u);
 }
 
-// lowbias32, the round function of the order.
+// One round: x is paired with k − x (mod rows), and a bit keyed on the pair decides whether both swap.
+fn swap_or_not(x: u32, rows: u32, key: u32, round: u32) -> u32 {
+    let k = hash32(key ^ (round * 0x9E3779B9u)) % rows;
+    let partner = select(k + (rows - x), k - x, k >= x);
+    let pair = max(x, partner);
+    return select(x, partner, (hash32(pair ^ key ^ (round * 0x85EBCA6Bu)) & 1u) == 1u);
+}
+
+// lowbias32, the order's keyed hash.
 fn hash32(value: u32) -> u32 {
     var x = value;
     x ^= x >> 16u;

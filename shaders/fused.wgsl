@@ -122,8 +122,8 @@ struct Tally {
 fn tally(sum: Tally, measured: vec3<f32>) -> Tally {
     var next = sum;
     next.loss += measured.x;
-    // Written so that a NaN error makes the worst NaN.
-    if !(measured.y <= sum.worst) {
+    // A NaN error makes the worst NaN, and it stays NaN.
+    if sum.worst == sum.worst && !(measured.y <= sum.worst) {
         next.worst = measured.y;
     }
     next.correct += u32(measured.z);

@@ -11,7 +11,8 @@ use crate::{CpuTrainer, Error, Gpu, GpuTrainer, Result};
 /// Which engine trains on the GPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Engine {
-    /// Fused where the network fits one invocation, layered otherwise.
+    /// Fused where the network fits (one invocation's private memory, or one workgroup's), layered
+    /// otherwise.
     #[default]
     Auto,
     /// A whole network's epochs in one dispatch (shaders/fused.wgsl).

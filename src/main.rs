@@ -283,7 +283,7 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
             format!(
                 " · {runs} run(s) per rate, seeds {}..={}",
                 cli.seed,
-                cli.seed + cli.runs - 1
+                cli.seed.wrapping_add(cli.runs - 1)
             )
         } else {
             String::new()

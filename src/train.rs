@@ -149,42 +149,31 @@ impl TrainConfig {
     }
 }
 
-/// A bijection of [0, rows) keyed by (seed, epoch): a four-round Feistel network over the smallest
-/// power-of-four domain that holds `rows`, walking the cycle until it lands inside. A counter-based order
-/// like this needs no state and no upload, and integer arithmetic makes it the same on every device.
+/// Rounds of the order's shuffle: enough to scatter the rows of a batch over the whole set.
+pub const SHUFFLE_ROUNDS: u32 = 24;
+
+/// A bijection of [0, rows) keyed by (seed, epoch): 24 rounds of the swap-or-not shuffle (Hoang, Morris and
+/// Rogaway). It works on any number of rows in a fixed number of steps, with no loop whose length depends
+/// on the data, and integer arithmetic makes it the same on every device.
 pub fn shuffled_row(seed: u64, epoch: u32, rows: u32, position: u32) -> u32 {
-    let half = shuffle_half_bits(rows);
-    let mask = (1u32 << half) - 1;
     let key = hash32(hash32(hash32(seed as u32) ^ (seed >> 32) as u32) ^ epoch);
-    let mut x = position;
-    loop {
-        let (mut left, mut right) = (x >> half, x & mask);
-        left ^= feistel_round(right, key, 0) & mask;
-        right ^= feistel_round(left, key, 1) & mask;
-        left ^= feistel_round(right, key, 2) & mask;
-        right ^= feistel_round(left, key, 3) & mask;
-        x = (left << half) | right;
-        if x < rows {
-            return x;
-        }
+    (0..SHUFFLE_ROUNDS).fold(position, |x, round| swap_or_not(x, rows, key, round))
+}
+
+/// One round: x is paired with k − x (mod rows), and a bit keyed on the pair decides whether both swap, so
+/// the round is a bijection.
+fn swap_or_not(x: u32, rows: u32, key: u32, round: u32) -> u32 {
+    let k = hash32(key ^ round.wrapping_mul(0x9E37_79B9)) % rows;
+    let partner = if k >= x { k - x } else { k + (rows - x) };
+    let pair = x.max(partner);
+    if hash32(pair ^ key ^ round.wrapping_mul(0x85EB_CA6B)) & 1 == 1 {
+        partner
+    } else {
+        x
     }
 }
 
-/// Half the bits of the order's domain: the smallest power of four that holds `rows` (at least 4).
-fn shuffle_half_bits(rows: u32) -> u32 {
-    (32 - (rows.max(2) - 1).leading_zeros()).div_ceil(2)
-}
-
-/// The size of the domain the order walks through: every epoch's walks together take this many steps.
-pub fn shuffle_domain(rows: u32) -> u64 {
-    1 << (2 * shuffle_half_bits(rows))
-}
-
-fn feistel_round(half_block: u32, key: u32, round: u32) -> u32 {
-    hash32(half_block ^ key ^ round.wrapping_mul(0x9E37_79B9))
-}
-
-/// A 32-bit integer mix with good avalanche (Chris Wellons' lowbias32), the round function of the order.
+/// A 32-bit integer mix with good avalanche (Chris Wellons' lowbias32), the order's keyed hash.
 pub fn hash32(mut x: u32) -> u32 {
     x ^= x >> 16;
     x = x.wrapping_mul(0x7FEB_352D);

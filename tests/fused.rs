@@ -515,3 +515,38 @@ fn a_network_too_large_for_private_memory_trains_in_workgroup_memory() {
     assert_close("outputs", &fused_outputs, &cpu_outputs, 1e-4, 1e-3);
     assert_close("parameters", &fused_params, &cpu_params, 1e-4, 1e-3);
 }
+
+#[test]
+fn a_sweep_with_shuffled_batches_matches_cpu_run_by_run() {
+    // 8 networks side by side, each with its own row order, over 257 rows in batches of 256: more epochs
+    // than one dispatch may hold on llvmpipe, so the loop accounting is part of what is checked.
+    let network = Network::new(vec![2, 3, 1]).unwrap();
+    let data = Dataset {
+        rows: 257,
+        inputs: common::random(514, 12),
+        targets: common::targets_for(Loss::Sse, 257, 1, 13),
+    };
+    let starts: Vec<Start> = (0..8u64)
+        .map(|i| Start {
+            params: network.init_params(20 + i),
+            config: TrainConfig {
+                batch_size: Some(256),
+                shuffle_seed: 20 + i,
+                ..TrainConfig::sgd(0.2)
+            },
+        })
+        .collect();
+    let mut sweep = fused_trainer(&network, &starts, &data);
+    sweep.train(150).unwrap();
+    for (run, start) in starts.iter().enumerate() {
+        let mut cpu = CpuTrainer::<f32>::new(&network, &start.params, &data, start.config).unwrap();
+        cpu.train(150);
+        assert_close(
+            &format!("run {run} after 150 epochs"),
+            &pollster::block_on(sweep.params(run)).unwrap(),
+            cpu.params(),
+            1e-4,
+            1e-3,
+        );
+    }
+}

@@ -75,8 +75,12 @@ pub fn best(outcomes: &[Outcome]) -> usize {
 
 /// One line per learning rate: how many converged, the final losses' min, median and max, the best seed.
 pub fn summary(outcomes: &[Outcome]) -> Vec<String> {
-    let mut lrs: Vec<f64> = outcomes.iter().map(|o| o.lr).collect();
-    lrs.dedup();
+    let mut lrs: Vec<f64> = Vec::new();
+    for outcome in outcomes {
+        if !lrs.contains(&outcome.lr) {
+            lrs.push(outcome.lr);
+        }
+    }
     lrs.iter()
         .map(|&lr| {
             let group: Vec<&Outcome> = outcomes.iter().filter(|o| o.lr == lr).collect();

@@ -16,7 +16,7 @@ use super::{Gpu, kernel::WORKGROUP_SIZE, kernel::spill};
 use crate::cpu::{Evaluation, check_params_len, check_state_len, loss_value};
 use crate::engine::Start;
 use crate::network::{Dataset, Network};
-use crate::train::{Optimizer, TrainConfig, check_run, shuffle_domain};
+use crate::train::{Optimizer, TrainConfig, check_run};
 use crate::{Error, Result};
 
 /// The most f32 values one invocation keeps in private memory: parameters, gradients, optimizer state and
@@ -43,14 +43,15 @@ const FIRST_DISPATCH_WORK: f64 = 2e8;
 const SOFTWARE_LOOP_LIMIT: u64 = 65535 - 64;
 
 /// What the loops of one invocation of shaders/fused*.wgsl cost against that limit. The generated functions
-/// have no loops, so only the loops over epochs, batches, rows and the order's walk count, and in the
-/// workgroup tier each thread's share of the loops over parameters. Measured on llvmpipe, an iteration costs
-/// 2 and so does entering a loop; the counts here are that, rounded up.
+/// and the row order have no loops, so only the loops over epochs, batches and rows count, and in the
+/// workgroup tier each thread's share of the loops over parameters. Every loop runs the same number of
+/// times in every invocation, so the lanes that llvmpipe runs together cost no more than one. The counts
+/// take an iteration and a loop's entry as 2 each, at least what llvmpipe charges.
 #[derive(Clone, Copy, Debug)]
 struct LoopCount {
     /// Entering the loops, once a dispatch.
     per_dispatch: u64,
-    /// The epoch, its batches, its rows, and the walks of a shuffled order (all of them the order's domain).
+    /// The epoch, its batches and its rows.
     per_epoch: u64,
     /// Measuring: a row each.
     measure: u64,
@@ -59,11 +60,6 @@ struct LoopCount {
 impl LoopCount {
     fn new(network: &Network, rows: usize, config: &TrainConfig, tier: Tier) -> Self {
         let batches = config.batches(rows).len() as u64;
-        let walks = if config.shuffles(rows) {
-            shuffle_domain(rows as u32)
-        } else {
-            0
-        };
         let rows = rows as u64;
         // A thread's share of a loop over `len` values, with its entry.
         let share = |len: usize| match tier {
@@ -74,7 +70,7 @@ impl LoopCount {
         let state = params * config.optimizer.state_per_param();
         LoopCount {
             per_dispatch: 8 + 2 * (share(params) + share(state)),
-            per_epoch: 2 * (1 + batches + rows + walks)
+            per_epoch: 2 * (1 + batches + rows)
                 + 2 * (1 + batches)
                 + 2
                 + 2 * batches * share(params),

@@ -364,7 +364,7 @@ fn measure_row(network: &Network, shape: &Shape) -> String {
         let o = out + j;
         f.line(format!("y = target_of(row, {j}u);"));
         f.line(format!(
-            "if !(abs(units[{o}] - y) <= worst) {{ worst = abs(units[{o}] - y); }}"
+            "if worst == worst && !(abs(units[{o}] - y) <= worst) {{ worst = abs(units[{o}] - y); }}"
         ));
         f.line(match network.loss() {
             Loss::Sse => format!("loss += 0.5 * (y - units[{o}]) * (y - units[{o}]);"),

@@ -387,3 +387,32 @@ fn layer_sizes_are_validated() {
     }
     assert_eq!(Network::parse(" 2, 8,8 ,1").unwrap().sizes(), &[2, 8, 8, 1]);
 }
+
+#[test]
+fn a_shuffled_layered_run_refuses_epochs_its_counter_cannot_count() {
+    let network = Network::new(vec![3, 4, 1]).unwrap();
+    let config = TrainConfig {
+        batch_size: Some(5),
+        ..TrainConfig::sgd(0.1)
+    };
+    let params = network.init_params(1);
+    let mut trainer = pollster::block_on(GpuTrainer::new(
+        gpu(),
+        &network,
+        &params,
+        &small_set(Loss::Sse, 1),
+        config,
+    ))
+    .unwrap();
+    let state = vec![0.0; params.len()];
+    let error = trainer
+        .resume((1 << 24) + 1, &state)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("layered") && error.contains("fused"),
+        "{error}"
+    );
+    trainer.resume(1 << 24, &state).unwrap();
+    assert!(trainer.check_epochs(1).is_err() && trainer.check_epochs(0).is_ok());
+}

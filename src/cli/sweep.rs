@@ -62,15 +62,20 @@ pub fn decimal(value: f32) -> f64 {
 
 /// The run with the lowest final loss (a diverged run, whose loss is NaN, never).
 pub fn best(outcomes: &[Outcome]) -> usize {
-    (0..outcomes.len())
-        .min_by(|&a, &b| {
-            let key = |i: usize| {
-                let loss = outcomes[i].loss;
-                if loss.is_nan() { f64::INFINITY } else { loss }
-            };
-            key(a).total_cmp(&key(b))
-        })
-        .unwrap_or(0)
+    let lowest = outcomes
+        .iter()
+        .enumerate()
+        .min_by(|a, b| ranked(a.1).total_cmp(&ranked(b.1)));
+    lowest.map_or(0, |(i, _)| i)
+}
+
+/// A run's final loss for ranking: a diverged run (NaN) after every other.
+fn ranked(outcome: &Outcome) -> f64 {
+    if outcome.loss.is_nan() {
+        f64::INFINITY
+    } else {
+        outcome.loss
+    }
 }
 
 /// One line per learning rate: how many converged, the final losses' min, median and max, the best seed.
@@ -93,13 +98,16 @@ pub fn summary(outcomes: &[Outcome]) -> Vec<String> {
             } else {
                 (losses[n / 2 - 1] + losses[n / 2]) / 2.0
             };
-            let owned: Vec<Outcome> = group.iter().map(|&o| o.clone()).collect();
+            let best_seed = group
+                .iter()
+                .min_by(|a, b| ranked(a).total_cmp(&ranked(b)))
+                .map_or(0, |o| o.seed);
             format!(
                 "lr {lr}: {converged} of {n} converged ({:.1}%) · final loss min {:.6}, median {median:.6}, max {:.6} · best seed {}",
                 100.0 * converged as f64 / n as f64,
                 losses[0],
                 losses[n - 1],
-                owned[best(&owned)].seed,
+                best_seed,
             )
         })
         .collect()

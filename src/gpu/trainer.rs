@@ -16,6 +16,9 @@ const STEPS_PER_SUBMIT: usize = 256;
 /// The most rows a shuffled data set may have: the cursor counts positions in f32, exact up to 2^24.
 const MAX_SHUFFLED_ROWS: usize = 1 << 24;
 
+/// The most epochs a shuffled run may reach: the device counts them in f32 too.
+const MAX_COUNTED_EPOCHS: u64 = 1 << 24;
+
 /// Where every tensor sits in the arena. Parameters come first, so the [`ParamLayout`] ranges are arena
 /// ranges; gradients follow in the same layout. Per weight layer l: `pre[l]` = z and `post[l]` = f(z), for
 /// every row of the data set; their gradients `dpre[l]`, `dpost[l]` for the rows of one batch.
@@ -217,15 +220,11 @@ impl<'gpu> GpuTrainer<'gpu> {
         rows: usize,
         config: &TrainConfig,
     ) -> Result<usize> {
-        let layout = check_run(
-            network,
-            &Dataset {
-                rows,
-                inputs: vec![0.0; rows * network.inputs()],
-                targets: vec![0.0; rows * network.outputs()],
-            },
-            config,
-        )?;
+        config.check()?;
+        if rows == 0 {
+            return Ok(0);
+        }
+        let layout = network.layout();
         let arena = Arena::new(network, &layout, config, rows);
         let plan = Plan {
             network,
@@ -238,6 +237,24 @@ impl<'gpu> GpuTrainer<'gpu> {
             (batches.len() - 1) * plan.step(config, rows, full, false)?.len()
                 + plan.step(config, rows, last, true)?.len(),
         )
+    }
+
+    /// Checks that `epochs` more epochs keep a shuffled run's device epoch counter exact: it is an f32 in the
+    /// arena, exact up to 2^24.
+    pub fn check_epochs(&self, epochs: usize) -> Result<()> {
+        self.check_epoch_reached(self.epoch.saturating_add(epochs as u64))
+    }
+
+    fn check_epoch_reached(&self, end: u64) -> Result<()> {
+        if self.config.shuffles(self.rows) && end > MAX_COUNTED_EPOCHS {
+            return Err(Error::TooLarge {
+                what: format!("{end} shuffled epochs on the layered engine"),
+                needed: end,
+                limit: MAX_COUNTED_EPOCHS,
+                unit: "epochs (the device counts them in f32); the fused engine counts in u32",
+            });
+        }
+        Ok(())
     }
 
     /// Submits `epochs` epochs of training without waiting for them or reading anything back.
@@ -311,6 +328,7 @@ impl<'gpu> GpuTrainer<'gpu> {
     /// Continues a run saved after `epoch` epochs with the optimizer's `state`; see `CpuTrainer::resume`.
     pub fn resume(&mut self, epoch: u64, state: &[f32]) -> Result<()> {
         check_state_len(self.arena.state.len(), state.len())?;
+        self.check_epoch_reached(epoch)?;
         let offset = |at: usize| (at * size_of::<f32>()) as u64;
         let step = (epoch * self.config.batches(self.rows).len() as u64) as f32;
         self.gpu.queue.write_buffer(

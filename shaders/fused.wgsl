@@ -4,7 +4,7 @@
 // side by side), shaders/fused_workgroup.wgsl a larger one in a workgroup's memory, a unit a thread.
 //
 // src/gpu/generate.rs writes, for one network, the constants (INPUTS, OUTPUTS, PARAMS, STATE, UNITS, WIDEST,
-// LOSS, THREADS and the optimizer's) and the straight-line functions the tiers call: `forward(row)`,
+// LOSS, THREADS, SHUFFLES and the optimizer's) and the straight-line functions the tiers call: `forward(row)`,
 // `backward(row, scale)` and `measure_row(row)`, every loop over units unrolled and every index a constant
 // (or, in the workgroup tier, the thread's unit), so that the only loops left run over epochs, batches and
 // rows.
@@ -76,7 +76,7 @@ fn gradient_scale(rows: u32) -> f32 {
 
 // The row that `position` of `epoch` visits: the run's shuffled order with mini-batches, in place otherwise.
 fn row_at(run: Run, epoch: u32, position: u32) -> u32 {
-    if job.batch < job.rows {
+    if SHUFFLES {
         return shuffled_row(run.seed_lo, run.seed_hi, epoch, job.rows, position);
     }
     return position;

@@ -147,7 +147,7 @@ fn args_struct_has_the_size_rust_writes() {
 
 #[test]
 fn the_generated_fused_engine_validates_for_every_activation_loss_optimizer_and_tier() {
-    use wgmlp::gpu::{Tier, fused_source};
+    use wgmlp::gpu::{Tier, Variant, fused_source};
     use wgmlp::{Loss, Network, Optimizer};
     let networks = [
         Network::new(vec![2, 3, 1]).unwrap(),
@@ -187,7 +187,13 @@ fn the_generated_fused_engine_validates_for_every_activation_loss_optimizer_and_
                 Tier::Workgroup { threads: 64 },
             ),
         ] {
-            let source = fused_source(network, optimizer, tier);
+            let shuffles = matches!(optimizer, Optimizer::Adam { .. });
+            let variant = Variant {
+                optimizer,
+                tier,
+                shuffles,
+            };
+            let source = fused_source(network, variant);
             let name = format!(
                 "fused for [{network}] {} {optimizer:?} {tier:?}",
                 network.loss()

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use wgpu::util::DeviceExt;
 
-pub use super::generate::Tier;
 use super::generate::fused_source;
+pub use super::generate::{Tier, Variant};
 use super::{Gpu, kernel::WORKGROUP_SIZE, kernel::spill};
 use crate::cpu::{Evaluation, check_params_len, check_state_len, loss_value};
 use crate::engine::Start;
@@ -354,7 +354,12 @@ impl<'gpu> FusedTrainer<'gpu> {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let (kernels, layout) = compile(gpu, network, config.optimizer, tier);
+        let variant = Variant {
+            optimizer: config.optimizer,
+            tier,
+            shuffles: config.shuffles(data.rows),
+        };
+        let (kernels, layout) = compile(gpu, network, variant);
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("fused"),
             layout: &layout,
@@ -607,12 +612,7 @@ fn results_len(network: &Network, rows: usize, networks: usize) -> usize {
 }
 
 /// The three entry points of the engine for `network`, and the layout their bind group follows.
-fn compile(
-    gpu: &Gpu,
-    network: &Network,
-    optimizer: Optimizer,
-    tier: Tier,
-) -> (Kernels, wgpu::BindGroupLayout) {
+fn compile(gpu: &Gpu, network: &Network, variant: Variant) -> (Kernels, wgpu::BindGroupLayout) {
     let device = &gpu.device;
     let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
         binding,
@@ -650,7 +650,7 @@ fn compile(
     });
     let descriptor = wgpu::ShaderModuleDescriptor {
         label: Some("fused"),
-        source: wgpu::ShaderSource::Wgsl(fused_source(network, optimizer, tier).into()),
+        source: wgpu::ShaderSource::Wgsl(fused_source(network, variant).into()),
     };
     let checks = wgpu::ShaderRuntimeChecks {
         force_loop_bounding: false,

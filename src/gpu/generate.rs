@@ -25,11 +25,23 @@ pub enum Tier {
     Workgroup { threads: u32 },
 }
 
+/// What the engine is compiled for besides the network: the optimizer, the tier, and whether epochs visit
+/// the rows in a shuffled order (so that a full-batch run carries no code for the order at all).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Variant {
+    pub optimizer: Optimizer,
+    pub tier: Tier,
+    pub shuffles: bool,
+}
+
 /// The complete shader: generated constants and functions, the shared functions, shaders/fused*.wgsl.
-pub fn fused_source(network: &Network, optimizer: Optimizer, tier: Tier) -> String {
+pub fn fused_source(network: &Network, variant: Variant) -> String {
+    let Variant {
+        optimizer, tier, ..
+    } = variant;
     let shape = Shape::new(network);
     let mut sources = vec![
-        constants(network, optimizer, &shape, tier),
+        constants(network, variant, &shape),
         forward(network, &shape, tier),
         backward(network, &shape, tier),
         measure_row(network, &shape),
@@ -186,7 +198,12 @@ fn kind(f: Activation) -> String {
     format!("{}u", super::activation_code(f))
 }
 
-fn constants(network: &Network, optimizer: Optimizer, shape: &Shape, tier: Tier) -> String {
+fn constants(network: &Network, variant: Variant, shape: &Shape) -> String {
+    let Variant {
+        optimizer,
+        tier,
+        shuffles,
+    } = variant;
     let params = network.layout().len;
     let loss = match network.loss() {
         Loss::Sse => 0,
@@ -213,6 +230,7 @@ fn constants(network: &Network, optimizer: Optimizer, shape: &Shape, tier: Tier)
          const WIDEST: u32 = {widest}u;\n\
          const LOSS: u32 = {loss}u;\n\
          const THREADS: u32 = {threads}u;\n\
+         const SHUFFLES: bool = {shuffles};\n\
          const OPTIMIZER: u32 = {kind}u;\n\
          const MOMENTUM: f32 = {momentum:?};\n\
          const WEIGHT_DECAY: f32 = {weight_decay:?};\n\

@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use wgpu::util::DeviceExt;
 
-pub use fused::{FUSED_PRIVATE_FLOATS, FusedTrainer, Metrics, Tier, fused_floats};
+pub use fused::{FUSED_PRIVATE_FLOATS, FusedTrainer, Metrics, Tier, Variant, fused_floats};
 pub use generate::fused_source;
 pub use kernel::{
     Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_TILE, Op, RowOrder, SHADERS,

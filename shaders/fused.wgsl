@@ -82,6 +82,27 @@ fn row_at(run: Run, epoch: u32, position: u32) -> u32 {
     return position;
 }
 
+// Trains the loaded network `job.epochs` epochs from `job.first_epoch` on, one optimizer step per batch, rows
+// in the epoch's order; the tier's `zero_grads`, `forward`, `backward` and `update` do the work.
+fn train_epochs(run: Run) {
+    let batches = (job.rows + job.batch - 1u) / job.batch;
+    for (var e = 0u; e < job.epochs; e++) {
+        let epoch = job.first_epoch + e;
+        for (var b = 0u; b < batches; b++) {
+            let start = b * job.batch;
+            let end = min(start + job.batch, job.rows);
+            zero_grads();
+            let scale = gradient_scale(end - start);
+            for (var position = start; position < end; position++) {
+                let row = row_at(run, epoch, position);
+                forward(row);
+                backward(row, scale);
+            }
+            update(run.lr, epoch * batches + b + 1u);
+        }
+    }
+}
+
 // Adam's bias corrections (1 − β1^t, 1 − β2^t) for step t, counted from 1.
 fn corrections(step: u32) -> vec2<f32> {
     let t = f32(step);

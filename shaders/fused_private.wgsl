@@ -13,8 +13,11 @@ var<private> logits: array<f32, OUTPUTS>;
 var<private> delta: array<f32, WIDEST>;
 var<private> carry: array<f32, WIDEST>;
 
-// Trains network number `thread_index` for `job.epochs` epochs, one optimizer step per batch, rows in the
-// epoch's order.
+fn zero_grads() {
+    grads = array<f32, PARAMS>();
+}
+
+// Trains network number `thread_index` for `job.epochs` epochs.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn fused_train(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
                @builtin(num_workgroups) workgroups: vec3<u32>) {
@@ -24,23 +27,7 @@ fn fused_train(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invoc
     }
     load_params(network);
     load_state(network);
-    let run = runs[network];
-    let batches = (job.rows + job.batch - 1u) / job.batch;
-    for (var e = 0u; e < job.epochs; e++) {
-        let epoch = job.first_epoch + e;
-        for (var b = 0u; b < batches; b++) {
-            let start = b * job.batch;
-            let end = min(start + job.batch, job.rows);
-            grads = array<f32, PARAMS>();
-            let scale = gradient_scale(end - start);
-            for (var position = start; position < end; position++) {
-                let row = row_at(run, epoch, position);
-                forward(row);
-                backward(row, scale);
-            }
-            update(run.lr, epoch * batches + b + 1u);
-        }
-    }
+    train_epochs(runs[network]);
     store(network);
 }
 

@@ -103,6 +103,9 @@ pub struct FusedTrainer<'gpu> {
     config: TrainConfig,
     networks: usize,
     rows: usize,
+    /// Rows per step (all of them for a full batch) and steps per epoch.
+    batch: usize,
+    batches: usize,
     targets: Vec<f32>,
     kernels: Kernels,
     bind_group: wgpu::BindGroup,
@@ -373,12 +376,15 @@ impl<'gpu> FusedTrainer<'gpu> {
                 .collect::<Vec<_>>(),
         });
         let multiply_adds = (networks * data.rows * params * 3).max(1) as f64;
+        let steps = config.batches(data.rows);
         let trainer = FusedTrainer {
             gpu,
             network: network.clone(),
             config: *config,
             networks,
             rows: data.rows,
+            batch: steps[0].len(),
+            batches: steps.len(),
             targets: data.targets.clone(),
             kernels,
             bind_group,
@@ -412,7 +418,7 @@ impl<'gpu> FusedTrainer<'gpu> {
     /// Trains every network `epochs` more epochs, in dispatches sized from the measured time of the previous
     /// ones so that none runs long; how the epochs are split does not change any result.
     pub fn train(&mut self, epochs: usize) -> Result<()> {
-        let batches = self.config.batches(self.rows).len() as u64;
+        let batches = self.batches as u64;
         let end = self.epoch + epochs as u64;
         if end.saturating_mul(batches) >= u64::from(u32::MAX) {
             return Err(Error::TooLarge {
@@ -566,7 +572,7 @@ impl<'gpu> FusedTrainer<'gpu> {
         let job = Job {
             networks: self.networks as u32,
             rows: self.rows as u32,
-            batch: self.config.batches(self.rows)[0].len() as u32,
+            batch: self.batch as u32,
             first_epoch: self.epoch as u32,
             epochs: epochs as u32,
             evaluated: evaluated as u32,

@@ -1,13 +1,14 @@
 // The fused engine: a whole network's training, many epochs of it, in one dispatch, so that a dispatch's
-// fixed cost is paid once per log interval instead of once per op per step. This file is what both tiers
-// share; shaders/fused_private.wgsl trains a network in one invocation's private memory (thousands of them
-// side by side), shaders/fused_workgroup.wgsl a larger one in a workgroup's memory, a unit a thread.
+// fixed cost is paid once per log interval instead of once per op per step. This file is what every tier
+// shares; shaders/fused_private.wgsl trains a network in one invocation's private memory (thousands of them
+// side by side), shaders/fused_subgroup.wgsl in a subgroup's lanes, a row a lane, and
+// shaders/fused_workgroup.wgsl a larger one in a workgroup's memory, a unit a thread.
 //
 // src/gpu/generate.rs writes, for one network, the constants (INPUTS, OUTPUTS, PARAMS, STATE, UNITS, WIDEST,
-// LOSS, THREADS, SHUFFLES and the optimizer's) and the straight-line functions the tiers call: `forward(row)`,
-// `backward(row, scale)` and `measure_row(row)`, every loop over units unrolled and every index a constant
-// (or, in the workgroup tier, the thread's unit), so that the only loops left run over epochs, batches and
-// rows.
+// LOSS, THREADS, LANES, SHUFFLES and the optimizer's) and the straight-line functions the tiers call:
+// `forward(row)`, `backward(row, scale)` and `measure_row(row)`, every loop over units unrolled and every
+// index a constant (or, in the workgroup tier, the thread's unit), so that the only loops left run over
+// epochs, batches and rows.
 //
 // The math is the CPU reference's, one row at a time: forward, then backward adding each row's share of
 // dW = Aᵀ·dZ and db = Σ dZ into the gradients in row order, which is the order the reference's matmul sums
@@ -82,25 +83,52 @@ fn row_at(run: Run, epoch: u32, position: u32) -> u32 {
     return position;
 }
 
+// The row of each batch that this invocation adds to its gradients in the subgroup tier: its lane. There
+// the LANES lanes of a network share a batch, a row each, and `update` sums their gradients.
+var<private> first_row: u32;
+
 // Trains the loaded network `job.epochs` epochs from `job.first_epoch` on, one optimizer step per batch, rows
 // in the epoch's order; the tier's `zero_grads`, `forward`, `backward` and `update` do the work.
 fn train_epochs(run: Run) {
     let batches = (job.rows + job.batch - 1u) / job.batch;
     for (var e = 0u; e < job.epochs; e++) {
         let epoch = job.first_epoch + e;
-        for (var b = 0u; b < batches; b++) {
-            let start = b * job.batch;
-            let end = min(start + job.batch, job.rows);
-            zero_grads();
-            let scale = gradient_scale(end - start);
-            for (var position = start; position < end; position++) {
-                let row = row_at(run, epoch, position);
-                forward(row);
-                backward(row, scale);
+        // Only mini-batches shuffle. A full batch takes no loop: on llvmpipe a loop's iteration costs more
+        // than a tiny network's whole step.
+        if SHUFFLES {
+            for (var b = 0u; b < batches; b++) {
+                train_batch(run, epoch, b, batches);
             }
-            update(run.lr, epoch * batches + b + 1u);
+        } else {
+            train_batch(run, epoch, 0u, 1u);
         }
     }
+}
+
+// Step `b` of `batches` of `epoch`: the gradient of its rows, then the optimizer's update.
+fn train_batch(run: Run, epoch: u32, b: u32, batches: u32) {
+    let start = b * job.batch;
+    let end = min(start + job.batch, job.rows);
+    zero_grads();
+    let scale = gradient_scale(end - start);
+    if LANES > 1u {
+        let position = start + first_row;
+        if position < end {
+            add_row(run, epoch, position, scale);
+        }
+    } else {
+        for (var position = start; position < end; position++) {
+            add_row(run, epoch, position, scale);
+        }
+    }
+    update(run.lr, epoch * batches + b + 1u);
+}
+
+// Adds the gradient of the row at `position` of `epoch`'s order.
+fn add_row(run: Run, epoch: u32, position: u32, scale: f32) {
+    let row = row_at(run, epoch, position);
+    forward(row);
+    backward(row, scale);
 }
 
 // Adam's bias corrections (1 − β1^t, 1 − β2^t) for step t, counted from 1.

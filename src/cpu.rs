@@ -115,11 +115,14 @@ pub fn bias_add<T: Real>(z: &mut [T], bias: &[T]) {
 
 /// dbias[cols] = Σ_rows dz[rows×cols], the column sum
 pub fn bias_backward<T: Real>(dbias: &mut [T], dz: &[T]) {
-    dbias.fill(T::zero());
-    for row in dz.chunks_exact(dbias.len()) {
-        for (db, &d) in dbias.iter_mut().zip(row) {
-            *db += d;
-        }
+    let cols = dbias.len();
+    // A column at a time, summed in a local: adding into dbias row by row waits on memory at every row.
+    for (c, db) in dbias.iter_mut().enumerate() {
+        *db = dz
+            .iter()
+            .skip(c)
+            .step_by(cols)
+            .fold(T::zero(), |sum, &d| sum + d);
     }
 }
 

@@ -10,8 +10,16 @@ use wgmlp::{
     TrainConfig,
 };
 
-/// Both tiers; the workgroup tier also for networks small enough for the private one.
-const TIERS: [Tier; 2] = [Tier::Private, Tier::Workgroup { threads: 32 }];
+/// Every tier that can train batches of `config` on `rows` rows: the workgroup tier also for networks small
+/// enough for the private one, and the subgroup tier (where the adapter has subgroups) with all the lanes of
+/// its smallest subgroup, idle ones included.
+fn tiers(config: &TrainConfig, rows: usize) -> Vec<Tier> {
+    let mut tiers = vec![Tier::Private, Tier::Workgroup { threads: 32 }];
+    let batch = config.batches(rows)[0].len() as u32;
+    let lanes = gpu().subgroup_lanes().filter(|&lanes| batch <= lanes);
+    tiers.extend(lanes.map(|lanes| Tier::Subgroup { lanes }));
+    tiers
+}
 
 /// The fused engine's outputs and parameters in `tier`, and the CPU reference's, after `epochs` epochs.
 fn fused_and_cpu(
@@ -52,7 +60,7 @@ fn assert_fused_matches_cpu(
     run: (u64, usize),
     (atol, rtol): (f32, f32),
 ) {
-    for tier in TIERS {
+    for tier in tiers(&config, data.rows) {
         let what = format!("{what}, {tier:?}");
         let [(fused_outputs, fused_params), (cpu_outputs, cpu_params)] =
             fused_and_cpu(network, data, config, run, tier);
@@ -191,7 +199,7 @@ fn fused_matches_layered_on_the_gpu() {
             pollster::block_on(GpuTrainer::new(gpu(), &network, &params, &data, config)).unwrap();
         layered.train(40);
         let layered = pollster::block_on(layered.params()).unwrap();
-        for tier in TIERS {
+        for tier in tiers(&config, data.rows) {
             let start = Start {
                 params: params.clone(),
                 config,
@@ -219,8 +227,8 @@ fn fused_matches_layered_on_the_gpu() {
 #[test]
 fn long_runs_split_into_dispatches_match_cpu() {
     // 10000 epochs of XOR, and 3000 epochs of shuffled mini-batches with a short last one: more than one
-    // dispatch can run on a software adapter.
-    for tier in TIERS {
+    // dispatch can run on a software adapter. Both take batches of at most 5 rows, which every tier can.
+    for tier in tiers(&mini_batches(TrainConfig::sgd(0.1)), 13) {
         let network = Network::new(vec![2, 3, 1]).unwrap();
         let [(fused, _), (cpu, _)] = fused_and_cpu(
             &network,
@@ -497,8 +505,6 @@ fn a_network_too_large_for_private_memory_trains_in_workgroup_memory() {
     )
     .unwrap();
     let optimizer = Optimizer::Adam { weight_decay: 0.0 };
-    let tier = FusedTrainer::tier_for(gpu(), &network, optimizer).unwrap();
-    assert_eq!(tier, Tier::Workgroup { threads: 32 });
     let data = Dataset {
         rows: 40,
         inputs: common::random(80, 5),
@@ -510,6 +516,8 @@ fn a_network_too_large_for_private_memory_trains_in_workgroup_memory() {
         batch_size: Some(16),
         shuffle_seed: 2,
     };
+    let tier = FusedTrainer::check_size(gpu(), &network, data.rows, &config, 1).unwrap();
+    assert_eq!(tier, Tier::Workgroup { threads: 32 });
     let [(fused_outputs, fused_params), (cpu_outputs, cpu_params)] =
         fused_and_cpu(&network, &data, config, (3, 25), tier);
     assert_close("outputs", &fused_outputs, &cpu_outputs, 1e-4, 1e-3);
@@ -549,4 +557,75 @@ fn a_sweep_with_shuffled_batches_matches_cpu_run_by_run() {
             1e-3,
         );
     }
+}
+
+#[test]
+fn a_few_networks_on_small_batches_train_a_row_a_lane_in_row_order() {
+    let Some(lanes) = gpu().subgroup_lanes() else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI's adapter (lavapipe) has subgroup operations"
+        );
+        eprintln!("skipped: {} has no subgroup operations", gpu().adapter());
+        return;
+    };
+    let network = Network::new(vec![2, 3, 1]).unwrap();
+    let data = Dataset::xor();
+    let config = TrainConfig::sgd(0.1);
+    let tier_for =
+        |runs| FusedTrainer::check_size(gpu(), &network, data.rows, &config, runs).unwrap();
+    assert!(lanes >= 4, "subgroups have at least 4 lanes");
+    assert_eq!(tier_for(1), Tier::Subgroup { lanes: 4 });
+    assert_eq!(tier_for(1024), Tier::Private, "a sweep fills the lanes");
+    // The four rows side by side, summed lane by lane, give the private tier's sums bit for bit: XOR's
+    // 2-3-1 with momentum, and a classifier on mini-batches of 5 with a short last one.
+    for (network, data, config) in [
+        (
+            network.clone(),
+            data.clone(),
+            TrainConfig {
+                optimizer: Optimizer::Sgd { momentum: 0.9 },
+                ..config
+            },
+        ),
+        (classifier(), small_set(Loss::Bce, 1), adam_batches(0.01, 4)),
+    ] {
+        let batch = config.batches(data.rows)[0].len() as u32;
+        let start = Start {
+            params: network.init_params(DEFAULT_SEED),
+            config,
+        };
+        let [private, lanes] = [Tier::Private, Tier::Subgroup { lanes: batch }].map(|tier| {
+            let mut fused = pollster::block_on(FusedTrainer::with_tier(
+                gpu(),
+                &network,
+                std::slice::from_ref(&start),
+                &data,
+                tier,
+            ))
+            .unwrap();
+            fused.train(500).unwrap();
+            pollster::block_on(fused.params(0)).unwrap()
+        });
+        assert_eq!(lanes, private, "[{network}]: subgroup tier vs private tier");
+    }
+    let start = Start {
+        params: classifier().init_params(1),
+        config: adam_batches(0.01, 1),
+    };
+    let too_few_lanes = pollster::block_on(FusedTrainer::with_tier(
+        gpu(),
+        &classifier(),
+        &[start],
+        &small_set(Loss::Bce, 1),
+        Tier::Subgroup { lanes: 4 },
+    ));
+    let error = too_few_lanes
+        .err()
+        .expect("batches of 5 on 4 lanes")
+        .to_string();
+    assert!(
+        error.contains("batch-size") && error.contains("4 lanes"),
+        "{error}"
+    );
 }

@@ -186,6 +186,14 @@ fn the_generated_fused_engine_validates_for_every_activation_loss_optimizer_and_
                 Optimizer::Adam { weight_decay: 0.1 },
                 Tier::Workgroup { threads: 64 },
             ),
+            (
+                Optimizer::Sgd { momentum: 0.5 },
+                Tier::Subgroup { lanes: 4 },
+            ),
+            (
+                Optimizer::Adam { weight_decay: 0.1 },
+                Tier::Subgroup { lanes: 32 },
+            ),
         ] {
             let shuffles = matches!(optimizer, Optimizer::Adam { .. });
             let variant = Variant {
@@ -199,34 +207,39 @@ fn the_generated_fused_engine_validates_for_every_activation_loss_optimizer_and_
                 network.loss()
             );
             let module = parse(&name, &source);
-            naga::valid::Validator::new(
-                naga::valid::ValidationFlags::all(),
-                naga::valid::Capabilities::default(),
-            )
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{name} is invalid:\n{}", e.emit_to_string(&source)));
-            let entries: Vec<&str> = module
+            let capabilities = match tier {
+                Tier::Subgroup { .. } => {
+                    naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::default()
+                }
+                _ => naga::valid::Capabilities::default(),
+            };
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{name} is invalid:\n{}", e.emit_to_string(&source)));
+            let entries: Vec<(&str, u32)> = module
                 .entry_points
                 .iter()
-                .map(|e| e.name.as_str())
+                .map(|e| (e.name.as_str(), e.workgroup_size[0]))
                 .collect();
-            assert_eq!(
-                entries,
-                ["fused_train", "fused_measure", "fused_evaluate"],
-                "{name}"
-            );
-            let threads = match tier {
-                Tier::Private => WORKGROUP_SIZE,
-                Tier::Workgroup { threads } => threads,
+            let expected = match tier {
+                Tier::Private => vec![
+                    ("fused_train", WORKGROUP_SIZE),
+                    ("fused_measure", WORKGROUP_SIZE),
+                    ("fused_evaluate", WORKGROUP_SIZE),
+                ],
+                Tier::Subgroup { lanes } => vec![
+                    ("fused_train", WORKGROUP_SIZE),
+                    ("fused_measure", WORKGROUP_SIZE),
+                    ("fused_evaluate", WORKGROUP_SIZE),
+                    ("fused_train_lanes", lanes),
+                ],
+                Tier::Workgroup { threads } => vec![
+                    ("fused_train", threads),
+                    ("fused_measure", threads),
+                    ("fused_evaluate", threads),
+                ],
             };
-            for entry in &module.entry_points {
-                assert_eq!(
-                    entry.workgroup_size,
-                    [threads, 1, 1],
-                    "{name}: {}",
-                    entry.name
-                );
-            }
+            assert_eq!(entries, expected, "{name}");
         }
     }
 }

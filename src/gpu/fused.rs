@@ -1,7 +1,8 @@
 //! The fused engine: shaders/fused*.wgsl train a whole network, every epoch between two log points, in one
 //! dispatch. A network that fits one invocation's private memory trains in one invocation, so a sweep of
 //! thousands of seeds and learning rates costs one dispatch too (the private tier); a larger one trains in
-//! one workgroup's memory, a unit a thread (the workgroup tier).
+//! one workgroup's memory, a unit a thread (the workgroup tier). A few small networks on small batches, which
+//! would leave most of the device idle, take a subgroup each, a row a lane (the subgroup tier).
 //!
 //! The shader is compiled for one network: its sizes, activations, loss and optimizer are constants put in
 //! front of the WGSL source, so that every array has its size and no choice fixed for the run is a branch.
@@ -25,6 +26,10 @@ use crate::{Error, Result};
 /// statement a parameter, and its compile time grows faster than its size: on lavapipe moons' 2-16-16-1
 /// with Adam (1416 values) compiles in about 2 s, a 2-24-24-3 (3092) in about 14 s.
 pub const FUSED_PRIVATE_FLOATS: usize = 1536;
+
+/// The subgroup tier's `update` sums every parameter over every lane in straight-line code, a term each: it
+/// is meant for small networks on small batches, and this bounds its length.
+const LANE_SUM_LIMIT: usize = 4096;
 
 /// Threads of the workgroup tier come in whole subgroups of this many (32 on NVIDIA, a multiple of most
 /// others' width).
@@ -60,18 +65,27 @@ struct LoopCount {
 impl LoopCount {
     fn new(network: &Network, rows: usize, config: &TrainConfig, tier: Tier) -> Self {
         let batches = config.batches(rows).len() as u64;
+        // (iterations, entries) an epoch: a full batch takes no batch loop, a lane's one row no row loop.
+        let batch_loop = match config.shuffles(rows) {
+            true => (batches, 1),
+            false => (0, 0),
+        };
         let rows = rows as u64;
+        let row_loop = match tier {
+            Tier::Subgroup { .. } => (0, 0),
+            Tier::Private | Tier::Workgroup { .. } => (rows, batches),
+        };
         // A thread's share of a loop over `len` values, with its entry.
         let share = |len: usize| match tier {
-            Tier::Private => 0,
+            Tier::Private | Tier::Subgroup { .. } => 0,
             Tier::Workgroup { threads } => 2 * (len as u64).div_ceil(u64::from(threads)) + 2,
         };
         let params = network.layout().len;
         let state = params * config.optimizer.state_per_param();
         LoopCount {
             per_dispatch: 8 + 2 * (share(params) + share(state)),
-            per_epoch: 2 * (1 + batches + rows)
-                + 2 * (1 + batches)
+            per_epoch: 2 * (1 + batch_loop.0 + row_loop.0)
+                + 2 * (batch_loop.1 + row_loop.1)
                 + 2
                 + 2 * batches * share(params),
             measure: 2 * rows + 8 + share(params),
@@ -121,9 +135,15 @@ pub struct FusedTrainer<'gpu> {
 }
 
 struct Kernels {
-    train: wgpu::ComputePipeline,
-    measure: wgpu::ComputePipeline,
-    evaluate: wgpu::ComputePipeline,
+    train: Kernel,
+    measure: Kernel,
+    evaluate: Kernel,
+}
+
+/// An entry point of the engine, and how many networks (or rows) one of its workgroups takes.
+struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    per_workgroup: u32,
 }
 
 /// `struct Job` in shaders/fused.wgsl.
@@ -139,20 +159,40 @@ struct Job {
 }
 
 impl<'gpu> FusedTrainer<'gpu> {
-    /// The tier that holds `network` on `gpu`: one invocation's private memory where it fits, else one
+    /// Checks that `networks` copies of `network` trained on `rows` rows fit the fused engine on `gpu`, and
+    /// gives the tier that trains them: one invocation's private memory where the network fits, a subgroup
+    /// of them, a lane a row of the batch, where the batches are small and the networks few, else one
     /// workgroup's memory with a thread for each unit of the widest layer.
-    pub fn tier_for(gpu: &Gpu, network: &Network, optimizer: Optimizer) -> Result<Tier> {
-        if FusedTrainer::check_tier(gpu, network, optimizer, Tier::Private).is_ok() {
-            return Ok(Tier::Private);
-        }
+    pub fn check_size(
+        gpu: &Gpu,
+        network: &Network,
+        rows: usize,
+        config: &TrainConfig,
+        networks: usize,
+    ) -> Result<Tier> {
+        let optimizer = config.optimizer;
+        let batch = config.batches(rows).first().map_or(0, |b| b.len()) as u32;
+        let lanes = Tier::Subgroup { lanes: batch };
+        // The private tier runs WORKGROUP_SIZE networks a workgroup: fewer lanes than that in all leave most
+        // of even one workgroup idle.
+        let few = (networks as u64) * u64::from(batch) <= u64::from(WORKGROUP_SIZE);
         let widest = network.sizes().iter().copied().max().unwrap_or(1) as u32;
-        let tier = Tier::Workgroup {
-            threads: widest
-                .next_multiple_of(SUBGROUP)
-                .min(most_threads(gpu))
-                .max(widest),
+        let threads = widest
+            .next_multiple_of(SUBGROUP)
+            .min(most_threads(gpu))
+            .max(widest);
+        let fits = |tier| FusedTrainer::check_tier(gpu, network, optimizer, tier);
+        let tier = if fits(Tier::Private).is_err() {
+            let tier = Tier::Workgroup { threads };
+            fits(tier)?;
+            tier
+        } else if batch > 1 && few && fits(lanes).is_ok() {
+            lanes
+        } else {
+            Tier::Private
         };
-        FusedTrainer::check_tier(gpu, network, optimizer, tier).map(|()| tier)
+        FusedTrainer::check_buffers(gpu, network, rows, config, networks, tier)?;
+        Ok(tier)
     }
 
     /// Checks that `tier` can hold `network` with its optimizer's state on `gpu`.
@@ -172,15 +212,35 @@ impl<'gpu> FusedTrainer<'gpu> {
             limit,
             unit,
         };
-        let Tier::Workgroup { threads } = tier else {
-            return match floats > FUSED_PRIVATE_FLOATS {
-                true => Err(too_large(
-                    floats as u64,
-                    FUSED_PRIVATE_FLOATS as u64,
-                    "f32 values of private memory",
-                )),
-                false => Ok(()),
-            };
+        let private = match floats > FUSED_PRIVATE_FLOATS {
+            true => Err(too_large(
+                floats as u64,
+                FUSED_PRIVATE_FLOATS as u64,
+                "f32 values of private memory",
+            )),
+            false => Ok(()),
+        };
+        let threads = match tier {
+            Tier::Private => return private,
+            Tier::Subgroup { lanes } => {
+                private?;
+                let most = gpu.subgroup_lanes().unwrap_or(0);
+                if lanes == 0
+                    || lanes > most
+                    || network.layout().len * lanes as usize > LANE_SUM_LIMIT
+                {
+                    return Err(Error::invalid(
+                        "tier",
+                        format!("{tier:?}"),
+                        format!(
+                            "the adapter's subgroups have at least {most} lanes, and a subgroup tier sums \
+                             at most {LANE_SUM_LIMIT} parameters × lanes"
+                        ),
+                    ));
+                }
+                return Ok(());
+            }
+            Tier::Workgroup { threads } => threads,
         };
         let widest = network.sizes().iter().copied().max().unwrap_or(1) as u64;
         if widest > u64::from(threads) || threads > most_threads(gpu) {
@@ -194,20 +254,6 @@ impl<'gpu> FusedTrainer<'gpu> {
             return Err(too_large(bytes, room, unit));
         }
         Ok(())
-    }
-
-    /// Checks that `networks` copies of `network` trained on `rows` rows fit the fused engine on `gpu`: the
-    /// private or workgroup memory that holds a network, and the device's buffers; gives the tier.
-    pub fn check_size(
-        gpu: &Gpu,
-        network: &Network,
-        rows: usize,
-        config: &TrainConfig,
-        networks: usize,
-    ) -> Result<Tier> {
-        let tier = FusedTrainer::tier_for(gpu, network, config.optimizer)?;
-        FusedTrainer::check_buffers(gpu, network, rows, config, networks, tier)?;
-        Ok(tier)
     }
 
     /// Checks the device's buffers and, on a software adapter, its loop limit.
@@ -258,17 +304,17 @@ impl<'gpu> FusedTrainer<'gpu> {
     }
 
     /// Uploads the data and every network's starting point once and compiles the engine for this network,
-    /// in the tier that [`FusedTrainer::tier_for`] picks.
+    /// in the tier that [`FusedTrainer::check_size`] picks.
     pub async fn new(
         gpu: &'gpu Gpu,
         network: &Network,
         starts: &[Start],
         data: &Dataset,
     ) -> Result<Self> {
-        let optimizer = starts
-            .first()
-            .map_or(Optimizer::Sgd { momentum: 0.0 }, |s| s.config.optimizer);
-        let tier = FusedTrainer::tier_for(gpu, network, optimizer)?;
+        let Some(Start { config, .. }) = starts.first() else {
+            return Err(Error::invalid("runs", 0, "train at least one network"));
+        };
+        let tier = FusedTrainer::check_size(gpu, network, data.rows, config, starts.len())?;
         FusedTrainer::with_tier(gpu, network, starts, data, tier).await
     }
 
@@ -303,6 +349,16 @@ impl<'gpu> FusedTrainer<'gpu> {
         }
         let networks = starts.len();
         FusedTrainer::check_tier(gpu, network, config.optimizer, tier)?;
+        let batch = config.batches(data.rows)[0].len();
+        if let Tier::Subgroup { lanes } = tier
+            && batch > lanes as usize
+        {
+            return Err(Error::invalid(
+                "batch-size",
+                batch,
+                format!("the subgroup tier adds a row a lane, and has {lanes} lanes"),
+            ));
+        }
         FusedTrainer::check_buffers(gpu, network, data.rows, config, networks, tier)?;
         let out_of_memory = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -562,13 +618,7 @@ impl<'gpu> FusedTrainer<'gpu> {
     }
 
     /// Submits one dispatch of `kernel` for `threads` networks or rows, without waiting.
-    fn dispatch(
-        &self,
-        kernel: &wgpu::ComputePipeline,
-        threads: usize,
-        epochs: u64,
-        evaluated: usize,
-    ) {
+    fn dispatch(&self, kernel: &Kernel, threads: usize, epochs: u64, evaluated: usize) {
         let job = Job {
             networks: self.networks as u32,
             rows: self.rows as u32,
@@ -583,13 +633,9 @@ impl<'gpu> FusedTrainer<'gpu> {
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(kernel);
+            pass.set_pipeline(&kernel.pipeline);
             pass.set_bind_group(0, &self.bind_group, &[]);
-            let workgroups = match self.tier {
-                Tier::Private => (threads as u32).div_ceil(WORKGROUP_SIZE),
-                Tier::Workgroup { .. } => threads as u32,
-            };
-            let [x, y] = spill(workgroups);
+            let [x, y] = spill((threads as u32).div_ceil(kernel.per_workgroup));
             pass.dispatch_workgroups(x, y, 1);
         }
         self.gpu.queue.submit([encoder.finish()]);
@@ -666,20 +712,35 @@ fn compile(gpu: &Gpu, network: &Network, variant: Variant) -> (Kernels, wgpu::Bi
     // ends: its `for` loops count to constants or to the job's sizes, and the order's cycle walk returns
     // within a permutation's cycle.
     let module = unsafe { device.create_shader_module_trusted(descriptor, checks) };
-    let pipeline = |entry_point| {
-        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+    let kernel = |entry_point, per_workgroup| Kernel {
+        pipeline: device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(entry_point),
             layout: Some(&pipeline_layout),
             module: &module,
             entry_point: Some(entry_point),
             compilation_options: Default::default(),
             cache: None,
-        })
+        }),
+        per_workgroup,
     };
-    let kernels = Kernels {
-        train: pipeline("fused_train"),
-        measure: pipeline("fused_measure"),
-        evaluate: pipeline("fused_evaluate"),
+    // The private tier's measuring and evaluating serve the subgroup tier too: a thread a network or a row.
+    let private = |entry_point| kernel(entry_point, WORKGROUP_SIZE);
+    let kernels = match variant.tier {
+        Tier::Private => Kernels {
+            train: private("fused_train"),
+            measure: private("fused_measure"),
+            evaluate: private("fused_evaluate"),
+        },
+        Tier::Subgroup { .. } => Kernels {
+            train: kernel("fused_train_lanes", 1),
+            measure: private("fused_measure"),
+            evaluate: private("fused_evaluate"),
+        },
+        Tier::Workgroup { .. } => Kernels {
+            train: kernel("fused_train", 1),
+            measure: kernel("fused_measure", 1),
+            evaluate: kernel("fused_evaluate", 1),
+        },
     };
     (kernels, layout)
 }

@@ -41,6 +41,7 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     adapter: AdapterSummary,
     limits: wgpu::Limits,
+    subgroup_lanes: Option<u32>,
     bind_group_layout: wgpu::BindGroupLayout,
     pipelines: Vec<wgpu::ComputePipeline>,
 }
@@ -84,10 +85,13 @@ impl Gpu {
             max_compute_workgroup_size_x: supported.max_compute_workgroup_size_x,
             ..wgpu::Limits::downlevel_defaults()
         };
+        // The fused engine's subgroup tier sums the lanes' gradients with subgroup operations.
+        let subgroups = adapter.features() & wgpu::Features::SUBGROUP;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgmlp"),
                 required_limits: limits.clone(),
+                required_features: subgroups,
                 ..Default::default()
             })
             .await
@@ -100,15 +104,18 @@ impl Gpu {
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
         };
-        Gpu::from_device(device, queue, adapter, limits).await
+        let subgroup_lanes = (!subgroups.is_empty()).then_some(info.subgroup_min_size);
+        Gpu::from_device(device, queue, adapter, limits, subgroup_lanes).await
     }
 
-    /// Builds the pipelines on a device the caller already has.
+    /// Builds the pipelines on a device the caller already has: opened with `limits`, and with
+    /// `Features::SUBGROUP` where `subgroup_lanes` gives the adapter's smallest subgroup.
     pub async fn from_device(
         device: wgpu::Device,
         queue: wgpu::Queue,
         adapter: AdapterSummary,
         limits: wgpu::Limits,
+        subgroup_lanes: Option<u32>,
     ) -> Result<Self> {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let buffer_entry =
@@ -172,6 +179,7 @@ impl Gpu {
             queue,
             adapter,
             limits,
+            subgroup_lanes,
             bind_group_layout,
             pipelines,
         })
@@ -179,6 +187,11 @@ impl Gpu {
 
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+
+    /// The fewest lanes a subgroup of this device has, where the device has subgroup operations.
+    pub fn subgroup_lanes(&self) -> Option<u32> {
+        self.subgroup_lanes
     }
 
     /// Whether the adapter is a software rasterizer on the CPU (llvmpipe, WARP, SwiftShader).

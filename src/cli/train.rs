@@ -36,14 +36,14 @@ pub struct TrainArgs {
     samples: usize,
 
     /// Standard deviation of the noise added to generated points
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = super::parse_f32)]
     noise: f32,
 
     /// Arms of the spirals dataset
     #[arg(long, default_value_t = 3)]
     classes: usize,
 
-    /// Write the dataset (generated or read) to this CSV file as well
+    /// Write the dataset (generated or read) to this CSV file as well; - for standard output
     #[arg(long)]
     export: Option<PathBuf>,
 
@@ -53,7 +53,7 @@ pub struct TrainArgs {
 
     /// Learning rate [default: 0.1 for sgd, 0.01 for adam]; a list such as 0.01,0.03,0.1 trains --runs runs
     /// at each
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::parse_lr)]
     lr: Vec<f32>,
 
     /// Networks to train side by side from seeds seed, seed+1, ...; reports how many converge, keeps the best
@@ -85,13 +85,13 @@ pub struct TrainArgs {
     #[arg(long, default_value = "sgd")]
     optimizer: String,
 
-    /// Momentum of sgd
-    #[arg(long, default_value_t = 0.0)]
-    momentum: f32,
+    /// Momentum of sgd [default: 0]
+    #[arg(long, value_parser = super::parse_f32)]
+    momentum: Option<f32>,
 
-    /// Decoupled weight decay of adam (AdamW)
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f32,
+    /// Decoupled weight decay of adam (AdamW) [default: 0]
+    #[arg(long, value_parser = super::parse_f32)]
+    weight_decay: Option<f32>,
 
     /// Rows per step [default: all of them]
     #[arg(long)]
@@ -106,7 +106,7 @@ pub struct TrainArgs {
     backend: TrainBackend,
 
     /// Fraction of the rows held out to test on
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::parse_f32)]
     test_split: f32,
 
     /// Scale each feature to mean 0 and deviation 1 (the statistics are saved with the model)
@@ -193,7 +193,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     let quiet = args.quiet || json;
     if !quiet {
         if let Some(adapter) = gpu.as_ref().map(Gpu::adapter) {
-            println!("adapter: {adapter}");
+            say!("adapter: {adapter}")?;
         }
         let start = match (&job.init, resumed) {
             (_, Some(c)) => format!(" · resuming after epoch {}", c.epoch),
@@ -206,7 +206,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         } else {
             String::new()
         };
-        println!(
+        say!(
             "network {network} · {} hidden · {} output · {} loss · {} · lr {}{runs} · {} engine · {} training rows, {} held out{start}",
             network.hidden_activation(),
             network.output_activation(),
@@ -216,7 +216,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             trainer.engine().name(),
             job.train_set.rows,
             job.test_set.rows,
-        );
+        )?;
     }
 
     let first_epoch = trainer.epoch();
@@ -262,7 +262,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         )
         .with_context(|| format!("--plot {}", path.display()))?;
         if !quiet {
-            println!("plotted {}", path.display());
+            say!("plotted {}", path.display())?;
         }
     }
     if let Some(path) = &args.save {
@@ -286,7 +286,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             } else {
                 String::new()
             };
-            println!("saved {}{which}", path.display());
+            say!("saved {}{which}", path.display())?;
         }
     }
 
@@ -312,31 +312,31 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             "best_run": best,
             "runs": outcomes,
         });
-        println!("{summary:#}");
+        say!("{summary:#}")?;
     } else {
         let epochs = trainer.epoch() - first_epoch;
         if job.sweeps() {
-            println!(
+            say!(
                 "trained {} runs of {epochs} epochs in {train_ms:.0} ms",
                 outcomes.len()
-            );
+            )?;
             for line in sweep::summary(&outcomes) {
-                println!("  {line}");
+                say!("  {line}")?;
             }
-            println!(
+            say!(
                 "best run (seed {}, lr {}): {}",
                 seeds[best],
                 best_config.lr,
                 describe(&evaluation, &job.train_set, network)
-            );
+            )?;
         } else {
-            println!(
+            say!(
                 "trained {epochs} epochs in {train_ms:.0} ms: {}",
                 describe(&evaluation, &job.train_set, network)
-            );
+            )?;
         }
         if let Some(test) = &test {
-            println!("held out: {}", describe(test, &job.test_set, network));
+            say!("held out: {}", describe(test, &job.test_set, network))?;
         }
     }
     Ok(())
@@ -359,14 +359,25 @@ struct Job<'a> {
 impl<'a> Job<'a> {
     fn prepare(args: &'a TrainArgs) -> anyhow::Result<Self> {
         let builtin = Builtin::parse(&args.dataset);
+        let dataset = PathBuf::from(&args.dataset);
+        let inputs: Vec<(&str, &PathBuf)> = builtin
+            .is_none()
+            .then_some(("--dataset", &dataset))
+            .into_iter()
+            .chain(args.init.as_ref().map(|init| ("--init", init)))
+            .collect();
+        let outputs = [
+            ("--save", args.save.as_ref()),
+            ("--plot", args.plot.as_ref()),
+            ("--export", args.export.as_ref()),
+        ];
+        super::check_outputs_spare_inputs(&inputs, &outputs)?;
         let table = match builtin {
             Some(builtin) => builtin.generate(args.samples, args.noise, args.classes, args.seed)?,
             None => Table::read_csv(args.dataset.as_ref())?,
         };
         if let Some(path) = &args.export {
-            table
-                .write_csv(path)
-                .with_context(|| format!("--export {}", path.display()))?;
+            super::write_output("--export", path, &table.csv_bytes()?)?;
         }
         let init = args
             .init
@@ -465,7 +476,7 @@ impl<'a> Job<'a> {
                 // A hidden bar swallows its println.
                 let line = format!("epoch {epoch}: {status}");
                 if bar.is_hidden() {
-                    println!("{line}")
+                    say!("{line}")?
                 } else {
                     bar.println(line)
                 }

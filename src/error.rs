@@ -91,7 +91,7 @@ pub enum Error {
     Model { path: String, reason: String },
 
     /// Training diverged: the loss or a parameter is no longer a finite number.
-    #[error("training diverged by epoch {epoch}: {what}; try a smaller --lr (now {lr})")]
+    #[error("training diverged by epoch {epoch}: {what}; try a smaller --lr (now {})", number(*lr))]
     Diverged { epoch: u64, what: String, lr: f32 },
 
     /// Reading results back from the GPU failed.

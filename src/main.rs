@@ -25,7 +25,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use wgmlp::bench::{self, BenchPlan, max_abs_diff, millis};
 use wgmlp::engine::Chosen;
-use wgmlp::{DEFAULT_SEED, Dataset, Engine, Gpu, Network, Start, TrainConfig, Trainer};
+use wgmlp::train::{divergence, saturation};
+use wgmlp::{CpuTrainer, DEFAULT_SEED, Dataset, Engine, Gpu, Network, Start, TrainConfig, Trainer};
 
 /// The most runs one command trains side by side.
 const MAX_RUNS: u64 = 1 << 22;
@@ -179,6 +180,33 @@ fn parse_command_line() -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
 }
 
+/// Stops a single run that diverged on either side: a loss grown by orders of magnitude, or every output
+/// pinned at 0 or 1 with no loss gained (a NaN shows as such in the table).
+fn check_diverged(
+    network: &Network,
+    start: &Start,
+    data: &Dataset,
+    epochs: u64,
+    sides: [&Option<Side>; 2],
+) -> anyhow::Result<()> {
+    let start_loss = CpuTrainer::<f32>::new(network, &start.params, data, start.config)?
+        .evaluate()
+        .loss;
+    for side in sides.into_iter().flatten() {
+        let what = divergence(start_loss, side.loss)
+            .or_else(|| saturation(network, start_loss, side.loss, &side.outputs));
+        if let Some(what) = what {
+            return Err(wgmlp::Error::Diverged {
+                epoch: epochs,
+                what,
+                lr: start.config.lr,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// One side's result: every run's outcome, run 0's outputs, and the times.
 struct Side {
     engine: Chosen,
@@ -277,6 +305,15 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
         Backend::Cpu => Some(run_on(None, &starts, Instant::now())?),
         Backend::Both => Some(run_on(None, &starts[..1], Instant::now())?),
     };
+    if !sweep {
+        check_diverged(
+            network,
+            &starts[0].1,
+            &data,
+            cli.epochs,
+            [&gpu_side, &cpu_side],
+        )?;
+    }
 
     let max_abs_diff = match (&gpu_side, &cpu_side) {
         (Some(g), Some(c)) => Some(max_abs_diff(&g.outputs, &c.outputs)),

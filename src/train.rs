@@ -183,6 +183,41 @@ impl TrainConfig {
     }
 }
 
+/// How many times its starting value the loss may grow before a run counts as diverged.
+pub const DIVERGENCE_GROWTH: f64 = 1e4;
+
+/// Why a run that started at loss `start` has diverged by loss `now`, where it has: a loss that is no
+/// longer a number, or one grown by orders of magnitude.
+pub fn divergence(start: f64, now: f64) -> Option<String> {
+    if !now.is_finite() {
+        Some(format!("the loss became {now}"))
+    } else if start > 0.0 && now > DIVERGENCE_GROWTH * start {
+        Some(format!(
+            "the loss grew from {start:.6} to {now:e}, more than {DIVERGENCE_GROWTH:e} times"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Why a run has diverged where its outputs say so: a sigmoid or softmax output pinned at exactly 0 or 1 on
+/// every row, with a loss no better than where it started, is a step that overshot, not a fit.
+pub fn saturation(
+    network: &crate::Network,
+    start: f64,
+    now: f64,
+    outputs: &[f32],
+) -> Option<String> {
+    let bounded = matches!(
+        network.output_activation(),
+        crate::Activation::Sigmoid | crate::Activation::Softmax
+    );
+    let pinned = !outputs.is_empty() && outputs.iter().all(|&o| o == 0.0 || o == 1.0);
+    (bounded && pinned && now >= start).then(|| {
+        format!("every output is pinned at 0 or 1 and the loss ({now:.6}) is no better than at the start ({start:.6})")
+    })
+}
+
 /// Rounds of the order's shuffle: enough to scatter the rows of a batch over the whole set.
 pub const SHUFFLE_ROUNDS: u32 = 24;
 

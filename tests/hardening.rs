@@ -603,3 +603,65 @@ fn demo_options_before_a_subcommand_are_refused_not_dropped() {
     ]);
     assert!(out.trim_start().starts_with('{'), "{out}");
 }
+
+#[test]
+fn divergence_is_caught_and_its_cause_named() {
+    // The XOR demo's outputs pin at 1 and its bounded loss only doubles.
+    fails_with(
+        &["--lr", "1e30", "--backend", "cpu"],
+        &["diverged", "pinned at 0 or 1", "--lr (now 1e30)"],
+    );
+    // The bce loss grows without bound.
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "moons",
+            "--lr",
+            "1e30",
+            "--backend",
+            "cpu",
+        ],
+        &["diverged by epoch 10", "grew", "--lr (now 1e30)"],
+    );
+    // Other causes are named, not blamed on the learning rate.
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "xor",
+            "--optimizer",
+            "adam",
+            "--weight-decay",
+            "1e30",
+        ],
+        &["--weight-decay", "1/lr = 100"],
+    );
+    let dir = scratch("divergence");
+    let data = dir.join("huge.csv");
+    std::fs::write(&data, "x1,y\n3e38,0\n-3e38,1\n1,0\n").unwrap();
+    let stderr = fails_with(
+        &[
+            "train",
+            "--dataset",
+            text(&data),
+            "--backend",
+            "cpu",
+            "--activation",
+            "identity",
+        ],
+        &["diverged", "3e38", "--standardize"],
+    );
+    assert!(!stderr.contains("--lr"), "{stderr}");
+    succeeds(&[
+        "train",
+        "--dataset",
+        text(&data),
+        "--backend",
+        "cpu",
+        "--activation",
+        "identity",
+        "--standardize",
+        "--quiet",
+    ]);
+}

@@ -14,6 +14,7 @@ use wgmlp::cpu::Evaluation;
 use wgmlp::data::{Builtin, Schema, Table, accuracy, class_of, split};
 use wgmlp::model::{Checkpoint, Model};
 use wgmlp::plot::{self, LossCurve, Points};
+use wgmlp::train::{divergence, saturation};
 use wgmlp::{
     Activation, CpuTrainer, DEFAULT_SEED, Dataset, Engine, Error, Gpu, Loss, Network, Optimizer,
     Progress, Start, TrainConfig, Trainer,
@@ -220,8 +221,9 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     }
 
     let first_epoch = trainer.epoch();
+    let start_loss = job.start_loss(&starts[0])?;
     let start = Instant::now();
-    let (progress, curve) = job.train(&mut trainer, quiet)?;
+    let (progress, curve) = job.train(&mut trainer, start_loss, quiet)?;
     let train_ms = millis(start.elapsed());
     let outcomes: Vec<Outcome> = progress
         .iter()
@@ -232,9 +234,14 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     let best_config = starts[best].config;
     let evaluation = trainer.evaluate(best)?;
     let final_params = trainer.params(best)?;
-    // A NaN can hide behind a finite loss (a relu layer that is never active passes nothing on).
-    if let Some(i) = final_params.iter().position(|v| !v.is_finite()) {
-        let what = format!("parameter {i} became {}", final_params[i]);
+    // A NaN can hide behind a finite loss (a relu layer that is never active passes nothing on), and a
+    // bounded output can hide a step that overshot.
+    let not_finite = final_params.iter().position(|v| !v.is_finite());
+    let saturated = || saturation(network, start_loss, evaluation.loss, &evaluation.outputs);
+    let why = not_finite
+        .map(|i| format!("parameter {i} became {}", final_params[i]))
+        .or_else(|| (!job.sweeps()).then(saturated).flatten());
+    if let Some(what) = why {
         return Err(Error::Diverged {
             epoch: trainer.epoch(),
             what,
@@ -439,7 +446,45 @@ impl<'a> Job<'a> {
 
     /// Trains `--epochs` more epochs, checking the loss as it goes; gives every run's last check and the
     /// curve of all checks.
-    fn train(&self, trainer: &mut Trainer, quiet: bool) -> anyhow::Result<(Vec<Progress>, Curve)> {
+    /// The loss of the first run before training: what divergence is measured against.
+    fn start_loss(&self, first: &Start) -> anyhow::Result<f64> {
+        let loss = evaluate_on(&self.network, &first.params, &self.train_set, first.config)?.loss;
+        if !loss.is_finite() {
+            return Err(self.diverged(0, format!("the loss is {loss} before any training")));
+        }
+        Ok(loss)
+    }
+
+    /// The error for a run that diverged: where the data holds values whose square overflows f32, they are
+    /// the cause, not the learning rate.
+    fn diverged(&self, epoch: u64, what: String) -> anyhow::Error {
+        let largest = self
+            .train_set
+            .inputs
+            .iter()
+            .chain(&self.train_set.targets)
+            .fold(0.0f32, |m, v| m.max(v.abs()));
+        if largest > f32::MAX.sqrt() {
+            return anyhow::anyhow!(
+                "training diverged by epoch {epoch}: {what}: values as large as {largest:e} in {} overflow \
+                 single precision (f32) once squared; scale the features (--standardize) or the target",
+                self.train_table.source
+            );
+        }
+        Error::Diverged {
+            epoch,
+            what,
+            lr: self.config.lr,
+        }
+        .into()
+    }
+
+    fn train(
+        &self,
+        trainer: &mut Trainer,
+        start_loss: f64,
+        quiet: bool,
+    ) -> anyhow::Result<(Vec<Progress>, Curve)> {
         let args = self.args;
         let first_epoch = trainer.epoch();
         let last_epoch = first_epoch.checked_add(args.epochs).ok_or_else(|| {
@@ -459,15 +504,10 @@ impl<'a> Job<'a> {
             trainer.train(now as usize)?;
             let progress = trainer.progress()?;
             let epoch = trainer.epoch();
-            if !self.sweeps() && !progress[0].loss.is_finite() {
+            let diverged = divergence(start_loss, progress[0].loss).filter(|_| !self.sweeps());
+            if let Some(what) = diverged {
                 bar.abandon();
-                let what = format!("the loss became {}", progress[0].loss);
-                return Err(Error::Diverged {
-                    epoch,
-                    what,
-                    lr: self.config.lr,
-                }
-                .into());
+                return Err(self.diverged(epoch, what));
             }
             let status = self.status(&progress);
             bar.set_position(epoch - first_epoch);

@@ -26,6 +26,12 @@ fn activate(z: f32, kind: u32) -> f32 {
             return 1.0 / (1.0 + exp(-z));
         }
         case TANH: {
+            // Near 0, 1 − e^(−2|z|) cancels and loses the relative precision a small z has: there the series
+            // z − z³/3 + 2z⁵/15 − 17z⁷/315, whose next term is below f32's precision for |z| < 1/8.
+            if (abs(z) < 0.125) {
+                let z2 = z * z;
+                return z * (1.0 + z2 * (-1.0 / 3.0 + z2 * (2.0 / 15.0 + z2 * (-17.0 / 315.0))));
+            }
             // Through e^(−2|z|), which never overflows.
             let e = exp(-2.0 * abs(z));
             return sign(z) * (1.0 - e) / (1.0 + e);

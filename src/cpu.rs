@@ -342,6 +342,15 @@ impl<T: Real> Rows<T> {
     }
 }
 
+/// The memory the machine can still give, as Linux's /proc/meminfo says (MemAvailable); None where it does
+/// not say.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
 /// The network's numbers: parameters, gradients, optimizer state and activations.
 ///
 /// Per weight layer l: `pre[l]` holds its pre-activation z and `post[l]` its output; their gradients are
@@ -369,6 +378,7 @@ impl<T: Real> CpuTrainer<T> {
     ) -> Result<Self> {
         let layout = check_run(network, data, &config)?;
         check_params_len(&layout, params.len())?;
+        Self::check_size(network, data.rows, &config, 1)?;
         let per_layer = |rows: usize| -> Vec<Vec<T>> {
             network.sizes()[1..]
                 .iter()
@@ -398,6 +408,36 @@ impl<T: Real> CpuTrainer<T> {
             },
             epoch: 0,
         })
+    }
+
+    /// Checks that `runs` trainers of `network` on `rows` rows fit in the memory the machine has free, before
+    /// anything is allocated.
+    pub fn check_size(
+        network: &Network,
+        rows: usize,
+        config: &TrainConfig,
+        runs: usize,
+    ) -> Result<()> {
+        let (rows, runs) = (rows as u64, runs as u64);
+        let params = network.layout().len as u64;
+        let units: u64 = network.sizes()[1..].iter().map(|&s| s as u64).sum();
+        let width = (network.inputs() + network.outputs()) as u64;
+        // Parameters, gradients and state; z, f(z) and their gradients per layer; the data and a batch copy.
+        let values = params
+            .saturating_mul(2 + config.optimizer.state_per_param() as u64)
+            .saturating_add(rows.saturating_mul(units).saturating_mul(4))
+            .saturating_add(rows.saturating_mul(width).saturating_mul(2));
+        let needed = values
+            .saturating_mul(size_of::<T>() as u64)
+            .saturating_mul(runs);
+        match available_memory() {
+            Some(available) if needed > available => Err(Error::OutOfMemory {
+                what: format!("training {runs} network(s) [{network}] on {rows} rows on the CPU"),
+                needed,
+                available,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Runs `epochs` epochs; each visits every row once, a mini-batch per step.

@@ -1,13 +1,14 @@
 //! Data in: CSV files and built-in datasets as tables of named columns, and the schema that turns a table's
 //! columns into a network's inputs and targets (saved with a model, so that `predict` reads files the same way).
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use serde::{Deserialize, Serialize};
 
 use crate::network::{Dataset, Loss};
-use crate::{Error, Result};
+use crate::{Error, Result, quote, quote_list};
 
 /// A table read from a CSV file or generated: a header and rows of text cells.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,13 +30,14 @@ impl Table {
     /// Reads a CSV file with a header row. Every row must have as many cells as the header.
     pub fn read_csv(path: &Path) -> Result<Table> {
         let source = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, "read", e))?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+        let mut lines = Lines::new(&bytes);
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
-            .from_reader(file);
+            .from_reader(&bytes[..]);
         let header: Vec<String> = reader
             .headers()
-            .map_err(|e| csv_error(&source, e))?
+            .map_err(|e| csv_error(&source, &mut lines, e))?
             .iter()
             .map(str::to_string)
             .collect();
@@ -46,23 +48,20 @@ impl Table {
                 "the file is empty; it needs a header row and data rows",
             ));
         }
-        for (i, name) in header.iter().enumerate() {
-            if name.is_empty() || header[..i].contains(name) {
-                let what = if name.is_empty() {
-                    "an empty column name".to_string()
-                } else {
-                    format!("{name:?} twice")
-                };
-                let reason = format!(
-                    "the header has {what}; columns are found by name, so each needs its own"
-                );
-                return Err(Error::data(&source, Some(1), reason));
-            }
+        let what = if header.iter().any(String::is_empty) {
+            Some("an empty column name".to_string())
+        } else {
+            repeated(&header).map(|name| format!("{} twice", quote(name)))
+        };
+        if let Some(what) = what {
+            let reason =
+                format!("the header has {what}; columns are found by name, so each needs its own");
+            return Err(Error::data(&source, Some(1), reason));
         }
         let mut rows = Vec::new();
         for record in reader.records() {
-            let record = record.map_err(|e| csv_error(&source, e))?;
-            let line = record.position().map_or(0, |p| p.line());
+            let record = record.map_err(|e| csv_error(&source, &mut lines, e))?;
+            let line = record.position().map_or(0, |p| lines.at(p.byte()));
             rows.push(Row {
                 line,
                 cells: record.iter().map(str::to_string).collect(),
@@ -82,18 +81,21 @@ impl Table {
         })
     }
 
-    /// Writes the table as CSV, atomically: a reader never sees a half-written file.
+    /// Writes the table as CSV (see [`crate::output::write`]): a reader never sees half a file.
     pub fn write_csv(&self, path: &Path) -> Result<()> {
+        crate::output::write(path, &self.csv_bytes()?)
+    }
+
+    /// The table as CSV text; every row must have as many cells as the header.
+    pub fn csv_bytes(&self) -> Result<Vec<u8>> {
+        let failed = |e: &dyn std::fmt::Display| {
+            Error::data(&self.source, None, format!("cannot be written as CSV: {e}"))
+        };
         let mut writer = csv::Writer::from_writer(Vec::new());
-        let csv_failed = |e: csv::Error| Error::io(path, "write", std::io::Error::other(e));
-        writer.write_record(&self.header).map_err(csv_failed)?;
-        for row in &self.rows {
-            writer.write_record(&row.cells).map_err(csv_failed)?;
+        for record in std::iter::once(&self.header).chain(self.rows.iter().map(|r| &r.cells)) {
+            writer.write_record(record).map_err(|e| failed(&e))?;
         }
-        let bytes = writer
-            .into_inner()
-            .map_err(|e| Error::io(path, "write", std::io::Error::other(e.to_string())))?;
-        write_atomic(path, &bytes)
+        writer.into_inner().map_err(|e| failed(&e))
     }
 
     /// The index of the column called `name`.
@@ -103,8 +105,9 @@ impl Table {
                 option,
                 name,
                 format!(
-                    "{} has no such column; its columns are {:?}",
-                    self.source, self.header
+                    "{} has no such column; its columns are {}",
+                    self.source,
+                    quote_list(&self.header)
                 ),
             )
         })
@@ -118,14 +121,18 @@ impl Table {
             Error::data(
                 &self.source,
                 Some(row.line),
-                format!("column {name:?} holds {cell:?}, not a number"),
+                format!("column {} holds {}, not a number", quote(name), quote(cell)),
             )
         })?;
         if !value.is_finite() {
             return Err(Error::data(
                 &self.source,
                 Some(row.line),
-                format!("column {name:?} holds {cell}; values must be finite"),
+                format!(
+                    "column {} holds {}; values must be finite",
+                    quote(name),
+                    quote(cell)
+                ),
             ));
         }
         Ok(value)
@@ -141,8 +148,45 @@ impl Table {
     }
 }
 
-fn csv_error(source: &str, error: csv::Error) -> Error {
-    let line = error.position().map(|p| p.line());
+/// Line numbers of byte offsets into a CSV file, counted as the reader moves on: the csv crate's own count
+/// lags one line behind after each CRLF, whose `\n` it only takes as the start of the next record.
+struct Lines<'a> {
+    bytes: &'a [u8],
+    counted_to: usize,
+    newlines: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Lines {
+            bytes,
+            counted_to: 0,
+            newlines: 0,
+        }
+    }
+
+    /// The line (from 1) of the record that starts at or after `byte`, past any line ends before it.
+    fn at(&mut self, byte: u64) -> u64 {
+        let mut start = (byte as usize).min(self.bytes.len());
+        while start < self.bytes.len() && matches!(self.bytes[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        if start < self.counted_to {
+            // Offsets only grow while rows are read; an error may look back, so count afresh.
+            (self.counted_to, self.newlines) = (0, 0);
+        }
+        let newlines = self.bytes[self.counted_to..start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.newlines += newlines as u64;
+        self.counted_to = start;
+        self.newlines + 1
+    }
+}
+
+fn csv_error(source: &str, lines: &mut Lines, error: csv::Error) -> Error {
+    let line = error.position().map(|p| lines.at(p.byte()));
     let reason = match error.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
@@ -154,33 +198,9 @@ fn csv_error(source: &str, error: csv::Error) -> Error {
     Error::data(source, line, reason)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: an interrupted write
-/// leaves the old file (or none), never half of a new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::io(path, "write", std::io::Error::other("not a file name")))?;
-    let temporary = path.with_file_name(format!(
-        ".{}.{}.partial",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)
-    })();
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&temporary);
-        Error::io(path, "write", e)
-    })
-}
-
 /// The most points a built-in dataset generates, and the most spiral arms: beyond them a toy set only fills
-/// memory.
-pub const MAX_SAMPLES: usize = 10_000_000;
+/// memory (a generated row costs about 200 bytes as text, so a million is already 200 MB).
+pub const MAX_SAMPLES: usize = 1_000_000;
 pub const MAX_CLASSES: usize = 1000;
 
 /// The built-in datasets, generated from a seed.
@@ -208,7 +228,7 @@ impl Builtin {
         if !(noise.is_finite() && noise >= 0.0) {
             return Err(Error::invalid(
                 "noise",
-                noise,
+                crate::error::number(noise),
                 "noise is a standard deviation: a finite number ≥ 0",
             ));
         }
@@ -219,11 +239,21 @@ impl Builtin {
                 "generate at least 2 samples",
             ));
         }
-        if self == Builtin::Spirals && classes < 2 {
+        if samples > MAX_SAMPLES {
+            return Err(Error::invalid(
+                "samples",
+                samples,
+                format!("a built-in dataset has at most {MAX_SAMPLES} samples"),
+            ));
+        }
+        if self == Builtin::Spirals && !(2..=MAX_CLASSES.min(samples)).contains(&classes) {
             return Err(Error::invalid(
                 "classes",
                 classes,
-                "spirals need at least 2 classes",
+                format!(
+                    "spirals need at least 2 classes and at most {MAX_CLASSES}, and no more than --samples ({samples}) \
+                     so that every class has a point"
+                ),
             ));
         }
         // A stream of its own, so that the noise is not the initial weights' draws over again.
@@ -317,21 +347,22 @@ impl Schema {
             .map(|c| table.header[c].clone())
             .collect();
         let classes = loss.is_classification().then(|| {
-            let mut labels: Vec<String> = table
-                .rows
-                .iter()
-                .map(|r| r.cells[target_column].clone())
+            let labels = table.rows.iter().map(|r| r.cells[target_column].as_str());
+            let numeric = labels.clone().all(|l| number_of(l).is_some());
+            // A class is known by its key: "1" and "1.0" are one class where every label is a number.
+            let mut classes: Vec<String> = labels
+                .map(|l| class_key(l, numeric))
+                .collect::<HashSet<_>>()
+                .into_iter()
                 .collect();
-            labels.sort();
-            labels.dedup();
-            if labels.iter().all(|l| l.parse::<f64>().is_ok()) {
-                labels.sort_by(|a, b| {
-                    a.parse::<f64>()
-                        .unwrap_or(0.0)
-                        .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
-                });
+            if numeric {
+                // Every class is a number here.
+                let value = |class: &String| number_of(class).unwrap_or_default();
+                classes.sort_by(|a, b| value(a).total_cmp(&value(b)));
+            } else {
+                classes.sort();
             }
-            labels
+            classes
         });
         Ok(Schema {
             features,
@@ -356,18 +387,19 @@ impl Schema {
                 "loss",
                 "bce",
                 format!(
-                    "binary cross-entropy needs two classes, but {:?} has {}: {:?}; use --loss ce",
-                    self.target,
+                    "binary cross-entropy needs two classes, but {} has {}: {}; use --loss ce",
+                    quote(&self.target),
                     classes.len(),
-                    classes
+                    quote_list(classes)
                 ),
             )),
             (Some(classes), Loss::Ce) if classes.len() < 2 => Err(Error::invalid(
                 "loss",
                 "ce",
                 format!(
-                    "{:?} has only one class, {:?}: there is nothing to classify",
-                    self.target, classes
+                    "{} has only one class, {}: there is nothing to classify",
+                    quote(&self.target),
+                    quote_list(classes)
                 ),
             )),
             _ => Ok(()),
@@ -393,10 +425,22 @@ impl Schema {
         };
         if self.classes.as_ref().map(Vec::len) != expected_classes {
             return Err(invalid(format!(
-                "classes {:?} for a {loss} network of {} outputs",
-                self.classes,
+                "{} classes for a {loss} network of {} outputs",
+                self.classes.as_ref().map_or(0, Vec::len),
                 network.outputs()
             )));
+        }
+        // A repeated feature would be fed twice, and a repeated class could never be told apart.
+        let names = [("feature", &self.features)]
+            .into_iter()
+            .chain(self.classes.as_ref().map(|c| ("class", c)));
+        for (what, names) in names {
+            if let Some(name) = repeated(names) {
+                return Err(invalid(format!(
+                    "the {what} {} is named twice; each needs its own name",
+                    quote(name)
+                )));
+            }
         }
         if let Some(s) = &self.standardize {
             let usable = s.std.iter().all(|v| v.is_finite() && *v > 0.0)
@@ -404,10 +448,11 @@ impl Schema {
             if s.mean.len() != self.features.len() || s.std.len() != self.features.len() || !usable
             {
                 return Err(invalid(format!(
-                    "scaling statistics must be finite, with deviations above 0, one per feature ({}): mean {:?}, std {:?}",
+                    "scaling statistics must be finite, with deviations above 0, one per feature ({}); \
+                     it has {} means and {} deviations",
                     self.features.len(),
-                    s.mean,
-                    s.std
+                    s.mean.len(),
+                    s.std.len()
                 )));
             }
         }
@@ -415,25 +460,33 @@ impl Schema {
     }
 
     /// Records the mean and standard deviation of each feature of `table` (a constant feature keeps std 1).
+    /// They are summed in f64, so that large values do not overflow, and refused where they do not fit f32.
     pub fn fit_standardize(&mut self, table: &Table) -> Result<()> {
         self.standardize = None;
         let raw = self.raw_features(table)?;
-        let (cols, rows) = (self.features.len(), table.rows.len() as f32);
-        let mean: Vec<f32> = (0..cols)
-            .map(|c| raw.iter().skip(c).step_by(cols).sum::<f32>() / rows)
-            .collect();
-        let std = (0..cols)
-            .map(|c| {
-                let var = raw
-                    .iter()
-                    .skip(c)
-                    .step_by(cols)
-                    .map(|v| (v - mean[c]).powi(2))
-                    .sum::<f32>()
-                    / rows;
-                if var > 0.0 { var.sqrt() } else { 1.0 }
-            })
-            .collect();
+        let (cols, rows) = (self.features.len(), table.rows.len() as f64);
+        let column = |c: usize| raw.iter().skip(c).step_by(cols).map(|&v| f64::from(v));
+        let mut mean = Vec::with_capacity(cols);
+        let mut std = Vec::with_capacity(cols);
+        for c in 0..cols {
+            let m = column(c).sum::<f64>() / rows;
+            let var = column(c).map(|v| (v - m).powi(2)).sum::<f64>() / rows;
+            let s = if var > 0.0 { var.sqrt() } else { 1.0 };
+            let (m32, s32) = (m as f32, s as f32);
+            if !(m32.is_finite() && s32.is_finite() && s32 > 0.0) {
+                return Err(Error::data(
+                    &table.source,
+                    None,
+                    format!(
+                        "column {} has mean {m:e} and deviation {s:e}, which --standardize cannot hold \
+                         in single precision (f32); rescale the column",
+                        quote(&self.features[c])
+                    ),
+                ));
+            }
+            mean.push(m32);
+            std.push(s32);
+        }
         self.standardize = Some(Standardize { mean, std });
         Ok(())
     }
@@ -447,8 +500,9 @@ impl Schema {
     pub fn standardized(&self, mut rows: Vec<f32>) -> Vec<f32> {
         if let Some(s) = &self.standardize {
             for row in rows.chunks_mut(s.mean.len()) {
-                for ((v, mean), std) in row.iter_mut().zip(&s.mean).zip(&s.std) {
-                    *v = (*v - mean) / std;
+                for ((v, &mean), &std) in row.iter_mut().zip(&s.mean).zip(&s.std) {
+                    // In f64: the difference of two values near f32's limit would overflow.
+                    *v = ((f64::from(*v) - f64::from(mean)) / f64::from(std)) as f32;
                 }
             }
         }
@@ -457,17 +511,24 @@ impl Schema {
 
     /// The feature columns of every row as they are in the table.
     pub fn raw_features(&self, table: &Table) -> Result<Vec<f32>> {
+        let index: HashMap<&str, usize> = table
+            .header
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.as_str(), i))
+            .collect();
         let columns = self
             .features
             .iter()
             .map(|name| {
-                table.header.iter().position(|h| h == name).ok_or_else(|| {
+                index.get(name.as_str()).copied().ok_or_else(|| {
                     Error::data(
                         &table.source,
                         Some(1),
                         format!(
-                            "there is no column {name:?}; the model was trained on {:?}",
-                            self.features
+                            "there is no column {}; the model was trained on {}",
+                            quote(name),
+                            quote_list(&self.features)
                         ),
                     )
                 })
@@ -485,6 +546,17 @@ impl Schema {
     /// The targets of every row: the value for regression, 0/1 for bce, a one-hot row for ce.
     pub fn targets(&self, table: &Table, loss: Loss) -> Result<Vec<f32>> {
         let column = table.column(&self.target, "target")?;
+        let numeric = self
+            .classes
+            .as_ref()
+            .is_some_and(|classes| classes.iter().all(|c| number_of(c).is_some()));
+        let class_index: HashMap<String, usize> = self
+            .classes
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, c)| (class_key(c, numeric), i))
+            .collect();
         let mut values = Vec::new();
         for row in &table.rows {
             let Some(classes) = &self.classes else {
@@ -492,11 +564,15 @@ impl Schema {
                 continue;
             };
             let label = &row.cells[column];
-            let class = classes.iter().position(|c| c == label).ok_or_else(|| {
+            let class = *class_index.get(&class_key(label, numeric)).ok_or_else(|| {
                 Error::data(
                     &table.source,
                     Some(row.line),
-                    format!("label {label:?} is not one of the classes {classes:?}"),
+                    format!(
+                        "label {} is not one of the classes {}",
+                        quote(label),
+                        quote_list(classes)
+                    ),
                 )
             })?;
             if loss == Loss::Ce {
@@ -518,13 +594,34 @@ impl Schema {
     }
 }
 
+/// A label's value where it is a finite number.
+fn number_of(label: &str) -> Option<f64> {
+    label.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// What a class is known by: in a column of numbers, the number's value written one way ("1.0" and "1" are
+/// "1", "-0" is "0"); otherwise the label's text.
+fn class_key(label: &str, numeric: bool) -> String {
+    match number_of(label).filter(|_| numeric) {
+        // Adding 0 turns −0 into +0.
+        Some(value) => (value + 0.0).to_string(),
+        None => label.to_string(),
+    }
+}
+
+/// The first name that appears twice in `names`.
+fn repeated(names: &[String]) -> Option<&String> {
+    let mut seen = HashSet::with_capacity(names.len());
+    names.iter().find(|name| !seen.insert(name.as_str()))
+}
+
 /// Splits `rows` row numbers into a training and a held-out part, `test_fraction` of them held out, in an
 /// order drawn from `seed`.
 pub fn split(rows: usize, test_fraction: f32, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
     if !(0.0..1.0).contains(&test_fraction) {
         return Err(Error::invalid(
             "test-split",
-            test_fraction,
+            crate::error::number(test_fraction),
             "hold out a fraction from 0 up to, not including, 1, e.g. 0.2",
         ));
     }

@@ -99,7 +99,9 @@ impl<'gpu> Trainer<'gpu> {
     ) -> Result<Chosen> {
         let Some(gpu) = gpu else {
             return match engine {
-                Engine::Auto => Ok(Chosen::Cpu),
+                Engine::Auto => {
+                    CpuTrainer::<f32>::check_size(network, rows, config, runs).map(|()| Chosen::Cpu)
+                }
                 _ => Err(Error::invalid(
                     "engine",
                     engine,

@@ -4,7 +4,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A user-facing option (named as on the command line, without its dashes) has a value that cannot work.
-    #[error("invalid --{option} {value:?}: {reason}")]
+    #[error("invalid --{option} {}: {reason}", quote(value))]
     InvalidOption {
         option: &'static str,
         value: String,
@@ -30,6 +30,26 @@ pub enum Error {
         unit: &'static str,
     },
 
+    /// An environment variable that selects the adapter holds a value it cannot take.
+    #[error("environment variable {name}={}: {reason}", quote(value))]
+    Environment {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+
+    /// The work would need more memory than the machine has.
+    #[error(
+        "{what} needs {} of memory, but this machine has {} available",
+        gib(*needed),
+        gib(*available)
+    )]
+    OutOfMemory {
+        what: String,
+        needed: u64,
+        available: u64,
+    },
+
     /// wgpu found no adapter under the current backend/adapter selection.
     #[error(
         "no GPU adapter found ({reason}). Install a Vulkan driver (on Debian/Ubuntu: \
@@ -49,8 +69,9 @@ pub enum Error {
         reason: String,
     },
 
-    /// A file could not be read or written.
-    #[error("cannot {action} {path}: {source}")]
+    /// A file could not be read or written. The cause is the source, not part of this message, so that a
+    /// chain of causes (`{:#}`) says it once.
+    #[error("cannot {action} {path}")]
     Io {
         path: String,
         action: &'static str,
@@ -70,7 +91,7 @@ pub enum Error {
     Model { path: String, reason: String },
 
     /// Training diverged: the loss or a parameter is no longer a finite number.
-    #[error("training diverged by epoch {epoch}: {what}; try a smaller --lr (now {lr})")]
+    #[error("training diverged by epoch {epoch}: {what}; try a smaller --lr (now {})", number(*lr))]
     Diverged { epoch: u64, what: String, lr: f32 },
 
     /// Reading results back from the GPU failed.
@@ -105,5 +126,54 @@ impl Error {
             value: value.to_string(),
             reason: reason.into(),
         }
+    }
+}
+
+/// The longest value (in bytes) a message quotes whole.
+const QUOTE_LIMIT: usize = 80;
+/// The most items of a list a message shows.
+const LIST_LIMIT: usize = 10;
+
+/// `text` quoted for a message and cut to a readable length: a 50 MB cell is shown by its start and its
+/// size, not echoed whole.
+pub fn quote(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_LIMIT) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes in all)", &text[..cut], text.len()),
+    }
+}
+
+/// A list of values quoted for a message: the first few, then how many more there are.
+pub fn quote_list<S: AsRef<str>>(items: &[S]) -> String {
+    let shown: Vec<String> = items
+        .iter()
+        .take(LIST_LIMIT)
+        .map(|item| quote(item.as_ref()))
+        .collect();
+    let more = items.len().saturating_sub(LIST_LIMIT);
+    if more == 0 {
+        format!("[{}]", shown.join(", "))
+    } else {
+        format!(
+            "[{}, … {more} more, {} in all]",
+            shown.join(", "),
+            items.len()
+        )
+    }
+}
+
+/// Bytes as GiB for a message.
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// A number as a message shows it: plain where that is short, with an exponent otherwise (1e30, not 31
+/// digits).
+pub(crate) fn number(value: f32) -> String {
+    let magnitude = value.abs();
+    if value == 0.0 || (1e-4..1e7).contains(&magnitude) || !value.is_finite() {
+        value.to_string()
+    } else {
+        format!("{value:e}")
     }
 }

@@ -55,12 +55,13 @@ mod error;
 pub mod gpu;
 pub mod model;
 pub mod network;
+pub mod output;
 pub mod plot;
 pub mod train;
 
 pub use cpu::CpuTrainer;
 pub use engine::{Engine, Progress, Start, Trainer};
-pub use error::{Error, Result};
+pub use error::{Error, Result, quote, quote_list};
 pub use gpu::{Gpu, GpuTrainer};
 pub use network::{Activation, DEFAULT_SEED, Dataset, Init, Loss, Network};
 pub use train::{Optimizer, TrainConfig};

@@ -2,19 +2,31 @@
 //! reference from the same weights and compares them; `train` and `predict` work with any data; `bench`
 //! prints throughput figures.
 
+/// `println!` that hands a failed write (a closed pipe, a full disk) back as an error instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err($crate::cli::stdout_failed)
+    }};
+}
+
 mod cli;
 
 use cli::sweep::{self, Outcome};
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::bail;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use wgmlp::bench::{self, BenchPlan, max_abs_diff, millis};
 use wgmlp::engine::Chosen;
-use wgmlp::{DEFAULT_SEED, Dataset, Engine, Gpu, Network, Start, TrainConfig, Trainer};
+use wgmlp::train::{divergence, saturation};
+use wgmlp::{CpuTrainer, DEFAULT_SEED, Dataset, Engine, Gpu, Network, Start, TrainConfig, Trainer};
 
 /// The most runs one command trains side by side.
 const MAX_RUNS: u64 = 1 << 22;
@@ -34,7 +46,7 @@ struct Cli {
     epochs: u64,
 
     /// Learning rate; a list such as 0.05,0.1,0.5 trains --runs runs at each
-    #[arg(long, default_value = "0.1", value_delimiter = ',', value_parser = parse_lr)]
+    #[arg(long, default_value = "0.1", value_delimiter = ',', value_parser = cli::parse_lr)]
     lr: Vec<f32>,
 
     /// Networks to train side by side, with seeds seed, seed+1, ... (a sweep reports how many converge)
@@ -98,20 +110,12 @@ enum Backend {
     Both,
 }
 
-fn parse_lr(text: &str) -> Result<f32, String> {
-    let lr: f32 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
-    TrainConfig::sgd(lr).check().map_err(|e| e.to_string())?;
-    Ok(lr)
-}
-
 fn parse_layers(text: &str) -> Result<Network, String> {
     Network::parse(text).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_command_line();
     let result = match cli.command {
         Some(Command::Bench {
             epochs,
@@ -132,13 +136,75 @@ fn main() -> ExitCode {
         Some(Command::Predict(ref args)) => cli::predict::run(args),
         None => run_xor(&cli),
     };
+    // Lines are flushed as they are written; this catches what a caller wrote without a line end.
+    let result = result.and_then(|()| std::io::stdout().flush().map_err(cli::stdout_failed));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader has gone (`wgmlp … | head`): it wanted no more, so stop quietly, as other tools do.
+        Err(error) if closed_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `error` comes from writing to a pipe whose reader has closed it.
+fn closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The command line, refusing the demo's own options before a subcommand: they would be dropped without a
+/// word (`wgmlp --epochs 5 train` would train `train`'s default epochs).
+fn parse_command_line() -> Cli {
+    let mut command = Cli::command();
+    let matches = command.get_matches_mut();
+    if let Some((subcommand, _)) = matches.subcommand() {
+        let typed = command.get_arguments().find(|arg| {
+            !arg.is_global_set()
+                && matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine)
+        });
+        if let Some(arg) = typed {
+            let name = arg.get_long().unwrap_or(arg.get_id().as_str());
+            let message = format!(
+                "--{name} before `{subcommand}` is an option of the XOR demo, which `{subcommand}` does not \
+                 read; put it after `{subcommand}`"
+            );
+            command.error(ErrorKind::ArgumentConflict, message).exit();
+        }
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}
+
+/// Stops a single run that diverged on either side: a loss grown by orders of magnitude, or every output
+/// pinned at 0 or 1 with no loss gained (a NaN shows as such in the table).
+fn check_diverged(
+    network: &Network,
+    start: &Start,
+    data: &Dataset,
+    epochs: u64,
+    sides: [&Option<Side>; 2],
+) -> anyhow::Result<()> {
+    let start_loss = CpuTrainer::<f32>::new(network, &start.params, data, start.config)?
+        .evaluate()
+        .loss;
+    for side in sides.into_iter().flatten() {
+        let what = divergence(start_loss, side.loss)
+            .or_else(|| saturation(network, start_loss, side.loss, &side.outputs));
+        if let Some(what) = what {
+            return Err(wgmlp::Error::Diverged {
+                epoch: epochs,
+                what,
+                lr: start.config.lr,
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// One side's result: every run's outcome, run 0's outputs, and the times.
@@ -239,6 +305,15 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
         Backend::Cpu => Some(run_on(None, &starts, Instant::now())?),
         Backend::Both => Some(run_on(None, &starts[..1], Instant::now())?),
     };
+    if !sweep {
+        check_diverged(
+            network,
+            &starts[0].1,
+            &data,
+            cli.epochs,
+            [&gpu_side, &cpu_side],
+        )?;
+    }
 
     let max_abs_diff = match (&gpu_side, &cpu_side) {
         (Some(g), Some(c)) => Some(max_abs_diff(&g.outputs, &c.outputs)),
@@ -266,16 +341,16 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
             "cpu_train_ms": side(&cpu_side, |s| json!(s.train_ms)),
             "runs": sweep_side.map(|s| &s.outcomes),
         });
-        println!("{report:#}");
+        say!("{report:#}")?;
         return Ok(());
     }
 
     match adapter.as_ref() {
-        Some(adapter) => println!("adapter: {adapter}"),
-        None => println!("adapter: none (--backend cpu)"),
+        Some(adapter) => say!("adapter: {adapter}")?,
+        None => say!("adapter: none (--backend cpu)")?,
     }
     let lrs: Vec<String> = cli.lr.iter().map(f32::to_string).collect();
-    println!(
+    say!(
         "network {network} · sigmoid · lr {} · {epochs} epochs · seed {}{}\n",
         lrs.join(","),
         cli.seed,
@@ -288,79 +363,89 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
         } else {
             String::new()
         }
-    );
+    )?;
     if sweep {
-        print_sweep(gpu_side.as_ref(), cpu_side.as_ref(), max_abs_diff);
+        print_sweep(gpu_side.as_ref(), cpu_side.as_ref(), max_abs_diff)
     } else {
-        print_table(&data, gpu_side.as_ref(), cpu_side.as_ref(), max_abs_diff);
+        print_table(&data, gpu_side.as_ref(), cpu_side.as_ref(), max_abs_diff)
     }
-    Ok(())
 }
 
-fn print_table(data: &Dataset, gpu: Option<&Side>, cpu: Option<&Side>, max_abs_diff: Option<f32>) {
+fn print_table(
+    data: &Dataset,
+    gpu: Option<&Side>,
+    cpu: Option<&Side>,
+    max_abs_diff: Option<f32>,
+) -> anyhow::Result<()> {
     let cell = |side: Option<&Side>, row: usize| {
         side.map_or("-".to_string(), |s| format!("{:.6}", s.outputs[row]))
     };
-    println!("input   target   GPU output   CPU output");
+    say!("input   target   GPU output   CPU output")?;
     for row in 0..data.rows {
         let x = &data.inputs[row * 2..row * 2 + 2];
-        println!(
+        say!(
             "{} {}     {}        {:<12} {}",
             x[0],
             x[1],
             data.targets[row],
             cell(gpu, row),
             cell(cpu, row)
-        );
+        )?;
     }
-    println!();
+    say!()?;
     if let Some(diff) = max_abs_diff {
-        println!("max |GPU − CPU|: {diff:.3e}");
+        say!("max |GPU − CPU|: {diff:.3e}")?;
     }
     for (name, side) in [("GPU", gpu), ("CPU", cpu)] {
         if let Some(side) = side {
-            println!(
+            say!(
                 "{}: loss ½·Σ(y − o)² = {:.6}, training {:.1} ms (setup {:.1} ms apart)",
                 side.label(name),
                 side.loss,
                 side.train_ms,
                 side.setup_ms
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
-fn print_sweep(gpu: Option<&Side>, cpu: Option<&Side>, max_abs_diff: Option<f32>) {
+fn print_sweep(
+    gpu: Option<&Side>,
+    cpu: Option<&Side>,
+    max_abs_diff: Option<f32>,
+) -> anyhow::Result<()> {
     for (name, side) in [("GPU", gpu), ("CPU", cpu)] {
         let Some(side) = side else { continue };
-        println!(
+        say!(
             "{}: {} run(s) in {:.1} ms (setup {:.1} ms apart)",
             side.label(name),
             side.outcomes.len(),
             side.train_ms,
             side.setup_ms
-        );
+        )?;
         if gpu.is_none() || name == "GPU" {
             for line in sweep::summary(&side.outcomes) {
-                println!("  {line}");
+                say!("  {line}")?;
             }
         }
     }
     if let Some(diff) = max_abs_diff {
-        println!("run 0 on both sides: max |GPU − CPU| of the outputs {diff:.3e}");
+        say!("run 0 on both sides: max |GPU − CPU| of the outputs {diff:.3e}")?;
     }
+    Ok(())
 }
 
 fn run_bench(plan: &BenchPlan, json: bool) -> anyhow::Result<()> {
     let gpu = pollster::block_on(Gpu::new())?;
     let report = pollster::block_on(bench::run(&gpu, plan))?;
     if json {
-        println!("{:#}", serde_json::to_value(&report)?);
+        say!("{:#}", serde_json::to_value(&report)?)?;
         return Ok(());
     }
-    println!("adapter: {}", report.adapter);
+    say!("adapter: {}", report.adapter)?;
     let xor = &report.xor;
-    println!(
+    say!(
         "XOR 2-3-1, {} epochs: fused {:.1} ms ({:.0} epochs/s, setup {:.1} ms apart), layered {:.1} ms ({:.0} epochs/s, {} dispatches an epoch), CPU {:.1} ms ({:.0} epochs/s)",
         xor.epochs,
         xor.fused_train_ms,
@@ -371,31 +456,34 @@ fn run_bench(plan: &BenchPlan, json: bool) -> anyhow::Result<()> {
         xor.layered_dispatches_per_epoch,
         xor.cpu_train_ms,
         xor.cpu_epochs_per_s
-    );
+    )?;
     for sweep in &report.sweeps {
-        println!(
+        say!(
             "XOR sweep, {} networks × {} epochs: {:.1} ms, {:.3e} network-epochs/s, {:.1}% converged",
             sweep.networks,
             sweep.epochs,
             sweep.train_ms,
             sweep.network_epochs_per_s,
             100.0 * sweep.converged
-        );
+        )?;
     }
     let moons = &report.moons;
-    println!(
+    say!(
         "moons 2-16-16-1 (tanh, bce, adam), {} epochs: fused {:.1} ms (accuracy {:.1}%), layered {:.1} ms, CPU {:.1} ms",
         moons.epochs,
         moons.fused_train_ms,
         100.0 * moons.fused_accuracy,
         moons.layered_train_ms,
         moons.cpu_train_ms
-    );
+    )?;
     for m in &report.matmul {
-        println!(
+        say!(
             "matmul {0}×{0} f32: GPU {1:.2} GFLOP/s, CPU {2:.2} GFLOP/s (max |GPU − CPU| {3:.1e})",
-            m.size, m.gpu_gflops, m.cpu_gflops, m.max_abs_diff
-        );
+            m.size,
+            m.gpu_gflops,
+            m.cpu_gflops,
+            m.max_abs_diff
+        )?;
     }
     Ok(())
 }

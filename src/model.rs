@@ -10,7 +10,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::cpu::CpuTrainer;
-use crate::data::{Schema, write_atomic};
+use crate::data::Schema;
 use crate::network::{Activation, Dataset, Loss, Network};
 use crate::train::{Optimizer, TrainConfig};
 use crate::{Error, Result};
@@ -69,15 +69,20 @@ impl Model {
     /// Writes the model atomically: an interrupted save leaves the previous file, never half of a new one.
     /// Parameters that are not finite are refused: such a model could not predict anything.
     pub fn save(&self, path: &Path) -> Result<()> {
+        let unusable = |reason: String| Error::Model {
+            path: path.display().to_string(),
+            reason,
+        };
         if let Some(i) = self.params.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Model {
-                path: path.display().to_string(),
-                reason: format!(
-                    "parameter {i} is {}: training diverged; try a smaller --lr",
-                    self.params[i]
-                ),
-            });
+            return Err(unusable(format!(
+                "parameter {i} is {}: training diverged; try a smaller --lr",
+                self.params[i]
+            )));
         }
+        // What Model::load would refuse is not written.
+        self.schema
+            .check_fits(&self.network)
+            .map_err(|e| unusable(format!("its schema does not fit its network: {e}")))?;
         let layout = self.network.layout();
         let mut tensors: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
         for (i, layer) in layout.layers.iter().enumerate() {
@@ -129,7 +134,7 @@ impl Model {
             Some(HashMap::from([(METADATA_KEY.to_string(), json)])),
         )
         .map_err(|e| Error::io(path, "write", std::io::Error::other(e.to_string())))?;
-        write_atomic(path, &bytes)
+        crate::output::write(path, &bytes)
     }
 
     /// Reads a model that [`Model::save`] wrote, checking every tensor against the metadata.
@@ -192,20 +197,29 @@ impl Model {
             Ok(values)
         };
         let layout = network.layout();
+        // Every tensor is read, its shape checked against the metadata, before the parameters are laid out:
+        // so what is allocated is bounded by what the file holds, whatever sizes its metadata claims.
+        let tensors = layout
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| {
+                let weight = read(
+                    &format!("layers.{i}.weight"),
+                    &[layer.outputs, layer.inputs],
+                )?;
+                Ok((weight, read(&format!("layers.{i}.bias"), &[layer.outputs])?))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut params = vec![0.0; layout.len];
-        for (i, layer) in layout.layers.iter().enumerate() {
-            let weight = read(
-                &format!("layers.{i}.weight"),
-                &[layer.outputs, layer.inputs],
-            )?;
+        for (layer, (weight, bias)) in layout.layers.iter().zip(tensors) {
             for o in 0..layer.outputs {
                 for j in 0..layer.inputs {
                     params[layer.weight.start + j * layer.outputs + o] =
                         weight[o * layer.inputs + j];
                 }
             }
-            params[layer.bias.clone()]
-                .copy_from_slice(&read(&format!("layers.{i}.bias"), &[layer.outputs])?);
+            params[layer.bias.clone()].copy_from_slice(&bias);
         }
         let checkpoint = match metadata.checkpoint {
             Some(mut checkpoint) => {

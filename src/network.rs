@@ -119,6 +119,11 @@ pub enum Init {
     He,
 }
 
+/// The most parameters a network may have: 1 GiB of f32, and as much again for each of the gradients and
+/// the optimizer's state. Far more than a multilayer perceptron on tabular data needs, and well inside what
+/// the offsets (u32) can index.
+pub const MAX_PARAMS: usize = 1 << 28;
+
 /// A seed for which the tutorial's 2-3-1 network converges on XOR in 10000 epochs (checked by a test).
 pub const DEFAULT_SEED: u64 = 7;
 
@@ -190,8 +195,8 @@ impl Network {
         })
     }
 
-    /// At least an input and an output layer, none of them empty, and not so many parameters that offsets
-    /// overflow.
+    /// At least an input and an output layer, none of them empty, and no more than [`MAX_PARAMS`]
+    /// parameters.
     fn check_sizes(sizes: Vec<usize>) -> Result<Vec<usize>> {
         let shown = || format!("{sizes:?}");
         if sizes.len() < 2 {
@@ -211,11 +216,12 @@ impl Network {
         let params = sizes.windows(2).try_fold(0usize, |sum, pair| {
             sum.checked_add(pair[0].checked_mul(pair[1])?.checked_add(pair[1])?)
         });
-        if params.is_none_or(|p| p > u32::MAX as usize) {
+        if params.is_none_or(|p| p > MAX_PARAMS) {
+            let counted = params.map_or("too many to count".into(), |p| p.to_string());
             return Err(Error::invalid(
                 "layers",
                 shown(),
-                "more parameters than this program can index (2³²)",
+                format!("{counted} parameters, more than this program trains (2²⁸ = {MAX_PARAMS})"),
             ));
         }
         Ok(sizes)

@@ -64,7 +64,7 @@ pub fn draw(path: &Path, curve: &LossCurve, points: Option<(&Points, Classify)>)
     let mut png = Vec::new();
     let encoded = image_png(&mut png, &pixels, width as u32, height as u32);
     encoded.map_err(|e| Error::io(path, "encode", std::io::Error::other(e)))?;
-    crate::data::write_atomic(path, &png)
+    crate::output::write(path, &png)
 }
 
 type Drawn = std::result::Result<(), Box<dyn std::error::Error>>;

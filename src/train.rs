@@ -22,11 +22,30 @@ impl Optimizer {
     pub const ADAM_BETA2: f32 = 0.999;
     pub const ADAM_EPSILON: f32 = 1e-8;
 
-    /// Builds the optimizer a command line names: `sgd` (with `momentum`) or `adam` (with `weight_decay`).
-    pub fn parse(name: &str, momentum: f32, weight_decay: f32) -> Result<Self> {
-        let optimizer = match name {
-            "sgd" => Optimizer::Sgd { momentum },
-            "adam" => Optimizer::Adam { weight_decay },
+    /// Builds the optimizer a command line names: `sgd` (with `momentum`) or `adam` (with `weight_decay`),
+    /// each 0 where not given. A setting of the other optimizer is an error: it would be ignored.
+    pub fn parse(name: &str, momentum: Option<f32>, weight_decay: Option<f32>) -> Result<Self> {
+        let optimizer = match (name, momentum, weight_decay) {
+            ("sgd", momentum, None) => Optimizer::Sgd {
+                momentum: momentum.unwrap_or(0.0),
+            },
+            ("adam", None, weight_decay) => Optimizer::Adam {
+                weight_decay: weight_decay.unwrap_or(0.0),
+            },
+            ("sgd", _, Some(weight_decay)) => {
+                return Err(Error::invalid(
+                    "weight-decay",
+                    crate::error::number(weight_decay),
+                    "weight decay belongs to adam (AdamW); sgd has none: add --optimizer adam or leave it out",
+                ));
+            }
+            ("adam", Some(momentum), _) => {
+                return Err(Error::invalid(
+                    "momentum",
+                    crate::error::number(momentum),
+                    "momentum belongs to sgd; adam keeps its own moments: add --optimizer sgd or leave it out",
+                ));
+            }
             _ => return Err(Error::invalid("optimizer", name, "choose sgd or adam")),
         };
         optimizer.check()?;
@@ -37,7 +56,7 @@ impl Optimizer {
         match self {
             Optimizer::Sgd { momentum } if !(0.0..1.0).contains(&momentum) => Err(Error::invalid(
                 "momentum",
-                momentum,
+                crate::error::number(momentum),
                 "momentum must be at least 0 and below 1, e.g. 0.9",
             )),
             Optimizer::Adam { weight_decay }
@@ -45,7 +64,7 @@ impl Optimizer {
             {
                 Err(Error::invalid(
                     "weight-decay",
-                    weight_decay,
+                    crate::error::number(weight_decay),
                     "weight decay must be a finite number ≥ 0",
                 ))
             }
@@ -96,8 +115,23 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::invalid(
                 "lr",
-                self.lr,
+                crate::error::number(self.lr),
                 "the learning rate must be a finite number greater than 0, e.g. 0.1",
+            ));
+        }
+        if let Optimizer::Adam { weight_decay } = self.optimizer
+            && self.lr * weight_decay >= 1.0
+        {
+            return Err(Error::invalid(
+                "weight-decay",
+                crate::error::number(weight_decay),
+                format!(
+                    "each step takes lr·λ = {} of every weight away, the whole weight or more, so the weights \
+                     flip and grow; with --lr {} keep it below 1/lr = {}",
+                    crate::error::number(self.lr * weight_decay),
+                    crate::error::number(self.lr),
+                    crate::error::number(1.0 / self.lr)
+                ),
             ));
         }
         if self.batch_size == Some(0) {
@@ -147,6 +181,41 @@ impl TrainConfig {
             .map(|position| self.row_at(epoch, rows, position) as u32)
             .collect()
     }
+}
+
+/// How many times its starting value the loss may grow before a run counts as diverged.
+pub const DIVERGENCE_GROWTH: f64 = 1e4;
+
+/// Why a run that started at loss `start` has diverged by loss `now`, where it has: a loss that is no
+/// longer a number, or one grown by orders of magnitude.
+pub fn divergence(start: f64, now: f64) -> Option<String> {
+    if !now.is_finite() {
+        Some(format!("the loss became {now}"))
+    } else if start > 0.0 && now > DIVERGENCE_GROWTH * start {
+        Some(format!(
+            "the loss grew from {start:.6} to {now:e}, more than {DIVERGENCE_GROWTH:e} times"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Why a run has diverged where its outputs say so: a sigmoid or softmax output pinned at exactly 0 or 1 on
+/// every row, with a loss no better than where it started, is a step that overshot, not a fit.
+pub fn saturation(
+    network: &crate::Network,
+    start: f64,
+    now: f64,
+    outputs: &[f32],
+) -> Option<String> {
+    let bounded = matches!(
+        network.output_activation(),
+        crate::Activation::Sigmoid | crate::Activation::Softmax
+    );
+    let pinned = !outputs.is_empty() && outputs.iter().all(|&o| o == 0.0 || o == 1.0);
+    (bounded && pinned && now >= start).then(|| {
+        format!("every output is pinned at 0 or 1 and the loss ({now:.6}) is no better than at the start ({start:.6})")
+    })
 }
 
 /// Rounds of the order's shuffle: enough to scatter the rows of a batch over the whole set.

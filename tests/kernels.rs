@@ -5,9 +5,9 @@ mod common;
 use std::ops::Range;
 
 use common::{assert_close, gpu, random};
-use wgmlp::TrainConfig;
 use wgmlp::cpu::{self, MatmulShape};
 use wgmlp::gpu::{Kernel, Op, RowOrder};
+use wgmlp::{Activation, TrainConfig};
 
 const ATOL: f32 = 1e-5;
 const RTOL: f32 = 1e-5;
@@ -177,6 +177,21 @@ fn activation_kernels_match_cpu() {
             );
         }
     }
+}
+
+#[test]
+fn tanh_keeps_its_relative_precision_near_zero() {
+    // tanh(z) ≈ z here, so only a relative tolerance tells a right answer from a cancelled one.
+    let z: Vec<f32> = [1e-30, 1e-7, 3e-5, 1e-3, 0.05, 0.1249, 0.1251, 0.3, 1.0, 4.0]
+        .iter()
+        .flat_map(|&v| [v, -v])
+        .collect();
+    let mut expected = vec![0.0; z.len()];
+    cpu::activation_forward(&mut expected, &z, Activation::Tanh);
+    let mut arena = Arena::default();
+    let (rz, out) = (arena.put(&z), arena.put(&vec![f32::NAN; z.len()]));
+    let result = arena.run(&[Op::activation_forward(out.clone(), rz, Activation::Tanh).unwrap()]);
+    assert_close("tanh near 0", &result[out], &expected, 0.0, 2e-6);
 }
 
 #[test]

@@ -195,14 +195,41 @@ fn a_schema_that_does_not_fit_the_network_is_rejected() {
             }),
             ..model.schema.clone()
         },
+        // A feature named twice would be fed twice; a class named twice could never be told apart.
+        Schema {
+            features: vec!["a".into(), "a".into()],
+            ..model.schema.clone()
+        },
+        Schema {
+            classes: Some(vec!["p".into(), "q".into(), "p".into()]),
+            ..model.schema.clone()
+        },
     ];
+    let good = path("schema-good");
+    model.save(&good).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
     for (i, schema) in broken.into_iter().enumerate() {
+        // save refuses what load would refuse, and writes nothing.
         let file = path(&format!("schema-{i}"));
-        Model {
-            schema,
+        let err = Model {
+            schema: schema.clone(),
             ..model.clone()
         }
         .save(&file)
+        .unwrap_err();
+        assert!(err.to_string().contains("schema"), "case {i}: {err}");
+        assert!(!file.exists(), "case {i}");
+        // A file crafted with the schema is refused on load.
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let mut metadata = header.metadata().clone().unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&metadata[METADATA_KEY]).unwrap();
+        json["schema"] = serde_json::to_value(&schema).unwrap();
+        metadata.insert(METADATA_KEY.into(), json.to_string());
+        let tensors = SafeTensors::deserialize(&bytes).unwrap();
+        std::fs::write(
+            &file,
+            safetensors::serialize(tensors.tensors(), Some(metadata)).unwrap(),
+        )
         .unwrap();
         let err = Model::load(&file).unwrap_err();
         assert!(

@@ -1,12 +1,10 @@
 //! `predict`: a saved model applied to the rows of a CSV file, one prediction per row, as CSV.
 
-use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use wgmlp::Loss;
-use wgmlp::data::{Row, Table, class_of, write_atomic};
+use wgmlp::data::{Row, Table, class_of};
 use wgmlp::model::Model;
 
 #[derive(Args)]
@@ -19,30 +17,21 @@ pub struct PredictArgs {
     #[arg(long)]
     input: PathBuf,
 
-    /// Where to write the predictions [default: standard output]
+    /// Where to write the predictions; - or none: standard output
     #[arg(long)]
     output: Option<PathBuf>,
 }
 
 pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
+    let inputs = [("--model", &args.model), ("--input", &args.input)];
+    super::check_outputs_spare_inputs(&inputs, &[("--output", args.output.as_ref())])?;
     let model = Model::load(&args.model)?;
     let table = Table::read_csv(&args.input)?;
     let inputs = model.schema.features(&table)?;
     let outputs = model.predict(&inputs, table.rows.len())?;
-    let predictions = predictions(&model, &outputs);
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(&predictions.header)?;
-    for row in &predictions.rows {
-        writer.write_record(&row.cells)?;
-    }
-    let bytes = writer.into_inner().context("formatting the predictions")?;
-    match &args.output {
-        Some(path) => {
-            write_atomic(path, &bytes).with_context(|| format!("--output {}", path.display()))?
-        }
-        None => std::io::stdout().write_all(&bytes)?,
-    }
-    Ok(())
+    let bytes = predictions(&model, &outputs).csv_bytes()?;
+    let stdout = PathBuf::from("-");
+    super::write_output("--output", args.output.as_ref().unwrap_or(&stdout), &bytes)
 }
 
 /// Classifiers: the class label, then the probability of each class. Regression: the predicted value.

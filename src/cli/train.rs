@@ -14,6 +14,7 @@ use wgmlp::cpu::Evaluation;
 use wgmlp::data::{Builtin, Schema, Table, accuracy, class_of, split};
 use wgmlp::model::{Checkpoint, Model};
 use wgmlp::plot::{self, LossCurve, Points};
+use wgmlp::train::{divergence, saturation};
 use wgmlp::{
     Activation, CpuTrainer, DEFAULT_SEED, Dataset, Engine, Error, Gpu, Loss, Network, Optimizer,
     Progress, Start, TrainConfig, Trainer,
@@ -36,14 +37,14 @@ pub struct TrainArgs {
     samples: usize,
 
     /// Standard deviation of the noise added to generated points
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = super::parse_f32)]
     noise: f32,
 
     /// Arms of the spirals dataset
     #[arg(long, default_value_t = 3)]
     classes: usize,
 
-    /// Write the dataset (generated or read) to this CSV file as well
+    /// Write the dataset (generated or read) to this CSV file as well; - for standard output
     #[arg(long)]
     export: Option<PathBuf>,
 
@@ -53,7 +54,7 @@ pub struct TrainArgs {
 
     /// Learning rate [default: 0.1 for sgd, 0.01 for adam]; a list such as 0.01,0.03,0.1 trains --runs runs
     /// at each
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::parse_lr)]
     lr: Vec<f32>,
 
     /// Networks to train side by side from seeds seed, seed+1, ...; reports how many converge, keeps the best
@@ -85,13 +86,13 @@ pub struct TrainArgs {
     #[arg(long, default_value = "sgd")]
     optimizer: String,
 
-    /// Momentum of sgd
-    #[arg(long, default_value_t = 0.0)]
-    momentum: f32,
+    /// Momentum of sgd [default: 0]
+    #[arg(long, value_parser = super::parse_f32)]
+    momentum: Option<f32>,
 
-    /// Decoupled weight decay of adam (AdamW)
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f32,
+    /// Decoupled weight decay of adam (AdamW) [default: 0]
+    #[arg(long, value_parser = super::parse_f32)]
+    weight_decay: Option<f32>,
 
     /// Rows per step [default: all of them]
     #[arg(long)]
@@ -106,7 +107,7 @@ pub struct TrainArgs {
     backend: TrainBackend,
 
     /// Fraction of the rows held out to test on
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::parse_f32)]
     test_split: f32,
 
     /// Scale each feature to mean 0 and deviation 1 (the statistics are saved with the model)
@@ -193,7 +194,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     let quiet = args.quiet || json;
     if !quiet {
         if let Some(adapter) = gpu.as_ref().map(Gpu::adapter) {
-            println!("adapter: {adapter}");
+            say!("adapter: {adapter}")?;
         }
         let start = match (&job.init, resumed) {
             (_, Some(c)) => format!(" · resuming after epoch {}", c.epoch),
@@ -206,7 +207,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         } else {
             String::new()
         };
-        println!(
+        say!(
             "network {network} · {} hidden · {} output · {} loss · {} · lr {}{runs} · {} engine · {} training rows, {} held out{start}",
             network.hidden_activation(),
             network.output_activation(),
@@ -216,12 +217,13 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             trainer.engine().name(),
             job.train_set.rows,
             job.test_set.rows,
-        );
+        )?;
     }
 
     let first_epoch = trainer.epoch();
+    let start_loss = job.start_loss(&starts[0])?;
     let start = Instant::now();
-    let (progress, curve) = job.train(&mut trainer, quiet)?;
+    let (progress, curve) = job.train(&mut trainer, start_loss, quiet)?;
     let train_ms = millis(start.elapsed());
     let outcomes: Vec<Outcome> = progress
         .iter()
@@ -232,9 +234,14 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     let best_config = starts[best].config;
     let evaluation = trainer.evaluate(best)?;
     let final_params = trainer.params(best)?;
-    // A NaN can hide behind a finite loss (a relu layer that is never active passes nothing on).
-    if let Some(i) = final_params.iter().position(|v| !v.is_finite()) {
-        let what = format!("parameter {i} became {}", final_params[i]);
+    // A NaN can hide behind a finite loss (a relu layer that is never active passes nothing on), and a
+    // bounded output can hide a step that overshot.
+    let not_finite = final_params.iter().position(|v| !v.is_finite());
+    let saturated = || saturation(network, start_loss, evaluation.loss, &evaluation.outputs);
+    let why = not_finite
+        .map(|i| format!("parameter {i} became {}", final_params[i]))
+        .or_else(|| (!job.sweeps()).then(saturated).flatten());
+    if let Some(what) = why {
         return Err(Error::Diverged {
             epoch: trainer.epoch(),
             what,
@@ -262,7 +269,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         )
         .with_context(|| format!("--plot {}", path.display()))?;
         if !quiet {
-            println!("plotted {}", path.display());
+            say!("plotted {}", path.display())?;
         }
     }
     if let Some(path) = &args.save {
@@ -286,7 +293,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             } else {
                 String::new()
             };
-            println!("saved {}{which}", path.display());
+            say!("saved {}{which}", path.display())?;
         }
     }
 
@@ -312,31 +319,31 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             "best_run": best,
             "runs": outcomes,
         });
-        println!("{summary:#}");
+        say!("{summary:#}")?;
     } else {
         let epochs = trainer.epoch() - first_epoch;
         if job.sweeps() {
-            println!(
+            say!(
                 "trained {} runs of {epochs} epochs in {train_ms:.0} ms",
                 outcomes.len()
-            );
+            )?;
             for line in sweep::summary(&outcomes) {
-                println!("  {line}");
+                say!("  {line}")?;
             }
-            println!(
+            say!(
                 "best run (seed {}, lr {}): {}",
                 seeds[best],
                 best_config.lr,
                 describe(&evaluation, &job.train_set, network)
-            );
+            )?;
         } else {
-            println!(
+            say!(
                 "trained {epochs} epochs in {train_ms:.0} ms: {}",
                 describe(&evaluation, &job.train_set, network)
-            );
+            )?;
         }
         if let Some(test) = &test {
-            println!("held out: {}", describe(test, &job.test_set, network));
+            say!("held out: {}", describe(test, &job.test_set, network))?;
         }
     }
     Ok(())
@@ -359,14 +366,25 @@ struct Job<'a> {
 impl<'a> Job<'a> {
     fn prepare(args: &'a TrainArgs) -> anyhow::Result<Self> {
         let builtin = Builtin::parse(&args.dataset);
+        let dataset = PathBuf::from(&args.dataset);
+        let inputs: Vec<(&str, &PathBuf)> = builtin
+            .is_none()
+            .then_some(("--dataset", &dataset))
+            .into_iter()
+            .chain(args.init.as_ref().map(|init| ("--init", init)))
+            .collect();
+        let outputs = [
+            ("--save", args.save.as_ref()),
+            ("--plot", args.plot.as_ref()),
+            ("--export", args.export.as_ref()),
+        ];
+        super::check_outputs_spare_inputs(&inputs, &outputs)?;
         let table = match builtin {
             Some(builtin) => builtin.generate(args.samples, args.noise, args.classes, args.seed)?,
             None => Table::read_csv(args.dataset.as_ref())?,
         };
         if let Some(path) = &args.export {
-            table
-                .write_csv(path)
-                .with_context(|| format!("--export {}", path.display()))?;
+            super::write_output("--export", path, &table.csv_bytes()?)?;
         }
         let init = args
             .init
@@ -428,7 +446,45 @@ impl<'a> Job<'a> {
 
     /// Trains `--epochs` more epochs, checking the loss as it goes; gives every run's last check and the
     /// curve of all checks.
-    fn train(&self, trainer: &mut Trainer, quiet: bool) -> anyhow::Result<(Vec<Progress>, Curve)> {
+    /// The loss of the first run before training: what divergence is measured against.
+    fn start_loss(&self, first: &Start) -> anyhow::Result<f64> {
+        let loss = evaluate_on(&self.network, &first.params, &self.train_set, first.config)?.loss;
+        if !loss.is_finite() {
+            return Err(self.diverged(0, format!("the loss is {loss} before any training")));
+        }
+        Ok(loss)
+    }
+
+    /// The error for a run that diverged: where the data holds values whose square overflows f32, they are
+    /// the cause, not the learning rate.
+    fn diverged(&self, epoch: u64, what: String) -> anyhow::Error {
+        let largest = self
+            .train_set
+            .inputs
+            .iter()
+            .chain(&self.train_set.targets)
+            .fold(0.0f32, |m, v| m.max(v.abs()));
+        if largest > f32::MAX.sqrt() {
+            return anyhow::anyhow!(
+                "training diverged by epoch {epoch}: {what}: values as large as {largest:e} in {} overflow \
+                 single precision (f32) once squared; scale the features (--standardize) or the target",
+                self.train_table.source
+            );
+        }
+        Error::Diverged {
+            epoch,
+            what,
+            lr: self.config.lr,
+        }
+        .into()
+    }
+
+    fn train(
+        &self,
+        trainer: &mut Trainer,
+        start_loss: f64,
+        quiet: bool,
+    ) -> anyhow::Result<(Vec<Progress>, Curve)> {
         let args = self.args;
         let first_epoch = trainer.epoch();
         let last_epoch = first_epoch.checked_add(args.epochs).ok_or_else(|| {
@@ -448,15 +504,10 @@ impl<'a> Job<'a> {
             trainer.train(now as usize)?;
             let progress = trainer.progress()?;
             let epoch = trainer.epoch();
-            if !self.sweeps() && !progress[0].loss.is_finite() {
+            let diverged = divergence(start_loss, progress[0].loss).filter(|_| !self.sweeps());
+            if let Some(what) = diverged {
                 bar.abandon();
-                let what = format!("the loss became {}", progress[0].loss);
-                return Err(Error::Diverged {
-                    epoch,
-                    what,
-                    lr: self.config.lr,
-                }
-                .into());
+                return Err(self.diverged(epoch, what));
             }
             let status = self.status(&progress);
             bar.set_position(epoch - first_epoch);
@@ -465,7 +516,7 @@ impl<'a> Job<'a> {
                 // A hidden bar swallows its println.
                 let line = format!("epoch {epoch}: {status}");
                 if bar.is_hidden() {
-                    println!("{line}")
+                    say!("{line}")?
                 } else {
                     bar.println(line)
                 }

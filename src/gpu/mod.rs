@@ -51,6 +51,7 @@ impl Gpu {
     /// `dx12`, `gl`), WGPU_ADAPTER_NAME (a substring of the name) and WGPU_POWER_PREF (`low` or `high`).
     /// Without WGPU_BACKEND, Vulkan, Metal and DX12 come first and OpenGL only where none of them has one.
     pub async fn new() -> Result<Self> {
+        check_environment()?;
         let tiers = match wgpu::Backends::from_env() {
             Some(chosen) => vec![chosen],
             None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
@@ -408,6 +409,35 @@ impl Program {
             pass.dispatch_workgroups(x, y, z);
         }
     }
+}
+
+/// Refuses a WGPU_BACKEND name or a WGPU_POWER_PREF that wgpu would pass over without a word.
+fn check_environment() -> Result<()> {
+    if let Ok(value) = std::env::var("WGPU_BACKEND") {
+        let unknown = value
+            .split(',')
+            .find(|name| wgpu::Backends::from_comma_list(name).is_empty());
+        if let Some(name) = unknown {
+            return Err(Error::Environment {
+                name: "WGPU_BACKEND",
+                value: value.clone(),
+                reason: format!(
+                    "{} is not a backend's name; use vulkan, metal, dx12 or gl (several with commas)",
+                    crate::quote(name.trim())
+                ),
+            });
+        }
+    }
+    if let Ok(value) = std::env::var("WGPU_POWER_PREF")
+        && wgpu::PowerPreference::from_env().is_none()
+    {
+        return Err(Error::Environment {
+            name: "WGPU_POWER_PREF",
+            value,
+            reason: "use low, high or none".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The adapter WGPU_ADAPTER_NAME names, or else the one wgpu prefers under WGPU_POWER_PREF.

@@ -2,6 +2,7 @@
 //! the worst element.
 #![allow(dead_code)] // each test binary uses its own part
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
@@ -82,6 +83,39 @@ pub fn wgmlp(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("the binary starts")
+}
+
+/// A fresh scratch folder for one test.
+pub fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgmlp-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn text(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Runs `args`, expects failure without a panic, and gives stderr.
+pub fn failure(args: &[&str]) -> String {
+    let out = wgmlp(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
+    stderr
+}
+
+/// Runs `args`, expects failure, checks stderr mentions every fragment, and gives stderr.
+pub fn fails_with(args: &[&str], fragments: &[&str]) -> String {
+    let stderr = failure(args);
+    for fragment in fragments {
+        assert!(
+            stderr.contains(fragment),
+            "{args:?}: {fragment:?} missing from:\n{stderr}"
+        );
+    }
+    stderr
 }
 
 /// Runs `args`, which must succeed, and parses the one JSON object it prints.

@@ -181,8 +181,7 @@ impl<'gpu> Trainer<'gpu> {
             Runs::Fused(t) => t.train(epochs),
             Runs::Layered(ts) => {
                 for t in ts.iter_mut() {
-                    t.check_epochs(epochs)?;
-                    t.train(epochs);
+                    t.train(epochs)?;
                 }
                 ts.first().map_or(Ok(()), |t| t.gpu().wait())
             }

@@ -69,6 +69,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// The device stopped working (a driver reset, a removed GPU): nothing more runs on it.
+    #[error(
+        "the GPU device was lost: {reason}; run again, or train without a GPU with `--backend cpu`"
+    )]
+    DeviceLost { reason: String },
+
+    /// A library function was handed a case it does not cover, e.g. softmax where only an element-wise
+    /// activation can go.
+    #[error("{op} does not take {what}: {reason}")]
+    Unsupported {
+        op: &'static str,
+        what: String,
+        reason: &'static str,
+    },
+
     /// A file could not be read or written. The cause is the source, not part of this message, so that a
     /// chain of causes (`{:#}`) says it once.
     #[error("cannot {action} {path}")]

@@ -21,7 +21,7 @@
 //! let config = TrainConfig::sgd(0.1);
 //! let mut on_gpu = pollster::block_on(GpuTrainer::new(&gpu, &network, &params, &data, config))?;
 //! let mut on_cpu = CpuTrainer::<f32>::new(&network, &params, &data, config)?;
-//! on_gpu.train(10_000);
+//! on_gpu.train(10_000)?;
 //! on_cpu.train(10_000);
 //! println!("{:?} vs {:?}", pollster::block_on(on_gpu.outputs())?, on_cpu.outputs());
 //! # Ok(())

@@ -197,7 +197,7 @@ fn fused_matches_layered_on_the_gpu() {
         let params = network.init_params(3);
         let mut layered =
             pollster::block_on(GpuTrainer::new(gpu(), &network, &params, &data, config)).unwrap();
-        layered.train(40);
+        layered.train(40).unwrap();
         let layered = pollster::block_on(layered.params()).unwrap();
         for tier in tiers(&config, data.rows) {
             let start = Start {

@@ -1,5 +1,6 @@
 //! What a hostile user tried (issue 8): outputs that must not replace what they name, closed pipes and full
-//! disks, sizes from untrusted numbers, and messages that say what went wrong once, briefly and as typed.
+//! disks, sizes from untrusted numbers, messages that say what went wrong once, briefly and as typed, and
+//! library calls and GPU faults that panicked.
 
 mod common;
 
@@ -10,6 +11,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{fails_with, scratch, text, wgmlp};
+use wgmlp::cpu::MatmulShape;
+use wgmlp::gpu::{Kernel, Op};
+use wgmlp::{Activation, DEFAULT_SEED, Dataset, Gpu, GpuTrainer, Network, TrainConfig};
 
 /// Runs `args`, which must succeed, and gives stdout.
 fn succeeds(args: &[&str]) -> String {
@@ -664,4 +668,83 @@ fn divergence_is_caught_and_its_cause_named() {
         "--standardize",
         "--quiet",
     ]);
+}
+
+#[test]
+fn library_calls_that_panicked_return_errors() {
+    let softmax = [
+        Op::activation_forward(0..4, 4..8, Activation::Softmax),
+        Op::activation_backward(0..4, 4..8, 8..12, Activation::Softmax),
+    ];
+    for result in softmax {
+        let error = result.unwrap_err().to_string();
+        assert!(
+            error.contains("softmax") && error.contains("softmax_forward"),
+            "{error}"
+        );
+    }
+    let error = Op::matmul_with(Kernel::BiasAdd, 0..1, 1..2, 2..3, MatmulShape::new(1, 1, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("BiasAdd") && error.contains("Kernel::Matmul"),
+        "{error}"
+    );
+    // Offsets past u32, and a grid of more elements than the shaders can count.
+    let error = Op::advance_counter(1 << 32, 1.0).unwrap_err().to_string();
+    assert!(
+        error.contains("advance_counter") && error.contains("4294967296"),
+        "{error}"
+    );
+    let huge = Op::bias_add(0..1 << 33, 0..1 << 16, 1 << 17).unwrap();
+    let error = huge.workgroups().unwrap_err().to_string();
+    assert!(error.contains("bias_add over 131072×65536"), "{error}");
+}
+
+/// A device of its own, so that the errors a test provokes reach no other test.
+fn own_gpu() -> Gpu {
+    pollster::block_on(Gpu::new()).expect("GPU tests need an adapter")
+}
+
+#[test]
+fn a_gpu_error_outside_a_scope_is_returned_not_a_panic() {
+    let gpu = own_gpu();
+    // Mapped buffers must be a multiple of 4 bytes long: wgpu's default handler panics on this one.
+    let _buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("odd"),
+        size: 3,
+        usage: wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: true,
+    });
+    let error = gpu.wait().unwrap_err().to_string();
+    assert!(
+        error.contains("GPU error") && error.contains("odd"),
+        "{error}"
+    );
+    gpu.wait().expect("an error is reported once");
+}
+
+#[test]
+fn a_lost_device_is_an_error_from_train_and_reads() {
+    let gpu = own_gpu();
+    let network = Network::new(vec![2, 3, 1]).unwrap();
+    let params = network.init_params(DEFAULT_SEED);
+    let data = Dataset::xor();
+    let config = TrainConfig::sgd(0.1);
+    let mut trainer =
+        pollster::block_on(GpuTrainer::new(&gpu, &network, &params, &data, config)).unwrap();
+    trainer.train(10).unwrap();
+    // wgpu tells of the loss once the device is next polled: the wait reports it, and every call after.
+    gpu.device.destroy();
+    for error in [
+        gpu.wait().unwrap_err(),
+        trainer.train(10).unwrap_err(),
+        pollster::block_on(trainer.params()).unwrap_err(),
+    ] {
+        let error = error.to_string();
+        assert!(
+            error.contains("device was lost") && error.contains("--backend cpu"),
+            "{error}"
+        );
+    }
 }

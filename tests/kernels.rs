@@ -244,7 +244,7 @@ fn gather_rows_follows_the_cpu_order_from_the_cursor_on_and_next_epoch_moves_on(
     };
     let result = arena.run(&[
         Op::gather_rows(out.clone(), rsrc.clone(), row_order, cols).unwrap(),
-        Op::advance_counter(rcursor, batch as f32),
+        Op::advance_counter(rcursor, batch as f32).unwrap(),
     ]);
     assert_eq!(
         &result[out.clone()],
@@ -256,7 +256,7 @@ fn gather_rows_follows_the_cpu_order_from_the_cursor_on_and_next_epoch_moves_on(
         (cursor + batch) as f32,
         "advance_counter moved the cursor on"
     );
-    let result = arena.run(&[Op::next_epoch(row_order)]);
+    let result = arena.run(&[Op::next_epoch(row_order).unwrap()]);
     assert_eq!(
         (result[repoch], result[rcursor]),
         ((epoch + 1) as f32, 0.0),
@@ -316,7 +316,7 @@ fn optimizer_kernels_match_cpu_over_several_steps() {
             ops.push(
                 Op::sgd_update(rsgd.clone(), rgrads.clone(), velocity.clone(), 0.1, 0.9).unwrap(),
             );
-            ops.push(Op::advance_counter(step, 1.0));
+            ops.push(Op::advance_counter(step, 1.0).unwrap());
             ops.push(
                 Op::adam_update(
                     radam.clone(),

@@ -29,7 +29,7 @@ fn train_both(
     cpu.train(epochs);
     let mut on_gpu =
         pollster::block_on(GpuTrainer::new(gpu(), network, &params, data, config)).unwrap();
-    on_gpu.train(epochs);
+    on_gpu.train(epochs).unwrap();
     assert_eq!(on_gpu.epoch(), cpu.epoch());
     Both {
         gpu_outputs: pollster::block_on(on_gpu.outputs()).unwrap(),
@@ -178,7 +178,7 @@ fn one_gpu_step_gives_the_cpu_gradients() {
         TrainConfig::sgd(0.1),
     ))
     .unwrap();
-    on_gpu.train(1);
+    on_gpu.train(1).unwrap();
     let grads = pollster::block_on(on_gpu.grads()).unwrap();
     assert_close("gradients of one step", &grads, cpu.gradients(), 1e-6, 1e-5);
 }

@@ -13,7 +13,7 @@ use wgpu::util::DeviceExt;
 
 use super::generate::fused_source;
 pub use super::generate::{Tier, Variant};
-use super::{Gpu, kernel::WORKGROUP_SIZE, kernel::spill};
+use super::{ErrorScopes, Gpu, kernel::WORKGROUP_SIZE, kernel::spill};
 use crate::cpu::{Evaluation, check_params_len, check_state_len, loss_value};
 use crate::engine::Start;
 use crate::network::{Dataset, Network};
@@ -360,8 +360,7 @@ impl<'gpu> FusedTrainer<'gpu> {
             ));
         }
         FusedTrainer::check_buffers(gpu, network, data.rows, config, networks, tier)?;
-        let out_of_memory = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scopes = ErrorScopes::push(&gpu.device);
 
         let (params, state) = (layout.len, layout.len * config.optimizer.state_per_param());
         let mut weights = vec![0.0f32; (params + state) * networks];
@@ -461,13 +460,9 @@ impl<'gpu> FusedTrainer<'gpu> {
         // one-time costs here, in the setup, rather than in the first timed epochs.
         trainer.dispatch(&trainer.kernels.train, networks, 0, 0);
         trainer.gpu.wait()?;
-        let errors = [scope.pop().await, out_of_memory.pop().await];
-        if let Some(error) = errors.into_iter().flatten().next() {
-            return Err(Error::Gpu {
-                during: "compiling the fused engine and uploading the networks",
-                reason: error.to_string(),
-            });
-        }
+        scopes
+            .pop("compiling the fused engine and uploading the networks")
+            .await?;
         Ok(trainer)
     }
 

@@ -208,7 +208,9 @@ impl Emitter {
 
 /// The activation's number in `activate` and `slope` (shaders/functions.wgsl).
 fn kind(f: Activation) -> String {
-    format!("{}u", super::activation_code(f))
+    let code = super::activation_code(f)
+        .expect("Network::build keeps softmax to the output, where only ce (which skips its slope) takes it");
+    format!("{code}u")
 }
 
 fn constants(network: &Network, variant: Variant, shape: &Shape) -> String {

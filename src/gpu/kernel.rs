@@ -176,18 +176,23 @@ impl Kernel {
 }
 
 /// The number `activation_forward` and `activation_backward` know an element-wise activation by (the
-/// constants at the top of shaders/activation.wgsl).
-pub fn activation_code(f: Activation) -> u32 {
-    match f {
+/// constants at the top of shaders/activation.wgsl); softmax is not one.
+pub fn activation_code(f: Activation) -> Result<u32> {
+    Ok(match f {
         Activation::Identity => 0,
         Activation::Sigmoid => 1,
         Activation::Tanh => 2,
         Activation::Relu => 3,
         Activation::LeakyRelu => 4,
         Activation::Softmax => {
-            panic!("softmax is row-wise: it has its own kernel, softmax_forward")
+            return Err(Error::Unsupported {
+                op: "activation_forward or activation_backward",
+                what: f.to_string(),
+                reason: "it is row-wise, so softmax_forward computes it and loss_backward (with ce) \
+                         its gradient",
+            });
         }
-    }
+    })
 }
 
 /// One dispatch's arguments, laid out as `struct Args` in shaders/common.wgsl. Offsets count f32 elements.
@@ -237,50 +242,48 @@ impl Op {
         b: Range<usize>,
         shape: MatmulShape,
     ) -> Result<Op> {
-        assert!(
-            matches!(kernel, Kernel::Matmul | Kernel::MatmulBlocked),
-            "matmul_with takes a matmul kernel, not {kernel:?}"
-        );
+        if !matches!(kernel, Kernel::Matmul | Kernel::MatmulBlocked) {
+            return Err(Error::Unsupported {
+                op: "matmul_with",
+                what: format!("{kernel:?}"),
+                reason: "it takes Kernel::Matmul or Kernel::MatmulBlocked",
+            });
+        }
         let MatmulShape { m, k, n, .. } = shape;
         expect_len("matmul", "c (m×n)", &c, m * n)?;
         expect_len("matmul", "a (m×k)", &a, m * k)?;
         expect_len("matmul", "b (k×n)", &b, k * n)?;
         let flags = u32::from(shape.transpose_a) | u32::from(shape.transpose_b) << 1;
-        Ok(Op::new(kernel, [&c, &a, &b], [m, n, k], flags))
+        Op::new(kernel, [&c, &a, &b], [m, n, k], flags)
     }
 
     /// z[rows×cols] += bias[cols]
     pub fn bias_add(z: Range<usize>, bias: Range<usize>, rows: usize) -> Result<Op> {
         expect_len("bias_add", "z (rows×cols)", &z, rows * bias.len())?;
         let cols = bias.len();
-        Ok(Op::new(
-            Kernel::BiasAdd,
-            [&z, &bias, &EMPTY],
-            [rows, cols, 0],
-            0,
-        ))
+        Op::new(Kernel::BiasAdd, [&z, &bias, &EMPTY], [rows, cols, 0], 0)
     }
 
     /// dbias[cols] = Σ_rows dz[rows×cols]
     pub fn bias_backward(dbias: Range<usize>, dz: Range<usize>, rows: usize) -> Result<Op> {
         expect_len("bias_backward", "dz (rows×cols)", &dz, rows * dbias.len())?;
         let cols = dbias.len();
-        Ok(Op::new(
+        Op::new(
             Kernel::BiasBackward,
             [&dbias, &dz, &EMPTY],
             [rows, cols, 0],
             0,
-        ))
+        )
     }
 
     /// a[len] = f(z[len]) for an element-wise f
     pub fn activation_forward(a: Range<usize>, z: Range<usize>, f: Activation) -> Result<Op> {
         expect_len("activation_forward", "z", &z, a.len())?;
-        Ok(Op::elementwise(
+        Op::elementwise(
             Kernel::ActivationForward,
             [&a, &z, &EMPTY],
-            activation_code(f),
-        ))
+            activation_code(f)?,
+        )
     }
 
     /// dz[len] = da[len] ⊙ f′(a)
@@ -292,11 +295,11 @@ impl Op {
     ) -> Result<Op> {
         expect_len("activation_backward", "da", &da, dz.len())?;
         expect_len("activation_backward", "a", &a, dz.len())?;
-        Ok(Op::elementwise(
+        Op::elementwise(
             Kernel::ActivationBackward,
             [&dz, &da, &a],
-            activation_code(f),
-        ))
+            activation_code(f)?,
+        )
     }
 
     /// a[rows×cols] = softmax(z) along each row
@@ -309,12 +312,12 @@ impl Op {
                 got: format!("{} elements", a.len()),
             });
         }
-        Ok(Op::new(
+        Op::new(
             Kernel::SoftmaxForward,
             [&a, &z, &EMPTY],
             [a.len() / cols, cols, 0],
             0,
-        ))
+        )
     }
 
     /// d[len] = scale · (output − target)
@@ -326,7 +329,7 @@ impl Op {
     ) -> Result<Op> {
         expect_len("loss_backward", "output", &output, d.len())?;
         expect_len("loss_backward", "target", &target, d.len())?;
-        let mut op = Op::elementwise(Kernel::LossBackward, [&d, &output, &target], 0);
+        let mut op = Op::elementwise(Kernel::LossBackward, [&d, &output, &target], 0)?;
         op.args.scale = scale;
         Ok(op)
     }
@@ -356,14 +359,14 @@ impl Op {
             [&out, &src, &epoch],
             [rows, cols, order.rows],
             0,
-        );
-        op.args.c = word(order.cursor);
+        )?;
+        op.args.c = word(Kernel::GatherRows, order.cursor)?;
         (op.args.seed_lo, op.args.seed_hi) = (order.seed as u32, (order.seed >> 32) as u32);
         Ok(op)
     }
 
     /// The epoch's end: epoch += 1, cursor = 0.
-    pub fn next_epoch(order: RowOrder) -> Op {
+    pub fn next_epoch(order: RowOrder) -> Result<Op> {
         let (epoch, cursor) = (order.epoch..order.epoch + 1, order.cursor..order.cursor + 1);
         Op::new(Kernel::NextEpoch, [&epoch, &cursor, &EMPTY], [1, 1, 0], 0)
     }
@@ -378,7 +381,7 @@ impl Op {
     ) -> Result<Op> {
         expect_len("sgd_update", "grads", &grads, params.len())?;
         expect_len("sgd_update", "velocity", &velocity, params.len())?;
-        let mut op = Op::elementwise(Kernel::SgdUpdate, [&params, &grads, &velocity], 0);
+        let mut op = Op::elementwise(Kernel::SgdUpdate, [&params, &grads, &velocity], 0)?;
         (op.args.scale, op.args.decay) = (lr, momentum);
         Ok(op)
     }
@@ -399,8 +402,8 @@ impl Op {
             &moments,
             2 * params.len(),
         )?;
-        let mut op = Op::elementwise(Kernel::AdamUpdate, [&params, &grads, &moments], 0);
-        op.args.c = word(step);
+        let mut op = Op::elementwise(Kernel::AdamUpdate, [&params, &grads, &moments], 0)?;
+        op.args.c = word(Kernel::AdamUpdate, step)?;
         (op.args.scale, op.args.decay) = (lr, weight_decay);
         (op.args.beta1, op.args.beta2, op.args.epsilon) = (
             Optimizer::ADAM_BETA1,
@@ -411,18 +414,18 @@ impl Op {
     }
 
     /// counter += amount
-    pub fn advance_counter(counter: usize, amount: f32) -> Op {
+    pub fn advance_counter(counter: usize, amount: f32) -> Result<Op> {
         let mut op = Op::new(
             Kernel::AdvanceCounter,
             [&(counter..counter + 1), &EMPTY, &EMPTY],
             [1, 1, 0],
             0,
-        );
+        )?;
         op.args.scale = amount;
-        op
+        Ok(op)
     }
 
-    fn elementwise(kernel: Kernel, [out, a, b]: [&Range<usize>; 3], flags: u32) -> Op {
+    fn elementwise(kernel: Kernel, [out, a, b]: [&Range<usize>; 3], flags: u32) -> Result<Op> {
         Op::new(kernel, [out, a, b], [1, out.len(), 0], flags)
     }
 
@@ -431,26 +434,37 @@ impl Op {
         [out, a, b]: [&Range<usize>; 3],
         [rows, cols, inner]: [usize; 3],
         flags: u32,
-    ) -> Op {
-        Op {
+    ) -> Result<Op> {
+        let word = |x| word(kernel, x);
+        Ok(Op {
             kernel,
             args: Args {
-                out: word(out.start),
-                a: word(a.start),
-                b: word(b.start),
-                rows: word(rows),
-                cols: word(cols),
-                inner: word(inner),
+                out: word(out.start)?,
+                a: word(a.start)?,
+                b: word(b.start)?,
+                rows: word(rows)?,
+                cols: word(cols)?,
+                inner: word(inner)?,
                 flags,
                 ..Args::default()
             },
-        }
+        })
     }
 
     /// The workgroup grid: one workgroup per output tile or block for matmul, one thread per row for
     /// softmax_forward and per column for bias_backward, one per element otherwise.
     pub fn workgroups(&self) -> Result<[u32; 3]> {
         let Args { rows, cols, .. } = self.args;
+        // The shaders index elements in u32; rows × cols can pass it even where each fits.
+        let elements = u64::from(rows) * u64::from(cols);
+        if elements > u64::from(u32::MAX) {
+            return Err(Error::TooLarge {
+                what: format!("{} over {rows}×{cols}", self.kernel.entry_point()),
+                needed: elements,
+                limit: u64::from(u32::MAX),
+                unit: "elements (the shaders count them in u32)",
+            });
+        }
         let [x, y] = match self.kernel {
             Kernel::Matmul => [cols.div_ceil(MATMUL_TILE), rows.div_ceil(MATMUL_TILE)],
             Kernel::MatmulBlocked => [cols.div_ceil(MATMUL_BLOCK), rows.div_ceil(MATMUL_BLOCK)],
@@ -483,9 +497,14 @@ pub struct RowOrder {
 /// For an operand a kernel does not read.
 const EMPTY: Range<usize> = 0..0;
 
-fn word(x: usize) -> u32 {
-    u32::try_from(x)
-        .expect("arena sizes fit in u32: the arena was checked against the device limits")
+/// An offset or size as the shaders take it; an arena checked against the device limits always fits.
+fn word(kernel: Kernel, x: usize) -> Result<u32> {
+    u32::try_from(x).map_err(|_| Error::TooLarge {
+        what: format!("an argument of {}", kernel.entry_point()),
+        needed: x as u64,
+        limit: u64::from(u32::MAX),
+        unit: "arena elements (offsets are u32)",
+    })
 }
 
 /// Folds a long one-dimensional grid into x·y workgroups (see `thread_index` in shaders/common.wgsl).

@@ -8,6 +8,7 @@ mod trainer;
 
 use std::num::NonZeroU64;
 use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use wgpu::util::DeviceExt;
 
@@ -44,6 +45,46 @@ pub struct Gpu {
     subgroup_lanes: Option<u32>,
     bind_group_layout: wgpu::BindGroupLayout,
     pipelines: Vec<wgpu::ComputePipeline>,
+    faults: Arc<Mutex<Faults>>,
+}
+
+/// What the device reported outside any error scope, where wgpu's default handler would panic: its loss
+/// (for good) and the first error no scope caught (until [`Gpu::check_device`] reports it).
+#[derive(Default)]
+struct Faults {
+    lost: Option<String>,
+    uncaptured: Option<String>,
+}
+
+/// Error scopes that catch the validation errors and the out-of-memory of the work done between
+/// [`ErrorScopes::push`] and [`ErrorScopes::pop`], on this thread (wgpu keeps error scopes per thread).
+pub(crate) struct ErrorScopes {
+    // Declared innermost first: dropped early (an error returned before `pop`), scopes must go in reverse.
+    validation: wgpu::ErrorScopeGuard,
+    out_of_memory: wgpu::ErrorScopeGuard,
+}
+
+impl ErrorScopes {
+    pub(crate) fn push(device: &wgpu::Device) -> Self {
+        let out_of_memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        ErrorScopes {
+            validation: device.push_error_scope(wgpu::ErrorFilter::Validation),
+            out_of_memory,
+        }
+    }
+
+    /// The first error the scopes caught, as [`Error::Gpu`] during `during`.
+    pub(crate) async fn pop(self, during: &'static str) -> Result<()> {
+        let validation = self.validation.pop().await;
+        let out_of_memory = self.out_of_memory.pop().await;
+        match validation.or(out_of_memory) {
+            Some(error) => Err(Error::Gpu {
+                during,
+                reason: error.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Gpu {
@@ -118,7 +159,21 @@ impl Gpu {
         limits: wgpu::Limits,
         subgroup_lanes: Option<u32>,
     ) -> Result<Self> {
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let faults = Arc::new(Mutex::new(Faults::default()));
+        let record = Arc::clone(&faults);
+        device.on_uncaptured_error(Arc::new(move |error| {
+            lock(&record).uncaptured.get_or_insert(error.to_string());
+        }));
+        let record = Arc::clone(&faults);
+        device.set_device_lost_callback(move |reason, message| {
+            let reason = format!("{reason:?}").to_lowercase();
+            lock(&record).lost = Some(if message.is_empty() {
+                reason
+            } else {
+                format!("{message} ({reason})")
+            });
+        });
+        let scopes = ErrorScopes::push(&device);
         let buffer_entry =
             |binding, ty, has_dynamic_offset, min_binding_size| wgpu::BindGroupLayoutEntry {
                 binding,
@@ -169,12 +224,7 @@ impl Gpu {
                 })
             })
             .collect();
-        if let Some(error) = scope.pop().await {
-            return Err(Error::Gpu {
-                during: "compiling the kernels",
-                reason: error.to_string(),
-            });
-        }
+        scopes.pop("compiling the kernels").await?;
         Ok(Gpu {
             device,
             queue,
@@ -183,7 +233,26 @@ impl Gpu {
             subgroup_lanes,
             bind_group_layout,
             pipelines,
+            faults,
         })
+    }
+
+    /// Reports what the device said outside any error scope since the last report: that it was lost, or the
+    /// first error no scope caught (a validation error, or out of memory).
+    pub fn check_device(&self) -> Result<()> {
+        let mut faults = lock(&self.faults);
+        if let Some(reason) = &faults.lost {
+            return Err(Error::DeviceLost {
+                reason: reason.clone(),
+            });
+        }
+        match faults.uncaptured.take() {
+            Some(reason) => Err(Error::Gpu {
+                during: "earlier work on the device",
+                reason,
+            }),
+            None => Ok(()),
+        }
     }
 
     pub fn limits(&self) -> &wgpu::Limits {
@@ -363,15 +432,17 @@ impl Gpu {
         Ok(values)
     }
 
-    /// Blocks until the device has finished all submitted work.
+    /// Blocks until the device has finished all submitted work, and reports what went wrong on it.
     pub fn wait(&self) -> Result<()> {
+        // wgpu panics when it polls a device it already knows is lost, so look first.
+        self.check_device()?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map(drop)
             .map_err(|e| Error::Gpu {
                 during: "waiting for the device",
                 reason: e.to_string(),
-            })
+            })?;
+        self.check_device()
     }
 
     /// Uploads `arena`, runs `ops` once and reads the whole arena back: the way to try a kernel by itself.
@@ -468,6 +539,11 @@ async fn find_adapter(
         .ok_or_else(|| {
             format!("WGPU_ADAPTER_NAME={wanted:?} matches none of the adapters {names:?}")
         })
+}
+
+/// The faults, even after a panic elsewhere poisoned their lock: they are plain values, always whole.
+fn lock(faults: &Mutex<Faults>) -> std::sync::MutexGuard<'_, Faults> {
+    faults.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn args_size() -> NonZeroU64 {

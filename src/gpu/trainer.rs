@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::{Gpu, Op, Program, RowOrder};
+use super::{ErrorScopes, Gpu, Op, Program, RowOrder};
 use crate::cpu::{Evaluation, MatmulShape, check_params_len, check_state_len, loss_value};
 use crate::network::{Activation, Carver, Dataset, Network, ParamLayout};
 use crate::train::{Optimizer, TrainConfig, check_run};
@@ -156,8 +156,7 @@ impl<'gpu> GpuTrainer<'gpu> {
                 unit: "rows",
             });
         }
-        let out_of_memory = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scopes = ErrorScopes::push(&gpu.device);
 
         let mut initial = vec![0.0; arena.len];
         initial[arena.params.clone()].copy_from_slice(params);
@@ -193,13 +192,9 @@ impl<'gpu> GpuTrainer<'gpu> {
             arena,
             epoch: 0,
         };
-        let errors = [scope.pop().await, out_of_memory.pop().await];
-        if let Some(error) = errors.into_iter().flatten().next() {
-            return Err(Error::Gpu {
-                during: "uploading the network and building its programs",
-                reason: error.to_string(),
-            });
-        }
+        scopes
+            .pop("uploading the network and building its programs")
+            .await?;
         Ok(trainer)
     }
 
@@ -257,8 +252,12 @@ impl<'gpu> GpuTrainer<'gpu> {
         Ok(())
     }
 
-    /// Submits `epochs` epochs of training without waiting for them or reading anything back.
-    pub fn train(&mut self, epochs: usize) {
+    /// Submits `epochs` epochs of training without waiting for them or reading anything back. An error the
+    /// device reported since the last wait (its loss, say) comes back here or from the next call that waits.
+    pub fn train(&mut self, epochs: usize) -> Result<()> {
+        self.check_epochs(epochs)?;
+        self.gpu.check_device()?;
+        let scopes = ErrorScopes::push(&self.gpu.device);
         let steps = &self.steps;
         let epoch = [(&steps.full, steps.full_count), (&steps.last, 1)];
         // Whole epochs per command buffer, about STEPS_PER_SUBMIT steps in each.
@@ -271,7 +270,10 @@ impl<'gpu> GpuTrainer<'gpu> {
             self.gpu.submit(&runs);
             left -= now;
         }
+        // wgpu validates as it records and submits, so the scopes hold their errors without a wait.
+        pollster::block_on(scopes.pop("training"))?;
         self.epoch += epochs as u64;
+        Ok(())
     }
 
     /// Outputs, logits and loss over the whole data set under the current parameters.
@@ -433,10 +435,10 @@ impl Plan<'_> {
         ops.extend(self.backward(&x, &y, rows)?);
         ops.extend(self.update(config)?);
         if shuffles {
-            ops.push(Op::advance_counter(arena.cursor, rows as f32));
+            ops.push(Op::advance_counter(arena.cursor, rows as f32)?);
         }
         if shuffles && ends_epoch {
-            ops.push(Op::next_epoch(order));
+            ops.push(Op::next_epoch(order)?);
         }
         Ok(ops)
     }
@@ -515,7 +517,7 @@ impl Plan<'_> {
                 vec![Op::sgd_update(params, grads, state, config.lr, momentum)?]
             }
             Optimizer::Adam { weight_decay } => vec![
-                Op::advance_counter(arena.step, 1.0),
+                Op::advance_counter(arena.step, 1.0)?,
                 Op::adam_update(params, grads, state, arena.step, config.lr, weight_decay)?,
             ],
         })

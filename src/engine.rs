@@ -147,7 +147,7 @@ impl<'gpu> Trainer<'gpu> {
             _ => Runs::Cpu(
                 starts
                     .iter()
-                    .map(|s| CpuTrainer::new(network, &s.params, data, s.config))
+                    .map(|s| CpuTrainer::fast(network, &s.params, data, s.config))
                     .collect::<Result<_>>()?,
             ),
         };

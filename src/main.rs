@@ -26,7 +26,7 @@ use serde_json::json;
 use wgmlp::bench::{self, BenchPlan, max_abs_diff, millis};
 use wgmlp::engine::Chosen;
 use wgmlp::train::{divergence, saturation};
-use wgmlp::{CpuTrainer, DEFAULT_SEED, Dataset, Engine, Gpu, Network, Start, TrainConfig, Trainer};
+use wgmlp::{DEFAULT_SEED, Dataset, Engine, Gpu, Network, Start, TrainConfig, Trainer};
 
 /// The most runs one command trains side by side.
 const MAX_RUNS: u64 = 1 << 22;
@@ -189,9 +189,7 @@ fn check_diverged(
     epochs: u64,
     sides: [&Option<Side>; 2],
 ) -> anyhow::Result<()> {
-    let start_loss = CpuTrainer::<f32>::new(network, &start.params, data, start.config)?
-        .evaluate()
-        .loss;
+    let start_loss = wgmlp::cpu::evaluate(network, &start.params, data)?.loss;
     for side in sides.into_iter().flatten() {
         let what = divergence(start_loss, side.loss)
             .or_else(|| saturation(network, start_loss, side.loss, &side.outputs));

@@ -9,9 +9,9 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::cpu::CpuTrainer;
+use crate::cpu;
 use crate::data::Schema;
-use crate::network::{Activation, Dataset, Loss, Network};
+use crate::network::{Activation, Loss, Network};
 use crate::train::{Optimizer, TrainConfig};
 use crate::{Error, Result};
 
@@ -241,16 +241,9 @@ impl Model {
         })
     }
 
-    /// The outputs for `rows` rows of inputs, by the CPU reference's forward pass.
+    /// The outputs for `rows` rows of inputs, by the CPU's forward pass alone (`cpu::predict`).
     pub fn predict(&self, inputs: &[f32], rows: usize) -> Result<Vec<f32>> {
-        let data = Dataset {
-            rows,
-            inputs: inputs.to_vec(),
-            targets: vec![0.0; rows * self.network.outputs()],
-        };
-        let mut reference =
-            CpuTrainer::<f32>::new(&self.network, &self.params, &data, TrainConfig::sgd(1.0))?;
-        Ok(reference.outputs())
+        Ok(cpu::predict(&self.network, &self.params, inputs, rows)?.outputs)
     }
 }
 

@@ -16,8 +16,8 @@ use wgmlp::model::{Checkpoint, Model};
 use wgmlp::plot::{self, LossCurve, Points};
 use wgmlp::train::{divergence, saturation};
 use wgmlp::{
-    Activation, CpuTrainer, DEFAULT_SEED, Dataset, Engine, Error, Gpu, Loss, Network, Optimizer,
-    Progress, Start, TrainConfig, Trainer,
+    Activation, DEFAULT_SEED, Dataset, Engine, Error, Gpu, Loss, Network, Optimizer, Progress,
+    Start, TrainConfig, Trainer,
 };
 
 use super::sweep::{self, Outcome};
@@ -250,7 +250,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         .into());
     }
     let test = (job.test_set.rows > 0)
-        .then(|| evaluate_on(network, &final_params, &job.test_set, best_config))
+        .then(|| wgmlp::cpu::evaluate(network, &final_params, &job.test_set))
         .transpose()?;
 
     let mut model = Model {
@@ -448,7 +448,7 @@ impl<'a> Job<'a> {
     /// curve of all checks.
     /// The loss of the first run before training: what divergence is measured against.
     fn start_loss(&self, first: &Start) -> anyhow::Result<f64> {
-        let loss = evaluate_on(&self.network, &first.params, &self.train_set, first.config)?.loss;
+        let loss = wgmlp::cpu::evaluate(&self.network, &first.params, &self.train_set)?.loss;
         if !loss.is_finite() {
             return Err(self.diverged(0, format!("the loss is {loss} before any training")));
         }
@@ -524,12 +524,7 @@ impl<'a> Job<'a> {
             if args.plot.is_some() {
                 // The held-out curve is drawn for a single run.
                 let test = (self.test_set.rows > 0 && !self.sweeps()).then(|| {
-                    evaluate_on(
-                        &self.network,
-                        &trainer.params(0)?,
-                        &self.test_set,
-                        self.config,
-                    )
+                    wgmlp::cpu::evaluate(&self.network, &trainer.params(0)?, &self.test_set)
                 });
                 let losses = progress.iter().map(|p| p.loss).collect();
                 curve.push(epoch, losses, test.transpose()?.map(|t| t.loss));
@@ -560,16 +555,6 @@ impl<'a> Job<'a> {
             progress.len()
         )
     }
-}
-
-/// Outputs and loss of `params` on `data`, by the CPU reference.
-fn evaluate_on(
-    network: &Network,
-    params: &[f32],
-    data: &Dataset,
-    config: TrainConfig,
-) -> wgmlp::Result<Evaluation> {
-    Ok(CpuTrainer::<f32>::new(network, params, data, config)?.evaluate())
 }
 
 /// A bar of epochs with the latest loss and accuracy, drawn only on a terminal.

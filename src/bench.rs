@@ -1,5 +1,6 @@
-//! Throughput figures: XOR training on each engine, sweeps of XOR networks, moons on each engine, and
-//! matmul GFLOP/s, on the GPU and the CPU reference. A measurement, not a test: nothing here asserts on time.
+//! Throughput figures: XOR training on each engine, sweeps of XOR networks, moons on each engine, an MLP
+//! step, predicting a million rows, and matmul GFLOP/s, on the GPU, the fast CPU path and the CPU reference.
+//! A measurement, not a test: nothing here asserts on time.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,8 @@ pub struct BenchReport {
     pub xor: XorFigures,
     pub sweeps: Vec<SweepFigures>,
     pub moons: MoonsFigures,
+    pub mlp: MlpFigures,
+    pub predict: PredictFigures,
     pub matmul: Vec<MatmulFigures>,
 }
 
@@ -33,7 +36,9 @@ pub struct XorFigures {
     pub fused_setup_ms: f64,
     pub fused_train_ms: f64,
     pub layered_train_ms: f64,
+    /// The CPU engine (`CpuTrainer::fast`, whose products this small run in the reference's loops).
     pub cpu_train_ms: f64,
+    pub cpu_reference_train_ms: f64,
     pub fused_epochs_per_s: f64,
     pub layered_epochs_per_s: f64,
     pub cpu_epochs_per_s: f64,
@@ -62,11 +67,33 @@ pub struct MoonsFigures {
     pub fused_accuracy: f64,
 }
 
+/// An MLP training step: 784-256-256-10, relu, softmax with cross-entropy, Adam (lr 1e-3), batches of 256
+/// rows of uniform inputs with labels i·7 mod 10; training only, setup apart.
+#[derive(Debug, Serialize)]
+pub struct MlpFigures {
+    pub rows: usize,
+    pub batch: usize,
+    /// The layered engine, which trains networks this size on the GPU.
+    pub gpu_samples_per_s: f64,
+    pub gpu_dispatches_per_step: f64,
+    pub cpu_samples_per_s: f64,
+    pub cpu_reference_samples_per_s: f64,
+}
+
+/// `cpu::predict` (the forward pass alone, on the fast CPU path) of a 2-16-16-1 tanh network on `rows` rows.
+#[derive(Debug, Serialize)]
+pub struct PredictFigures {
+    pub rows: usize,
+    pub ms: f64,
+}
+
 /// One square f32 matmul, `size`×`size` by `size`×`size`.
 #[derive(Debug, Serialize)]
 pub struct MatmulFigures {
     pub size: usize,
     pub gpu_gflops: f64,
+    /// The fast CPU path's tuned kernel, and the reference's loops.
+    pub cpu_fast_gflops: f64,
     pub cpu_gflops: f64,
     /// The largest |GPU − CPU| over the product, so the figure is known to come from a correct result.
     pub max_abs_diff: f32,
@@ -78,6 +105,9 @@ pub struct BenchPlan {
     pub xor_epochs: usize,
     pub sweeps: Vec<usize>,
     pub moons_epochs: usize,
+    /// Epochs of the MLP on its 1024 rows, on the slowest engine; the fast CPU path runs ten times more.
+    pub mlp_epochs: usize,
+    pub predict_rows: usize,
     pub matmul_sizes: Vec<usize>,
 }
 
@@ -96,7 +126,23 @@ pub async fn run(gpu: &Gpu, plan: &BenchPlan) -> Result<BenchReport> {
         xor: xor_figures(gpu, plan.xor_epochs)?,
         sweeps,
         moons: moons_figures(gpu, plan.moons_epochs)?,
+        mlp: mlp_figures(gpu, plan.mlp_epochs)?,
+        predict: predict_figures(plan.predict_rows)?,
         matmul,
+    })
+}
+
+/// Training time of the CPU reference (`CpuTrainer::new`), setup apart.
+fn time_reference(
+    network: &Network,
+    start: &Start,
+    data: &Dataset,
+    epochs: usize,
+) -> Result<Duration> {
+    let mut reference = cpu::CpuTrainer::<f32>::new(network, &start.params, data, start.config)?;
+    timed(|| {
+        reference.train(epochs);
+        Ok(())
     })
 }
 
@@ -132,6 +178,7 @@ fn xor_figures(gpu: &Gpu, epochs: usize) -> Result<XorFigures> {
     let (_, layered, _) =
         time_training(Some(gpu), Engine::Layered, &network, &start, &data, epochs)?;
     let (_, cpu, _) = time_training(None, Engine::Auto, &network, &start, &data, epochs)?;
+    let reference = time_reference(&network, &start[0], &data, epochs)?;
     let per_s = |d: Duration| epochs as f64 / d.as_secs_f64();
     Ok(XorFigures {
         epochs,
@@ -139,6 +186,7 @@ fn xor_figures(gpu: &Gpu, epochs: usize) -> Result<XorFigures> {
         fused_train_ms: millis(fused),
         layered_train_ms: millis(layered),
         cpu_train_ms: millis(cpu),
+        cpu_reference_train_ms: millis(reference),
         fused_epochs_per_s: per_s(fused),
         layered_epochs_per_s: per_s(layered),
         cpu_epochs_per_s: per_s(cpu),
@@ -208,6 +256,68 @@ fn moons_figures(gpu: &Gpu, epochs: usize) -> Result<MoonsFigures> {
     })
 }
 
+fn mlp_figures(gpu: &Gpu, epochs: usize) -> Result<MlpFigures> {
+    let (rows, batch) = (1024, 256);
+    let network = Network::build(
+        vec![784, 256, 256, 10],
+        Activation::Relu,
+        Activation::Softmax,
+        Loss::Ce,
+    )?;
+    let mut rng = StdRng::seed_from_u64(DEFAULT_SEED);
+    let data = Dataset {
+        rows,
+        inputs: (0..rows * 784)
+            .map(|_| rng.random_range(0.0..1.0))
+            .collect(),
+        targets: (0..rows)
+            .flat_map(|i| (0..10).map(move |class| f32::from(u8::from(class == i * 7 % 10))))
+            .collect(),
+    };
+    let start = [Start {
+        params: network.init_params(DEFAULT_SEED),
+        config: TrainConfig {
+            optimizer: Optimizer::Adam { weight_decay: 0.0 },
+            batch_size: Some(batch),
+            ..TrainConfig::sgd(1e-3)
+        },
+    }];
+    let samples_per_s = |epochs: usize, time: Duration| (epochs * rows) as f64 / time.as_secs_f64();
+    let (_, gpu_time, _) =
+        time_training(Some(gpu), Engine::Layered, &network, &start, &data, epochs)?;
+    let fast_epochs = 10 * epochs;
+    let (_, cpu_time, _) = time_training(None, Engine::Auto, &network, &start, &data, fast_epochs)?;
+    let reference = time_reference(&network, &start[0], &data, epochs)?;
+    let steps = start[0].config.batches(rows).len();
+    Ok(MlpFigures {
+        rows,
+        batch,
+        gpu_samples_per_s: samples_per_s(epochs, gpu_time),
+        gpu_dispatches_per_step: GpuTrainer::dispatches_per_epoch(&network, rows, &start[0].config)?
+            as f64
+            / steps as f64,
+        cpu_samples_per_s: samples_per_s(fast_epochs, cpu_time),
+        cpu_reference_samples_per_s: samples_per_s(epochs, reference),
+    })
+}
+
+fn predict_figures(rows: usize) -> Result<PredictFigures> {
+    let network = Network::build(
+        vec![2, 16, 16, 1],
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Loss::Bce,
+    )?;
+    let params = network.init_params(DEFAULT_SEED);
+    let mut rng = StdRng::seed_from_u64(DEFAULT_SEED);
+    let inputs: Vec<f32> = (0..rows * 2).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let time = timed(|| cpu::predict(&network, &params, &inputs, rows).map(drop))?;
+    Ok(PredictFigures {
+        rows,
+        ms: millis(time),
+    })
+}
+
 async fn matmul_figures(gpu: &Gpu, size: usize) -> Result<MatmulFigures> {
     let shape = MatmulShape::new(size, size, size);
     let len = size
@@ -238,16 +348,22 @@ async fn matmul_figures(gpu: &Gpu, size: usize) -> Result<MatmulFigures> {
     })?;
 
     let mut cpu_result = vec![0.0; len];
-    let cpu_time = per_repetition(|reps| {
-        for _ in 0..reps {
-            cpu::matmul(&mut cpu_result, &arena[a.clone()], &arena[b.clone()], shape);
-        }
-        Ok(())
-    })?;
+    let mut cpu_time = |multiply: fn(&mut [f32], &[f32], &[f32], MatmulShape)| {
+        per_repetition(|reps| {
+            for _ in 0..reps {
+                multiply(&mut cpu_result, &arena[a.clone()], &arena[b.clone()], shape);
+            }
+            Ok(())
+        })
+    };
+    let fast_time = cpu_time(cpu::fast_matmul)?;
+    let reference_time = cpu_time(cpu::matmul)?;
+    let gflops = |time: Duration| shape.flops() / time.as_secs_f64() / 1e9;
     Ok(MatmulFigures {
         size,
-        gpu_gflops: shape.flops() / gpu_time.as_secs_f64() / 1e9,
-        cpu_gflops: shape.flops() / cpu_time.as_secs_f64() / 1e9,
+        gpu_gflops: gflops(gpu_time),
+        cpu_fast_gflops: gflops(fast_time),
+        cpu_gflops: gflops(reference_time),
         max_abs_diff: max_abs_diff(&gpu_result, &cpu_result),
     })
 }

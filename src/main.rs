@@ -83,7 +83,8 @@ enum Command {
     /// Predict with a saved model, one row of CSV output per input row
     Predict(cli::predict::PredictArgs),
 
-    /// Measure XOR training on each engine, sweeps, moons and matmul GFLOP/s on the GPU and the CPU
+    /// Measure XOR training on each engine, sweeps, moons, an MLP step, predict and matmul GFLOP/s on the GPU
+    /// and the CPU
     Bench {
         /// Epochs of XOR training to time on each engine and in each sweep
         #[arg(long, default_value_t = 10000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -96,6 +97,14 @@ enum Command {
         /// Epochs of the moons network (2-16-16-1, tanh, bce, Adam) on each engine
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         moons_epochs: u64,
+
+        /// Epochs of the MLP (784-256-256-10, relu, softmax-ce, Adam, batch 256) on its 1024 rows
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        mlp_epochs: u64,
+
+        /// Rows that predict runs a 2-16-16-1 network on, on the CPU
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+        predict_rows: u64,
 
         /// Sides of the square matrices to multiply
         #[arg(long, default_value = "256,1024", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
@@ -121,6 +130,8 @@ fn main() -> ExitCode {
             epochs,
             ref sweeps,
             moons_epochs,
+            mlp_epochs,
+            predict_rows,
             sizes: ref matmul_sizes,
         }) => {
             let sizes = |list: &[u64]| list.iter().map(|&s| s as usize).collect();
@@ -128,6 +139,8 @@ fn main() -> ExitCode {
                 xor_epochs: epochs as usize,
                 sweeps: sizes(sweeps),
                 moons_epochs: moons_epochs as usize,
+                mlp_epochs: mlp_epochs as usize,
+                predict_rows: predict_rows as usize,
                 matmul_sizes: sizes(matmul_sizes),
             };
             run_bench(&plan, cli.json)
@@ -444,7 +457,7 @@ fn run_bench(plan: &BenchPlan, json: bool) -> anyhow::Result<()> {
     say!("adapter: {}", report.adapter)?;
     let xor = &report.xor;
     say!(
-        "XOR 2-3-1, {} epochs: fused {:.1} ms ({:.0} epochs/s, setup {:.1} ms apart), layered {:.1} ms ({:.0} epochs/s, {} dispatches an epoch), CPU {:.1} ms ({:.0} epochs/s)",
+        "XOR 2-3-1, {} epochs: fused {:.1} ms ({:.0} epochs/s, setup {:.1} ms apart), layered {:.1} ms ({:.0} epochs/s, {} dispatches an epoch), CPU {:.1} ms ({:.0} epochs/s; reference {:.1} ms)",
         xor.epochs,
         xor.fused_train_ms,
         xor.fused_epochs_per_s,
@@ -453,7 +466,8 @@ fn run_bench(plan: &BenchPlan, json: bool) -> anyhow::Result<()> {
         xor.layered_epochs_per_s,
         xor.layered_dispatches_per_epoch,
         xor.cpu_train_ms,
-        xor.cpu_epochs_per_s
+        xor.cpu_epochs_per_s,
+        xor.cpu_reference_train_ms
     )?;
     for sweep in &report.sweeps {
         say!(
@@ -474,11 +488,26 @@ fn run_bench(plan: &BenchPlan, json: bool) -> anyhow::Result<()> {
         moons.layered_train_ms,
         moons.cpu_train_ms
     )?;
+    let mlp = &report.mlp;
+    say!(
+        "MLP 784-256-256-10 (relu, softmax-ce, adam, batch {}): GPU layered {:.0} samples/s ({:.0} dispatches a step), CPU {:.0} samples/s, CPU reference {:.0} samples/s",
+        mlp.batch,
+        mlp.gpu_samples_per_s,
+        mlp.gpu_dispatches_per_step,
+        mlp.cpu_samples_per_s,
+        mlp.cpu_reference_samples_per_s
+    )?;
+    say!(
+        "predict 2-16-16-1 on {} rows (CPU, forward only): {:.1} ms",
+        report.predict.rows,
+        report.predict.ms
+    )?;
     for m in &report.matmul {
         say!(
-            "matmul {0}×{0} f32: GPU {1:.2} GFLOP/s, CPU {2:.2} GFLOP/s (max |GPU − CPU| {3:.1e})",
+            "matmul {0}×{0} f32: GPU {1:.2} GFLOP/s, CPU {2:.2} GFLOP/s, CPU reference {3:.2} GFLOP/s (max |GPU − CPU reference| {4:.1e})",
             m.size,
             m.gpu_gflops,
+            m.cpu_fast_gflops,
             m.cpu_gflops,
             m.max_abs_diff
         )?;

@@ -218,12 +218,15 @@ fn bench_prints_every_figure_as_json() {
         "2",
         "--sizes",
         "70,33",
+        "--predict-rows",
+        "5000",
     ]);
     assert!(report["adapter"]["name"].is_string(), "{report:#}");
     for key in [
         "fused_epochs_per_s",
         "layered_epochs_per_s",
         "cpu_epochs_per_s",
+        "cpu_reference_train_ms",
         "fused_setup_ms",
         "layered_dispatches_per_epoch",
     ] {
@@ -244,6 +247,16 @@ fn bench_prints_every_figure_as_json() {
     for key in ["fused_train_ms", "layered_train_ms", "cpu_train_ms"] {
         assert!(report["moons"][key].as_f64().unwrap() > 0.0, "moons.{key}");
     }
+    for key in [
+        "gpu_samples_per_s",
+        "gpu_dispatches_per_step",
+        "cpu_samples_per_s",
+        "cpu_reference_samples_per_s",
+    ] {
+        assert!(report["mlp"][key].as_f64().unwrap() > 0.0, "mlp.{key}");
+    }
+    assert_eq!(report["predict"]["rows"], 5000);
+    assert!(report["predict"]["ms"].as_f64().unwrap() > 0.0);
     let sizes: Vec<u64> = report["matmul"]
         .as_array()
         .unwrap()
@@ -253,7 +266,9 @@ fn bench_prints_every_figure_as_json() {
     assert_eq!(sizes, [70, 33]);
     for m in report["matmul"].as_array().unwrap() {
         assert!(
-            m["gpu_gflops"].as_f64().unwrap() > 0.0 && m["cpu_gflops"].as_f64().unwrap() > 0.0,
+            ["gpu_gflops", "cpu_fast_gflops", "cpu_gflops"]
+                .iter()
+                .all(|key| m[key].as_f64().unwrap() > 0.0),
             "{m}"
         );
         // The kernel's result is checked before its speed is reported.

@@ -136,6 +136,16 @@ fn table_names_the_adapter_and_every_row() {
         text.starts_with("adapter: ") && text.contains(" · "),
         "{text}"
     );
+    let software = text
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with("software: the CPU emulates a GPU");
+    assert_eq!(
+        software,
+        common::gpu().is_software(),
+        "a software adapter is named as such:\n{text}"
+    );
     for row in [
         "0 0     0",
         "0 1     1",

@@ -645,3 +645,41 @@ fn plots_show_the_loss_and_for_two_features_the_decision_regions() {
         &["--plot", "cannot write"],
     );
 }
+
+#[test]
+fn auto_backend_trains_a_large_network_on_the_cpu_where_the_adapter_is_software() {
+    let args = |backend: &str| -> serde_json::Value {
+        json(&[
+            "train",
+            "--dataset",
+            "moons",
+            "--layers",
+            "2,200,200,1",
+            "--epochs",
+            "2",
+            "--backend",
+            backend,
+            "--json",
+        ])
+    };
+    // Too large for the fused engine: the layered engine on a real GPU, the CPU path on an emulated one.
+    let auto = args("auto");
+    let (backend, engine) = match common::gpu().is_software() {
+        true => ("cpu", "cpu"),
+        false => ("gpu", "layered"),
+    };
+    assert_eq!(
+        (auto["backend"].as_str(), auto["engine"].as_str()),
+        (Some(backend), Some(engine)),
+        "{auto:#}"
+    );
+    let forced = args("gpu");
+    assert_eq!(forced["engine"], "layered", "{forced:#}");
+    // A network the fused engine holds stays on the adapter whatever it is.
+    let small = json(&["train", "--dataset", "moons", "--epochs", "2", "--json"]);
+    assert_eq!(
+        (small["backend"].as_str(), small["engine"].as_str()),
+        (Some("gpu"), Some("fused")),
+        "{small:#}"
+    );
+}

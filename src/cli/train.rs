@@ -12,6 +12,7 @@ use serde_json::json;
 use wgmlp::bench::millis;
 use wgmlp::cpu::Evaluation;
 use wgmlp::data::{Builtin, Schema, Table, accuracy, class_of, split};
+use wgmlp::engine::Chosen;
 use wgmlp::model::{Checkpoint, Model};
 use wgmlp::plot::{self, LossCurve, Points};
 use wgmlp::train::{divergence, saturation};
@@ -102,8 +103,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = DEFAULT_SEED)]
     seed: u64,
 
-    /// Where to train
-    #[arg(long, value_enum, default_value_t = TrainBackend::Gpu)]
+    /// Where to train: auto takes the GPU, or the CPU where there is no adapter, or where the adapter is a
+    /// software one (llvmpipe, WARP) and the network too large for the fused engine, which the CPU path
+    /// then trains many times faster
+    #[arg(long, value_enum, default_value_t = TrainBackend::Auto)]
     backend: TrainBackend,
 
     /// Fraction of the rows held out to test on
@@ -137,6 +140,7 @@ pub struct TrainArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum TrainBackend {
+    Auto,
     Gpu,
     Cpu,
 }
@@ -147,31 +151,47 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         network, config, ..
     } = &job;
     let setup = Instant::now();
-    let gpu = match args.backend {
+    if args.backend == TrainBackend::Cpu && args.engine != Engine::Auto {
+        bail!(
+            "--engine {} runs on the GPU; leave it out with --backend cpu",
+            args.engine
+        )
+    }
+    // An engine asked for by name needs the GPU.
+    let backend = match args.backend {
+        TrainBackend::Auto if args.engine != Engine::Auto => TrainBackend::Gpu,
+        backend => backend,
+    };
+    let mut note = None;
+    let mut gpu = match backend {
         TrainBackend::Gpu => Some(pollster::block_on(Gpu::new())?),
         TrainBackend::Cpu => None,
-    };
-    let engine = match args.backend {
-        TrainBackend::Gpu => args.engine,
-        TrainBackend::Cpu if args.engine != Engine::Auto => {
-            bail!(
-                "--engine {} runs on the GPU; leave it out with --backend cpu",
-                args.engine
-            )
-        }
-        TrainBackend::Cpu => Engine::Auto,
+        TrainBackend::Auto => match pollster::block_on(Gpu::new()) {
+            Err(e @ Error::NoAdapter { .. }) => {
+                note = Some(format!("{e}; training on the CPU"));
+                None
+            }
+            opened => Some(opened?),
+        },
     };
     // Before the weights are drawn, so that a network that can never fit fails at once.
     let runs = job.lrs.len() * args.runs as usize;
-    Trainer::choose(
-        gpu.as_ref(),
-        engine,
-        network,
-        job.train_set.rows,
-        config,
-        runs,
-    )
-    .map_err(super::layers_error(network))?;
+    let rows = job.train_set.rows;
+    let chosen = Trainer::choose(gpu.as_ref(), args.engine, network, rows, config, runs)
+        .map_err(super::layers_error(network))?;
+    if let Some(software) = gpu.as_ref().filter(|gpu| gpu.is_software())
+        && backend == TrainBackend::Auto
+        && chosen == Chosen::Layered
+        && Trainer::choose(None, Engine::Auto, network, rows, config, runs).is_ok()
+    {
+        note = Some(format!(
+            "{} is a software adapter (the CPU emulates a GPU): training on the CPU, which is faster \
+             here for a network the fused engine cannot hold; --backend gpu trains on the adapter",
+            software.adapter().name
+        ));
+        gpu = None;
+    }
+    let engine = args.engine;
     let init_params = job.init.as_ref().map(|m| &m.params[..]);
     let starts = sweep::starts(
         network,
@@ -195,6 +215,9 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     if !quiet {
         if let Some(adapter) = gpu.as_ref().map(Gpu::adapter) {
             say!("adapter: {adapter}")?;
+        }
+        if let Some(note) = &note {
+            say!("note: {note}")?;
         }
         let start = match (&job.init, resumed) {
             (_, Some(c)) => format!(" · resuming after epoch {}", c.epoch),
@@ -300,7 +323,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     let (loss, outputs) = (network.loss(), network.outputs());
     if json {
         let summary = json!({
-            "backend": match args.backend { TrainBackend::Gpu => "gpu", TrainBackend::Cpu => "cpu" },
+            "backend": if gpu.is_some() { "gpu" } else { "cpu" },
             "engine": trainer.engine().name(),
             "adapter": gpu.as_ref().map(Gpu::adapter),
             "dataset": args.dataset,

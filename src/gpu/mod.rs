@@ -30,9 +30,20 @@ pub struct AdapterSummary {
     pub device_type: String,
 }
 
+impl AdapterSummary {
+    /// Whether the adapter is a software rasterizer on the CPU (llvmpipe, WARP, SwiftShader).
+    pub fn is_software(&self) -> bool {
+        self.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
+    }
+}
+
 impl std::fmt::Display for AdapterSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} · {} · {}", self.name, self.backend, self.device_type)
+        write!(f, "{} · {} · ", self.name, self.backend)?;
+        match self.is_software() {
+            true => write!(f, "software: the CPU emulates a GPU"),
+            false => write!(f, "{}", self.device_type),
+        }
     }
 }
 
@@ -266,7 +277,7 @@ impl Gpu {
 
     /// Whether the adapter is a software rasterizer on the CPU (llvmpipe, WARP, SwiftShader).
     pub fn is_software(&self) -> bool {
-        self.adapter.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
+        self.adapter.is_software()
     }
 
     pub fn adapter(&self) -> &AdapterSummary {

@@ -13,7 +13,9 @@ use crate::train::{Optimizer, TrainConfig, check_run};
 use crate::{Error, Result};
 
 /// The float types the reference runs in (f32 to compare with the GPU, f64 to check gradients).
-pub trait Real: Float + std::iter::Sum + std::ops::AddAssign + std::fmt::Debug + 'static {
+pub trait Real:
+    Float + std::iter::Sum + std::ops::AddAssign + std::fmt::Debug + Send + Sync + 'static
+{
     /// c[m×n] = op(a)[m×k] · op(b)[k×n] in the matrixmultiply crate's kernel for this type.
     fn tuned_matmul(c: &mut [Self], a: &[Self], b: &[Self], shape: MatmulShape);
 }
@@ -422,8 +424,8 @@ fn available_memory() -> Option<u64> {
 /// Per weight layer l: `activations` holds its pre-activation z and its output; their gradients are
 /// `dpre[l]` and `dpost[l]`. All are sized for the whole data set; a mini-batch uses the first rows.
 struct Layers<T> {
-    /// `matmul`, or `fast_matmul` in the fast trainer.
-    multiply: Multiply<T>,
+    /// Whether this is the fast trainer: `fast_matmul` for `matmul`, and large updates shared by the cores.
+    fast: bool,
     network: Network,
     config: TrainConfig,
     layout: ParamLayout,
@@ -447,7 +449,7 @@ impl<T: Real> CpuTrainer<T> {
         data: &Dataset,
         config: TrainConfig,
     ) -> Result<Self> {
-        CpuTrainer::with_multiply(network, params, data, config, matmul)
+        CpuTrainer::with_speed(network, params, data, config, false)
     }
 
     /// The same steps with the larger matrix products in the tuned kernel (`fast_matmul`): the same results
@@ -458,15 +460,15 @@ impl<T: Real> CpuTrainer<T> {
         data: &Dataset,
         config: TrainConfig,
     ) -> Result<Self> {
-        CpuTrainer::with_multiply(network, params, data, config, fast_matmul)
+        CpuTrainer::with_speed(network, params, data, config, true)
     }
 
-    fn with_multiply(
+    fn with_speed(
         network: &Network,
         params: &[f32],
         data: &Dataset,
         config: TrainConfig,
-        multiply: Multiply<T>,
+        fast: bool,
     ) -> Result<Self> {
         let layout = check_run(network, data, &config)?;
         check_params_len(&layout, params.len())?;
@@ -486,7 +488,7 @@ impl<T: Real> CpuTrainer<T> {
                 batch_targets: vec![T::zero(); data.targets.len()],
             },
             layers: Layers {
-                multiply,
+                fast,
                 params: convert(params),
                 grads: vec![T::zero(); layout.len],
                 state: vec![T::zero(); layout.len * config.optimizer.state_per_param()],
@@ -629,20 +631,28 @@ impl<T: Real> CpuTrainer<T> {
 }
 
 impl<T: Real> Layers<T> {
+    fn multiply(&self) -> Multiply<T> {
+        match self.fast {
+            true => fast_matmul,
+            false => matmul,
+        }
+    }
+
     fn forward(&mut self, x: &[T], rows: usize) {
+        let multiply = self.multiply();
         let Layers {
             network,
             layout,
             params,
-            multiply,
             ..
         } = self;
         self.activations
-            .forward(network, layout, params, *multiply, x, rows);
+            .forward(network, layout, params, multiply, x, rows);
     }
 
     /// The loss gradient, then per layer from the last: dZ, dW = Aᵀ·dZ, db = Σ_rows dZ, dA_prev = dZ·Wᵀ.
     fn backward(&mut self, x: &[T], y: &[T], rows: usize) {
+        let multiply = self.multiply();
         let last = self.layout.layers.len() - 1;
         let loss = self.network.loss();
         let n = rows * self.network.outputs();
@@ -675,12 +685,12 @@ impl<T: Real> Layers<T> {
             };
             let dz = &self.dpre[l][..n];
             let dweight = MatmulShape::new(layer.inputs, rows, layer.outputs).transpose_a();
-            (self.multiply)(&mut self.grads[layer.weight.clone()], input, dz, dweight);
+            multiply(&mut self.grads[layer.weight.clone()], input, dz, dweight);
             bias_backward(&mut self.grads[layer.bias.clone()], dz);
             if l > 0 {
                 let dinput = MatmulShape::new(rows, layer.outputs, layer.inputs).transpose_b();
                 let dprev = &mut self.dpost[l - 1][..rows * layer.inputs];
-                (self.multiply)(dprev, dz, &self.params[layer.weight.clone()], dinput);
+                multiply(dprev, dz, &self.params[layer.weight.clone()], dinput);
             }
         }
     }
@@ -690,28 +700,52 @@ impl<T: Real> Layers<T> {
         let c = |v: f32| T::from(v).expect("an f32 converts to any float");
         self.step += 1;
         let lr = c(self.config.lr);
+        // The fast trainer updates a large network a share of the parameters a core; each value's step is
+        // its own, so the shares change no result.
+        let len = self.layout.len;
+        let share = match self.fast {
+            true => len.div_ceil(cores()).max(PARALLEL_FROM),
+            false => len,
+        };
+        let (params, grads) = (self.params.chunks_mut(share), self.grads.chunks(share));
         match self.config.optimizer {
-            Optimizer::Sgd { momentum } => sgd_update(
-                &mut self.params,
-                &self.grads,
-                &mut self.state,
-                lr,
-                c(momentum),
-            ),
+            Optimizer::Sgd { momentum } => {
+                let velocity = self.state.chunks_mut(share);
+                in_parallel(params.zip(grads).zip(velocity), |((p, g), v)| {
+                    sgd_update(p, g, v, lr, c(momentum))
+                });
+            }
             Optimizer::Adam { weight_decay } => {
-                let (m, v) = self.state.split_at_mut(self.layout.len);
+                let (m, v) = self.state.split_at_mut(len);
                 let step = T::from(self.step).expect("a step count converts to any float");
-                adam_update(
-                    &mut self.params,
-                    &self.grads,
-                    (m, v),
-                    step,
-                    lr,
-                    c(weight_decay),
-                );
+                let moments = m.chunks_mut(share).zip(v.chunks_mut(share));
+                in_parallel(params.zip(grads).zip(moments), |((p, g), m)| {
+                    adam_update(p, g, m, step, lr, c(weight_decay))
+                });
             }
         }
     }
+}
+
+/// Parameters below which a share of an update is not worth a thread.
+const PARALLEL_FROM: usize = 1 << 16;
+
+/// The machine's cores, as far as this process may use them.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `work` on every item, the first on this thread and each other on a thread of its own.
+pub(crate) fn in_parallel<I: Send>(mut items: impl Iterator<Item = I>, work: impl Fn(I) + Sync) {
+    std::thread::scope(|scope| {
+        let first = items.next();
+        for item in items {
+            scope.spawn(|| work(item));
+        }
+        if let Some(first) = first {
+            work(first);
+        }
+    });
 }
 
 /// The forward pass's numbers: per weight layer its pre-activation z (`pre`) and its output f(z) (`post`),

@@ -186,7 +186,11 @@ impl<'gpu> Trainer<'gpu> {
                 ts.first().map_or(Ok(()), |t| t.gpu().wait())
             }
             Runs::Cpu(ts) => {
-                ts.iter_mut().for_each(|t| t.train(epochs));
+                // The runs are independent: a share of them a core.
+                let share = ts.len().div_ceil(crate::cpu::cores());
+                crate::cpu::in_parallel(ts.chunks_mut(share), |runs| {
+                    runs.iter_mut().for_each(|t| t.train(epochs))
+                });
                 Ok(())
             }
         }

@@ -103,24 +103,20 @@ fn the_fast_trainer_matches_the_reference_for_every_activation_loss_and_optimize
             mini_batches(TrainConfig::sgd(0.05)),
         );
     }
-    let network = Network::build(
-        vec![24, 48, 4],
-        Activation::Relu,
-        Activation::Softmax,
-        Loss::Ce,
-    )
-    .unwrap();
-    for (optimizer, lr) in OPTIMIZERS {
-        let config = mini_batches(TrainConfig {
-            optimizer,
-            ..TrainConfig::sgd(lr)
-        });
-        assert_fast_matches_reference(
-            &format!("{optimizer:?}"),
-            &network,
-            &wide_set(Loss::Ce, 4),
-            config,
-        );
+    // The small network, and one of more than 2^16 parameters, whose update the fast trainer shares out
+    // among the cores.
+    let networks = [vec![24, 48, 4], vec![24, 300, 250, 4]].map(|sizes| {
+        Network::build(sizes, Activation::Relu, Activation::Softmax, Loss::Ce).unwrap()
+    });
+    for network in &networks {
+        for (optimizer, lr) in OPTIMIZERS {
+            let config = mini_batches(TrainConfig {
+                optimizer,
+                ..TrainConfig::sgd(lr)
+            });
+            let what = format!("[{network}] {optimizer:?}");
+            assert_fast_matches_reference(&what, network, &wide_set(Loss::Ce, 4), config);
+        }
     }
 }
 

@@ -438,9 +438,6 @@ struct Layers<T> {
     dpost: Vec<Vec<T>>,
 }
 
-/// A function that computes `matmul`.
-type Multiply<T> = fn(&mut [T], &[T], &[T], MatmulShape);
-
 impl<T: Real> CpuTrainer<T> {
     /// The reference: every step in the plain loops above.
     pub fn new(
@@ -631,28 +628,24 @@ impl<T: Real> CpuTrainer<T> {
 }
 
 impl<T: Real> Layers<T> {
-    fn multiply(&self) -> Multiply<T> {
-        match self.fast {
-            true => fast_matmul,
-            false => matmul,
-        }
-    }
-
     fn forward(&mut self, x: &[T], rows: usize) {
-        let multiply = self.multiply();
         let Layers {
             network,
             layout,
             params,
+            fast,
             ..
         } = self;
         self.activations
-            .forward(network, layout, params, multiply, x, rows);
+            .forward(network, layout, params, *fast, x, rows);
     }
 
     /// The loss gradient, then per layer from the last: dZ, dW = Aᵀ·dZ, db = Σ_rows dZ, dA_prev = dZ·Wᵀ.
     fn backward(&mut self, x: &[T], y: &[T], rows: usize) {
-        let multiply = self.multiply();
+        let multiply = |c: &mut [T], a: &[T], b: &[T], shape| match self.fast {
+            true => fast_matmul(c, a, b, shape),
+            false => matmul(c, a, b, shape),
+        };
         let last = self.layout.layers.len() - 1;
         let loss = self.network.loss();
         let n = rows * self.network.outputs();
@@ -703,7 +696,7 @@ impl<T: Real> Layers<T> {
         // The fast trainer updates a large network a share of the parameters a core; each value's step is
         // its own, so the shares change no result.
         let len = self.layout.len;
-        let share = match self.fast {
+        let share = match self.fast && len >= PARALLEL_FROM {
             true => len.div_ceil(cores()).max(PARALLEL_FROM),
             false => len,
         };
@@ -730,9 +723,11 @@ impl<T: Real> Layers<T> {
 /// Parameters below which a share of an update is not worth a thread.
 const PARALLEL_FROM: usize = 1 << 16;
 
-/// The machine's cores, as far as this process may use them.
+/// The machine's cores, as far as this process may use them; asked once, since asking reads the cgroup's
+/// files each time.
 pub(crate) fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Runs `work` on every item, the first on this thread and each other on a thread of its own.
@@ -775,7 +770,7 @@ impl<T: Real> Activations<T> {
         network: &Network,
         layout: &ParamLayout,
         params: &[T],
-        multiply: Multiply<T>,
+        fast: bool,
         x: &[T],
         rows: usize,
     ) {
@@ -789,7 +784,11 @@ impl<T: Real> Activations<T> {
             let z = &mut self.pre[l][..rows * layer.outputs];
             let a = &mut after[0][..rows * layer.outputs];
             let shape = MatmulShape::new(rows, layer.inputs, layer.outputs);
-            multiply(z, input, &params[layer.weight.clone()], shape);
+            let w = &params[layer.weight.clone()];
+            match fast {
+                true => fast_matmul(z, input, w, shape),
+                false => matmul(z, input, w, shape),
+            }
             bias_add(z, &params[layer.bias.clone()]);
             match network.activation(l) {
                 Activation::Softmax => softmax_forward(a, z, layer.outputs),
@@ -830,7 +829,7 @@ pub fn predict(
     let last = layout.layers.len() - 1;
     for chunk in inputs.chunks(PREDICT_ROWS * width) {
         let n = chunk.len() / width;
-        activations.forward(network, &layout, params, fast_matmul, chunk, n);
+        activations.forward(network, &layout, params, true, chunk, n);
         prediction
             .logits
             .extend_from_slice(&activations.pre[last][..n * outputs]);

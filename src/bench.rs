@@ -36,7 +36,7 @@ pub struct XorFigures {
     pub fused_setup_ms: f64,
     pub fused_train_ms: f64,
     pub layered_train_ms: f64,
-    /// The CPU engine (`CpuTrainer::fast`, whose products this small run in the reference's loops).
+    /// The CPU engine (`FastCpuTrainer`, whose products this small run in the reference's loops).
     pub cpu_train_ms: f64,
     pub cpu_reference_train_ms: f64,
     pub fused_epochs_per_s: f64,

@@ -3,7 +3,7 @@
 //!
 //! Everything is generic over the float type so that tests can check the gradients in f64.
 //!
-//! [`CpuTrainer::fast`] runs the same steps with its larger matrix products in a tuned kernel (the
+//! [`FastCpuTrainer`] runs the same steps with its larger matrix products in a tuned kernel (the
 //! matrixmultiply crate: blocked, vectorized, on every core); the tests hold it to the plain loops.
 
 use num_traits::Float;
@@ -367,9 +367,11 @@ pub struct Evaluation {
 
 /// Training on the CPU, step by step as the GPU does it: the data in [`Rows`], the network's numbers in
 /// [`Layers`].
-pub struct CpuTrainer<T: Real = f32> {
+///
+/// `FAST` picks the fast path (see [`FastCpuTrainer`]) at compile time, so that neither pays for the other.
+pub struct CpuTrainer<T: Real = f32, const FAST: bool = false> {
     rows: Rows<T>,
-    layers: Layers<T>,
+    layers: Layers<T, FAST>,
     epoch: u64,
 }
 
@@ -423,9 +425,7 @@ fn available_memory() -> Option<u64> {
 ///
 /// Per weight layer l: `activations` holds its pre-activation z and its output; their gradients are
 /// `dpre[l]` and `dpost[l]`. All are sized for the whole data set; a mini-batch uses the first rows.
-struct Layers<T> {
-    /// Whether this is the fast trainer: `fast_matmul` for `matmul`, and large updates shared by the cores.
-    fast: bool,
+struct Layers<T, const FAST: bool> {
     network: Network,
     config: TrainConfig,
     layout: ParamLayout,
@@ -438,34 +438,18 @@ struct Layers<T> {
     dpost: Vec<Vec<T>>,
 }
 
-impl<T: Real> CpuTrainer<T> {
-    /// The reference: every step in the plain loops above.
+/// The reference's steps with every product of [`TUNED_FROM`] multiply-adds or more in the tuned kernel
+/// (`fast_matmul`) and, for networks of 2^16 parameters or more, the optimizer step a share a core: the
+/// same results to rounding, in a fraction of the time on layers of hundreds of units.
+pub type FastCpuTrainer<T = f32> = CpuTrainer<T, true>;
+
+impl<T: Real, const FAST: bool> CpuTrainer<T, FAST> {
+    /// A trainer of `network` from `params` on `data`: the reference's plain loops, or the fast path.
     pub fn new(
         network: &Network,
         params: &[f32],
         data: &Dataset,
         config: TrainConfig,
-    ) -> Result<Self> {
-        CpuTrainer::with_speed(network, params, data, config, false)
-    }
-
-    /// The same steps with the larger matrix products in the tuned kernel (`fast_matmul`): the same results
-    /// to rounding, in a fraction of the time on layers of hundreds of units.
-    pub fn fast(
-        network: &Network,
-        params: &[f32],
-        data: &Dataset,
-        config: TrainConfig,
-    ) -> Result<Self> {
-        CpuTrainer::with_speed(network, params, data, config, true)
-    }
-
-    fn with_speed(
-        network: &Network,
-        params: &[f32],
-        data: &Dataset,
-        config: TrainConfig,
-        fast: bool,
     ) -> Result<Self> {
         let layout = check_run(network, data, &config)?;
         check_params_len(&layout, params.len())?;
@@ -485,7 +469,6 @@ impl<T: Real> CpuTrainer<T> {
                 batch_targets: vec![T::zero(); data.targets.len()],
             },
             layers: Layers {
-                fast,
                 params: convert(params),
                 grads: vec![T::zero(); layout.len],
                 state: vec![T::zero(); layout.len * config.optimizer.state_per_param()],
@@ -627,22 +610,21 @@ impl<T: Real> CpuTrainer<T> {
     }
 }
 
-impl<T: Real> Layers<T> {
+impl<T: Real, const FAST: bool> Layers<T, FAST> {
     fn forward(&mut self, x: &[T], rows: usize) {
         let Layers {
             network,
             layout,
             params,
-            fast,
             ..
         } = self;
         self.activations
-            .forward(network, layout, params, *fast, x, rows);
+            .forward::<FAST>(network, layout, params, x, rows);
     }
 
     /// The loss gradient, then per layer from the last: dZ, dW = Aᵀ·dZ, db = Σ_rows dZ, dA_prev = dZ·Wᵀ.
     fn backward(&mut self, x: &[T], y: &[T], rows: usize) {
-        let multiply = |c: &mut [T], a: &[T], b: &[T], shape| match self.fast {
+        let multiply = |c: &mut [T], a: &[T], b: &[T], shape| match FAST {
             true => fast_matmul(c, a, b, shape),
             false => matmul(c, a, b, shape),
         };
@@ -696,7 +678,7 @@ impl<T: Real> Layers<T> {
         // The fast trainer updates a large network a share of the parameters a core; each value's step is
         // its own, so the shares change no result.
         let len = self.layout.len;
-        let share = match self.fast && len >= PARALLEL_FROM {
+        let share = match FAST && len >= PARALLEL_FROM {
             true => len.div_ceil(cores()).max(PARALLEL_FROM),
             false => len,
         };
@@ -731,15 +713,20 @@ pub(crate) fn cores() -> usize {
 }
 
 /// Runs `work` on every item, the first on this thread and each other on a thread of its own.
-pub(crate) fn in_parallel<I: Send>(mut items: impl Iterator<Item = I>, work: impl Fn(I) + Sync) {
+pub(crate) fn in_parallel<I: Send>(items: impl Iterator<Item = I>, work: impl Fn(I) + Sync) {
+    let mut items = items.peekable();
+    let Some(first) = items.next() else {
+        return;
+    };
+    if items.peek().is_none() {
+        // One item needs no scope: setting one up costs a small network's whole step.
+        return work(first);
+    }
     std::thread::scope(|scope| {
-        let first = items.next();
         for item in items {
             scope.spawn(|| work(item));
         }
-        if let Some(first) = first {
-            work(first);
-        }
+        work(first);
     });
 }
 
@@ -765,12 +752,11 @@ impl<T: Real> Activations<T> {
     }
 
     /// Z = A·W + b, A' = f(Z), layer by layer over the first `rows` rows of `x`.
-    fn forward(
+    fn forward<const FAST: bool>(
         &mut self,
         network: &Network,
         layout: &ParamLayout,
         params: &[T],
-        fast: bool,
         x: &[T],
         rows: usize,
     ) {
@@ -785,7 +771,7 @@ impl<T: Real> Activations<T> {
             let a = &mut after[0][..rows * layer.outputs];
             let shape = MatmulShape::new(rows, layer.inputs, layer.outputs);
             let w = &params[layer.weight.clone()];
-            match fast {
+            match FAST {
                 true => fast_matmul(z, input, w, shape),
                 false => matmul(z, input, w, shape),
             }
@@ -829,7 +815,7 @@ pub fn predict(
     let last = layout.layers.len() - 1;
     for chunk in inputs.chunks(PREDICT_ROWS * width) {
         let n = chunk.len() / width;
-        activations.forward(network, &layout, params, true, chunk, n);
+        activations.forward::<true>(network, &layout, params, chunk, n);
         prediction
             .logits
             .extend_from_slice(&activations.pre[last][..n * outputs]);

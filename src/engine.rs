@@ -2,6 +2,7 @@
 //! CPU reference; for one run or for a sweep of many runs side by side.
 
 use crate::cpu::Evaluation;
+use crate::cpu::FastCpuTrainer;
 use crate::data::accuracy;
 use crate::gpu::{FusedTrainer, Metrics};
 use crate::network::{Dataset, Network, named};
@@ -83,7 +84,7 @@ enum Runs<'gpu> {
     // Boxed: the one fused trainer is far larger than a list of the others.
     Fused(Box<FusedTrainer<'gpu>>),
     Layered(Vec<GpuTrainer<'gpu>>),
-    Cpu(Vec<CpuTrainer<f32>>),
+    Cpu(Vec<FastCpuTrainer>),
 }
 
 impl<'gpu> Trainer<'gpu> {
@@ -147,7 +148,7 @@ impl<'gpu> Trainer<'gpu> {
             _ => Runs::Cpu(
                 starts
                     .iter()
-                    .map(|s| CpuTrainer::fast(network, &s.params, data, s.config))
+                    .map(|s| FastCpuTrainer::new(network, &s.params, data, s.config))
                     .collect::<Result<_>>()?,
             ),
         };

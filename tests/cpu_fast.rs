@@ -4,7 +4,7 @@
 mod common;
 
 use common::{HIDDEN, OPTIMIZERS, assert_close, random, targets_for};
-use wgmlp::cpu::{self, MatmulShape};
+use wgmlp::cpu::{self, FastCpuTrainer, MatmulShape};
 use wgmlp::{Activation, CpuTrainer, Dataset, Loss, Network, TrainConfig};
 
 #[test]
@@ -53,7 +53,7 @@ fn assert_fast_matches_reference(
 ) {
     let params = network.init_params(9);
     let mut reference = CpuTrainer::<f32>::new(network, &params, data, config).unwrap();
-    let mut fast = CpuTrainer::<f32>::fast(network, &params, data, config).unwrap();
+    let mut fast = FastCpuTrainer::<f32>::new(network, &params, data, config).unwrap();
     // Few steps: relu's kink turns a rounding difference into a different slope, which training amplifies.
     reference.train(5);
     fast.train(5);

@@ -1,4 +1,4 @@
-// The matrix multiply, in two versions that are both twins of cpu::matmul; src/gpu/kernel.rs picks one by
+// The matrix multiply, in three versions that are all twins of cpu::matmul; src/gpu/kernel.rs picks one by
 // shape and has the same numbers as these constants, checked by a test.
 //
 // matmul: one SMALL_TILE×SMALL_TILE block of c a workgroup, one element a thread.
@@ -103,3 +103,83 @@ fn matmul_blocked(@builtin(workgroup_id) workgroup: vec3<u32>,
     }
 }
 
+
+// matmul_registers: the same BLOCK×BLOCK block of c a workgroup as matmul_blocked, but each of its
+// REGISTER_THREADS×REGISTER_THREADS threads keeps an 8×8 grid of c in registers and reads a and b straight
+// from the arena: no workgroup memory and no barrier, which a software adapter runs as slow memory and a
+// switch between coroutines. Thread (x, y) owns rows 8y … 8y + 7 of the block and columns
+// x + REGISTER_THREADS·j, so that neighbouring threads read neighbouring columns of b.
+const REGISTER_THREADS: u32 = 8u;
+
+// Where op(a)[i][p] and op(b)[p][j] sit: (row stride, column stride) of each, from the transpose flags.
+fn a_strides() -> vec2<u32> {
+    return select(vec2<u32>(args.inner, 1u), vec2<u32>(1u, args.rows), (args.flags & 1u) != 0u);
+}
+
+fn b_strides() -> vec2<u32> {
+    return select(vec2<u32>(args.cols, 1u), vec2<u32>(1u, args.inner), (args.flags & 2u) != 0u);
+}
+
+// The product for large matrices. The 8×8 products of a step are written out (no loop: llvmpipe counts
+// every loop iteration of an invocation against a limit), as two vec4 of columns a row; each element sums
+// its k products in order, as the CPU twin does. Rows and columns past the matrix read its last row or
+// column and are not stored.
+@compute @workgroup_size(REGISTER_THREADS, REGISTER_THREADS)
+fn matmul_registers(@builtin(workgroup_id) workgroup: vec3<u32>,
+                    @builtin(local_invocation_id) local: vec3<u32>) {
+    let row0 = workgroup.y * BLOCK + 8u * local.y;
+    let col0 = workgroup.x * BLOCK + local.x;
+    let last_row = max(args.rows, 1u) - 1u;
+    let last_col = max(args.cols, 1u) - 1u;
+    let sa = a_strides();
+    let sb = b_strides();
+    // Offsets of the 8 rows of op(a) and the 8 columns of op(b) this thread reads.
+    var a_at: array<u32, 8>;
+    var b_at: array<u32, 8>;
+    for (var i = 0u; i < 8u; i++) {
+        a_at[i] = args.a + min(row0 + i, last_row) * sa.x;
+        b_at[i] = args.b + min(col0 + REGISTER_THREADS * i, last_col) * sb.y;
+    }
+    var acc: array<vec4<f32>, 16>;
+    for (var p = 0u; p < args.inner; p++) {
+        let pa = p * sa.y;
+        let pb = p * sb.x;
+        let low = vec4<f32>(arena[b_at[0] + pb], arena[b_at[1] + pb], arena[b_at[2] + pb],
+                            arena[b_at[3] + pb]);
+        let high = vec4<f32>(arena[b_at[4] + pb], arena[b_at[5] + pb], arena[b_at[6] + pb],
+                             arena[b_at[7] + pb]);
+        let a0 = arena[a_at[0] + pa];
+        let a1 = arena[a_at[1] + pa];
+        let a2 = arena[a_at[2] + pa];
+        let a3 = arena[a_at[3] + pa];
+        let a4 = arena[a_at[4] + pa];
+        let a5 = arena[a_at[5] + pa];
+        let a6 = arena[a_at[6] + pa];
+        let a7 = arena[a_at[7] + pa];
+        acc[0] += a0 * low;
+        acc[1] += a0 * high;
+        acc[2] += a1 * low;
+        acc[3] += a1 * high;
+        acc[4] += a2 * low;
+        acc[5] += a2 * high;
+        acc[6] += a3 * low;
+        acc[7] += a3 * high;
+        acc[8] += a4 * low;
+        acc[9] += a4 * high;
+        acc[10] += a5 * low;
+        acc[11] += a5 * high;
+        acc[12] += a6 * low;
+        acc[13] += a6 * high;
+        acc[14] += a7 * low;
+        acc[15] += a7 * high;
+    }
+    for (var i = 0u; i < 8u; i++) {
+        let row = row0 + i;
+        for (var j = 0u; j < 8u; j++) {
+            let col = col0 + REGISTER_THREADS * j;
+            if row < args.rows && col < args.cols {
+                arena[args.out + row * args.cols + col] = acc[2u * i + j / 4u][j % 4u];
+            }
+        }
+    }
+}

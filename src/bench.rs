@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::cpu::{self, MatmulShape};
 use crate::data::{Builtin, Schema};
 use crate::engine::{Engine, Start, Trainer};
-use crate::gpu::{AdapterSummary, Gpu, GpuTrainer, Op};
+use crate::gpu::{AdapterSummary, Gpu, GpuTrainer, Kernel, Op};
 use crate::network::{Activation, DEFAULT_SEED, Dataset, Loss, Network};
 use crate::train::{Optimizer, TrainConfig};
 use crate::{Error, Result};
@@ -91,11 +91,21 @@ pub struct PredictFigures {
 #[derive(Debug, Serialize)]
 pub struct MatmulFigures {
     pub size: usize,
+    /// The version `Op::matmul` picks for this shape.
     pub gpu_gflops: f64,
+    /// Every version, each checked against the CPU reference before it is timed.
+    pub gpu_versions: Vec<MatmulVersion>,
     /// The fast CPU path's tuned kernel, and the reference's loops.
     pub cpu_fast_gflops: f64,
     pub cpu_gflops: f64,
     /// The largest |GPU − CPU| over the product, so the figure is known to come from a correct result.
+    pub max_abs_diff: f32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MatmulVersion {
+    pub kernel: &'static str,
+    pub gflops: f64,
     pub max_abs_diff: f32,
 }
 
@@ -336,17 +346,18 @@ async fn matmul_figures(gpu: &Gpu, size: usize) -> Result<MatmulFigures> {
     let (a, b, c) = (0..len, len..2 * len, 2 * len..3 * len);
 
     let buffer = gpu.create_arena("matmul operands", &arena)?;
-    let program = gpu.program(
-        &buffer,
-        &[Op::matmul(c.clone(), a.clone(), b.clone(), shape)?],
-    )?;
-    gpu.submit(&[(&program, 1)]); // warm-up: the first dispatch pays for pipeline and memory set-up
-    let gpu_result = gpu.read(&buffer, c).await?;
-    let gpu_time = per_repetition(|reps| {
-        gpu.submit(&[(&program, reps)]);
-        gpu.wait()
-    })?;
-
+    let mut timed_versions = Vec::new();
+    for kernel in Kernel::MATMULS {
+        let op = Op::matmul_with(kernel, c.clone(), a.clone(), b.clone(), shape)?;
+        let program = gpu.program(&buffer, &[op])?;
+        gpu.submit(&[(&program, 1)]); // warm-up: the first dispatch pays for pipeline and memory set-up
+        let result = gpu.read(&buffer, c.clone()).await?;
+        let time = per_repetition(|reps| {
+            gpu.submit(&[(&program, reps)]);
+            gpu.wait()
+        })?;
+        timed_versions.push((kernel, result, time));
+    }
     let mut cpu_result = vec![0.0; len];
     let mut cpu_time = |multiply: fn(&mut [f32], &[f32], &[f32], MatmulShape)| {
         per_repetition(|reps| {
@@ -359,12 +370,26 @@ async fn matmul_figures(gpu: &Gpu, size: usize) -> Result<MatmulFigures> {
     let fast_time = cpu_time(cpu::fast_matmul)?;
     let reference_time = cpu_time(cpu::matmul)?;
     let gflops = |time: Duration| shape.flops() / time.as_secs_f64() / 1e9;
+    let picked = Kernel::matmul_for(shape);
+    let gpu_versions: Vec<MatmulVersion> = timed_versions
+        .iter()
+        .map(|(kernel, result, time)| MatmulVersion {
+            kernel: kernel.entry_point(),
+            gflops: gflops(*time),
+            max_abs_diff: max_abs_diff(result, &cpu_result),
+        })
+        .collect();
+    let (_, gpu_result, gpu_time) = timed_versions
+        .iter()
+        .find(|(kernel, ..)| *kernel == picked)
+        .expect("Kernel::MATMULS holds every version matmul_for picks");
     Ok(MatmulFigures {
         size,
-        gpu_gflops: gflops(gpu_time),
+        gpu_gflops: gflops(*gpu_time),
+        gpu_versions,
         cpu_fast_gflops: gflops(fast_time),
         cpu_gflops: gflops(reference_time),
-        max_abs_diff: max_abs_diff(&gpu_result, &cpu_result),
+        max_abs_diff: max_abs_diff(gpu_result, &cpu_result),
     })
 }
 

@@ -511,6 +511,12 @@ fn run_bench(plan: &BenchPlan, json: bool) -> anyhow::Result<()> {
             m.cpu_gflops,
             m.max_abs_diff
         )?;
+        let versions: Vec<String> = m
+            .gpu_versions
+            .iter()
+            .map(|v| format!("{} {:.2}", v.kernel, v.gflops))
+            .collect();
+        say!("  GPU versions (GFLOP/s): {}", versions.join(", "))?;
     }
     Ok(())
 }

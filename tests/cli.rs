@@ -283,5 +283,19 @@ fn bench_prints_every_figure_as_json() {
         );
         // The kernel's result is checked before its speed is reported.
         assert!(m["max_abs_diff"].as_f64().unwrap() < 1e-3, "{m}");
+        let versions = m["gpu_versions"].as_array().unwrap();
+        let kernels: Vec<&str> = versions
+            .iter()
+            .map(|v| v["kernel"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kernels,
+            ["matmul", "matmul_blocked", "matmul_registers"],
+            "{m}"
+        );
+        for v in versions {
+            assert!(v["gflops"].as_f64().unwrap() > 0.0, "{v}");
+            assert!(v["max_abs_diff"].as_f64().unwrap() < 1e-3, "{v}");
+        }
     }
 }

@@ -31,7 +31,7 @@ impl Arena {
 }
 
 fn check_matmul(shape: MatmulShape) {
-    for kernel in [Kernel::Matmul, Kernel::MatmulBlocked] {
+    for kernel in Kernel::MATMULS {
         check_matmul_with(kernel, shape);
     }
 }
@@ -81,7 +81,7 @@ fn matmul_with_empty_inner_dimension_gives_zeros() {
 }
 
 #[test]
-fn matmul_picks_the_blocked_kernel_once_a_block_is_full() {
+fn matmul_picks_the_register_blocked_kernel_once_a_block_is_full() {
     assert_eq!(
         Kernel::matmul_for(MatmulShape::new(4, 2, 3)),
         Kernel::Matmul
@@ -92,7 +92,7 @@ fn matmul_picks_the_blocked_kernel_once_a_block_is_full() {
     );
     assert_eq!(
         Kernel::matmul_for(MatmulShape::new(64, 1, 64)),
-        Kernel::MatmulBlocked
+        Kernel::MatmulRegisters
     );
 }
 

@@ -5,8 +5,8 @@ use std::mem::size_of;
 
 use wgmlp::Activation;
 use wgmlp::gpu::{
-    Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_TILE, SHADERS, WORKGROUP_SIZE,
-    activation_code,
+    Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_REGISTER_THREADS, MATMUL_TILE,
+    SHADERS, WORKGROUP_SIZE, activation_code,
 };
 
 fn parse(name: &str, source: &str) -> naga::Module {
@@ -95,6 +95,12 @@ fn tile_and_workgroup_constants_match_the_rust_side() {
         constant(blocked, "PER_THREAD") * MATMUL_BLOCK_THREADS,
         MATMUL_BLOCK
     );
+    assert_eq!(
+        constant(blocked, "REGISTER_THREADS"),
+        MATMUL_REGISTER_THREADS
+    );
+    // matmul_registers: 8 rows a thread, and as many columns.
+    assert_eq!(8 * MATMUL_REGISTER_THREADS, MATMUL_BLOCK);
 }
 
 #[test]

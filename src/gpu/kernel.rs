@@ -25,6 +25,8 @@ pub const MATMUL_TILE: u32 = 16;
 /// a side (`BLOCK_THREADS`).
 pub const MATMUL_BLOCK: u32 = 64;
 pub const MATMUL_BLOCK_THREADS: u32 = 16;
+/// Threads along each side of a `matmul_registers` workgroup, each holding 8×8 elements of its block.
+pub const MATMUL_REGISTER_THREADS: u32 = 8;
 
 /// The most workgroups wgpu lets a dispatch have in one dimension by default.
 const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65535;
@@ -86,6 +88,7 @@ pub const SHADERS: [(&str, &str); 6] = [
 pub enum Kernel {
     Matmul,
     MatmulBlocked,
+    MatmulRegisters,
     BiasAdd,
     BiasBackward,
     ActivationForward,
@@ -100,9 +103,10 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 13] = [
+    pub const ALL: [Kernel; 14] = [
         Kernel::Matmul,
         Kernel::MatmulBlocked,
+        Kernel::MatmulRegisters,
         Kernel::BiasAdd,
         Kernel::BiasBackward,
         Kernel::ActivationForward,
@@ -116,11 +120,19 @@ impl Kernel {
         Kernel::NextEpoch,
     ];
 
-    /// The matmul version for `shape`: the blocked one once the output fills at least one of its blocks.
+    /// The matmul versions, in the order they were written.
+    pub const MATMULS: [Kernel; 3] = [
+        Kernel::Matmul,
+        Kernel::MatmulBlocked,
+        Kernel::MatmulRegisters,
+    ];
+
+    /// The matmul version for `shape`: the register-blocked one once the output fills at least one of its
+    /// blocks (on lavapipe six times the blocked one's speed at 1024², see the README's table).
     pub fn matmul_for(shape: MatmulShape) -> Kernel {
         let block = MATMUL_BLOCK as usize;
         if shape.m >= block && shape.n >= block {
-            Kernel::MatmulBlocked
+            Kernel::MatmulRegisters
         } else {
             Kernel::Matmul
         }
@@ -132,6 +144,7 @@ impl Kernel {
         match self {
             Kernel::Matmul => "matmul",
             Kernel::MatmulBlocked => "matmul_blocked",
+            Kernel::MatmulRegisters => "matmul_registers",
             Kernel::BiasAdd => "bias_add",
             Kernel::BiasBackward => "bias_backward",
             Kernel::ActivationForward => "activation_forward",
@@ -149,7 +162,7 @@ impl Kernel {
     /// Which entry of [`SHADERS`] holds the kernel.
     pub fn shader(self) -> usize {
         match self {
-            Kernel::Matmul | Kernel::MatmulBlocked => 0,
+            Kernel::Matmul | Kernel::MatmulBlocked | Kernel::MatmulRegisters => 0,
             Kernel::BiasAdd | Kernel::BiasBackward => 1,
             Kernel::ActivationForward | Kernel::ActivationBackward | Kernel::SoftmaxForward => 2,
             Kernel::LossBackward => 3,
@@ -163,6 +176,7 @@ impl Kernel {
         match self {
             Kernel::Matmul => [MATMUL_TILE, MATMUL_TILE, 1],
             Kernel::MatmulBlocked => [MATMUL_BLOCK_THREADS, MATMUL_BLOCK_THREADS, 1],
+            Kernel::MatmulRegisters => [MATMUL_REGISTER_THREADS, MATMUL_REGISTER_THREADS, 1],
             _ => [WORKGROUP_SIZE, 1, 1],
         }
     }
@@ -242,11 +256,11 @@ impl Op {
         b: Range<usize>,
         shape: MatmulShape,
     ) -> Result<Op> {
-        if !matches!(kernel, Kernel::Matmul | Kernel::MatmulBlocked) {
+        if !Kernel::MATMULS.contains(&kernel) {
             return Err(Error::Unsupported {
                 op: "matmul_with",
                 what: format!("{kernel:?}"),
-                reason: "it takes Kernel::Matmul or Kernel::MatmulBlocked",
+                reason: "it takes Kernel::Matmul, Kernel::MatmulBlocked or Kernel::MatmulRegisters",
             });
         }
         let MatmulShape { m, k, n, .. } = shape;
@@ -467,7 +481,9 @@ impl Op {
         }
         let [x, y] = match self.kernel {
             Kernel::Matmul => [cols.div_ceil(MATMUL_TILE), rows.div_ceil(MATMUL_TILE)],
-            Kernel::MatmulBlocked => [cols.div_ceil(MATMUL_BLOCK), rows.div_ceil(MATMUL_BLOCK)],
+            Kernel::MatmulBlocked | Kernel::MatmulRegisters => {
+                [cols.div_ceil(MATMUL_BLOCK), rows.div_ceil(MATMUL_BLOCK)]
+            }
             Kernel::BiasBackward => spill(cols.div_ceil(WORKGROUP_SIZE)),
             Kernel::SoftmaxForward => spill(rows.div_ceil(WORKGROUP_SIZE)),
             _ => spill((rows * cols).div_ceil(WORKGROUP_SIZE)),

@@ -15,8 +15,8 @@ use wgpu::util::DeviceExt;
 pub use fused::{FUSED_PRIVATE_FLOATS, FusedTrainer, Metrics, Tier, Variant, fused_floats};
 pub use generate::fused_source;
 pub use kernel::{
-    Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_TILE, Op, RowOrder, SHADERS,
-    WORKGROUP_SIZE, activation_code,
+    Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_REGISTER_THREADS, MATMUL_TILE, Op,
+    RowOrder, SHADERS, WORKGROUP_SIZE, activation_code,
 };
 pub use trainer::GpuTrainer;
 

@@ -173,13 +173,23 @@ fn matmul_registers(@builtin(workgroup_id) workgroup: vec3<u32>,
         acc[14] += a7 * low;
         acc[15] += a7 * high;
     }
-    for (var i = 0u; i < 8u; i++) {
-        let row = row0 + i;
-        for (var j = 0u; j < 8u; j++) {
-            let col = col0 + REGISTER_THREADS * j;
-            if row < args.rows && col < args.cols {
-                arena[args.out + row * args.cols + col] = acc[2u * i + j / 4u][j % 4u];
-            }
+    // acc indexed by constants only: one index computed at run time would keep all of it in memory.
+    store_row(row0, col0, acc[0], acc[1]);
+    store_row(row0 + 1u, col0, acc[2], acc[3]);
+    store_row(row0 + 2u, col0, acc[4], acc[5]);
+    store_row(row0 + 3u, col0, acc[6], acc[7]);
+    store_row(row0 + 4u, col0, acc[8], acc[9]);
+    store_row(row0 + 5u, col0, acc[10], acc[11]);
+    store_row(row0 + 6u, col0, acc[12], acc[13]);
+    store_row(row0 + 7u, col0, acc[14], acc[15]);
+}
+
+// c[row][col0 + REGISTER_THREADS·j] = (low, high)[j] for j < 8, where inside the matrix.
+fn store_row(row: u32, col0: u32, low: vec4<f32>, high: vec4<f32>) {
+    for (var j = 0u; j < 8u; j++) {
+        let col = col0 + REGISTER_THREADS * j;
+        if row < args.rows && col < args.cols {
+            arena[args.out + row * args.cols + col] = select(high[j % 4u], low[j % 4u], j < 4u);
         }
     }
 }

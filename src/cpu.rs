@@ -40,6 +40,8 @@ fn strides(shape: &MatmulShape) -> [(usize, usize); 3] {
 macro_rules! tuned_matmul {
     ($float:ty, $gemm:path) => {
         impl Real for $float {
+            // Out of line, so that the small products' loops around a call to it stay tight.
+            #[inline(never)]
             fn tuned_matmul(c: &mut [Self], a: &[Self], b: &[Self], shape: MatmulShape) {
                 check_matmul(c, a, b, shape);
                 let MatmulShape { m, k, n, .. } = shape;
@@ -165,6 +167,8 @@ const TUNED_FROM: usize = 4096;
 
 /// c[m×n] = op(a)[m×k] · op(b)[k×n]: `matmul`'s result (to rounding), through the tuned kernel where the
 /// product is large enough to gain from it.
+// Inlined, so that each call site's plain loop is compiled for its shape's transposes, as the reference's are.
+#[inline(always)]
 pub fn fast_matmul<T: Real>(c: &mut [T], a: &[T], b: &[T], shape: MatmulShape) {
     match shape.m * shape.k * shape.n < TUNED_FROM {
         true => matmul(c, a, b, shape),

@@ -245,9 +245,8 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
 
     let first_epoch = trainer.epoch();
     let start_loss = job.start_loss(&starts[0])?;
-    let start = Instant::now();
-    let (progress, curve) = job.train(&mut trainer, start_loss, quiet)?;
-    let train_ms = millis(start.elapsed());
+    let (progress, curve, timing) = job.train(&mut trainer, start_loss, quiet)?;
+    let (train_ms, measure_ms) = (millis(timing.training), millis(timing.measuring));
     let outcomes: Vec<Outcome> = progress
         .iter()
         .zip(seeds.iter().zip(&starts))
@@ -339,6 +338,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             "test_rows": job.test_set.rows,
             "setup_ms": setup_ms,
             "train_ms": train_ms,
+            "measure_ms": measure_ms,
             "best_run": best,
             "runs": outcomes,
         });
@@ -347,7 +347,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         let epochs = trainer.epoch() - first_epoch;
         if job.sweeps() {
             say!(
-                "trained {} runs of {epochs} epochs in {train_ms:.0} ms",
+                "trained {} runs of {epochs} epochs in {train_ms:.0} ms (measuring {measure_ms:.0} ms apart)",
                 outcomes.len()
             )?;
             for line in sweep::summary(&outcomes) {
@@ -361,7 +361,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             )?;
         } else {
             say!(
-                "trained {epochs} epochs in {train_ms:.0} ms: {}",
+                "trained {epochs} epochs in {train_ms:.0} ms (measuring {measure_ms:.0} ms apart): {}",
                 describe(&evaluation, &job.train_set, network)
             )?;
         }
@@ -507,7 +507,7 @@ impl<'a> Job<'a> {
         trainer: &mut Trainer,
         start_loss: f64,
         quiet: bool,
-    ) -> anyhow::Result<(Vec<Progress>, Curve)> {
+    ) -> anyhow::Result<(Vec<Progress>, Curve, Timing)> {
         let args = self.args;
         let first_epoch = trainer.epoch();
         let last_epoch = first_epoch.checked_add(args.epochs).ok_or_else(|| {
@@ -522,9 +522,13 @@ impl<'a> Job<'a> {
         let every = args.log_every.unwrap_or(args.epochs.div_ceil(100));
         let bar = progress_bar(args.epochs, quiet);
         let mut curve = Curve::default();
+        let mut timing = Timing::default();
         loop {
             let now = every.min(last_epoch - trainer.epoch());
+            let started = Instant::now();
             trainer.train(now as usize)?;
+            let trained = Instant::now();
+            timing.training += trained - started;
             let progress = trainer.progress()?;
             let epoch = trainer.epoch();
             let diverged = divergence(start_loss, progress[0].loss).filter(|_| !self.sweeps());
@@ -552,9 +556,10 @@ impl<'a> Job<'a> {
                 let losses = progress.iter().map(|p| p.loss).collect();
                 curve.push(epoch, losses, test.transpose()?.map(|t| t.loss));
             }
+            timing.measuring += trained.elapsed();
             if epoch >= last_epoch {
                 bar.finish_and_clear();
-                return Ok((progress, curve));
+                return Ok((progress, curve, timing));
             }
         }
     }
@@ -578,6 +583,14 @@ impl<'a> Job<'a> {
             progress.len()
         )
     }
+}
+
+/// Where a run's time went: training (every engine waits for its device before this is read), and
+/// measuring the loss at the log points, with the held-out evaluation and the readbacks.
+#[derive(Default)]
+struct Timing {
+    training: std::time::Duration,
+    measuring: std::time::Duration,
 }
 
 /// A bar of epochs with the latest loss and accuracy, drawn only on a terminal.

@@ -17,6 +17,11 @@ const DEPTH: u32 = 16u;
 var<workgroup> block_a: array<f32, BLOCK * DEPTH>;  // BLOCK rows of op(a) × DEPTH
 var<workgroup> block_b: array<f32, DEPTH * BLOCK>;  // DEPTH rows of op(b) × BLOCK
 
+// The block of rows a workgroup computes: more blocks than a grid dimension holds spill from y into z.
+fn row_block(workgroup: vec3<u32>, workgroups: vec3<u32>) -> u32 {
+    return workgroup.z * workgroups.y + workgroup.y;
+}
+
 // op(a)[row][p], or 0 outside the m×k matrix so that partial tiles add nothing.
 fn load_a(row: u32, p: u32) -> f32 {
     if row >= args.rows || p >= args.inner {
@@ -43,8 +48,9 @@ fn load_b(p: u32, col: u32) -> f32 {
 // staged through workgroup memory. Suits small matrices, such as a batch of a few rows, where the big block
 // of matmul_blocked would be mostly idle.
 @compute @workgroup_size(SMALL_TILE, SMALL_TILE)
-fn matmul(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {
-    let row = workgroup.y * SMALL_TILE + local.y;
+fn matmul(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>,
+          @builtin(num_workgroups) workgroups: vec3<u32>) {
+    let row = row_block(workgroup, workgroups) * SMALL_TILE + local.y;
     let col = workgroup.x * SMALL_TILE + local.x;
     var acc = 0.0;
     for (var t = 0u; t < args.inner; t += SMALL_TILE) {
@@ -67,8 +73,9 @@ fn matmul(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation
 @compute @workgroup_size(BLOCK_THREADS, BLOCK_THREADS)
 fn matmul_blocked(@builtin(workgroup_id) workgroup: vec3<u32>,
                   @builtin(local_invocation_id) local: vec3<u32>,
-                  @builtin(local_invocation_index) thread: u32) {
-    let row0 = workgroup.y * BLOCK;
+                  @builtin(local_invocation_index) thread: u32,
+                  @builtin(num_workgroups) workgroups: vec3<u32>) {
+    let row0 = row_block(workgroup, workgroups) * BLOCK;
     let col0 = workgroup.x * BLOCK;
     var acc: array<f32, PER_THREAD * PER_THREAD>;
     for (var t = 0u; t < args.inner; t += DEPTH) {
@@ -126,8 +133,9 @@ fn b_strides() -> vec2<u32> {
 // column and are not stored.
 @compute @workgroup_size(REGISTER_THREADS, REGISTER_THREADS)
 fn matmul_registers(@builtin(workgroup_id) workgroup: vec3<u32>,
-                    @builtin(local_invocation_id) local: vec3<u32>) {
-    let row0 = workgroup.y * BLOCK + 8u * local.y;
+                    @builtin(local_invocation_id) local: vec3<u32>,
+                    @builtin(num_workgroups) workgroups: vec3<u32>) {
+    let row0 = row_block(workgroup, workgroups) * BLOCK + 8u * local.y;
     let col0 = workgroup.x * BLOCK + local.x;
     let last_row = max(args.rows, 1u) - 1u;
     let last_col = max(args.cols, 1u) - 1u;

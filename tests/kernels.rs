@@ -97,6 +97,16 @@ fn matmul_picks_the_register_blocked_kernel_once_a_block_is_full() {
 }
 
 #[test]
+fn matmul_rows_beyond_one_grid_dimension_spill_into_the_next() {
+    // More blocks of rows than the 65535 workgroups a grid dimension holds: 16-row tiles for matmul,
+    // 64-row blocks for the others.
+    check_matmul_with(Kernel::Matmul, MatmulShape::new(1_100_000, 2, 3));
+    for kernel in [Kernel::MatmulBlocked, Kernel::MatmulRegisters] {
+        check_matmul_with(kernel, MatmulShape::new(4_200_000, 1, 2));
+    }
+}
+
+#[test]
 fn matmul_rejects_mismatched_shapes() {
     let err = Op::matmul(0..6, 6..12, 12..20, MatmulShape::new(2, 3, 3)).unwrap_err();
     assert!(

@@ -479,24 +479,32 @@ impl Op {
                 unit: "elements (the shaders count them in u32)",
             });
         }
-        let [x, y] = match self.kernel {
-            Kernel::Matmul => [cols.div_ceil(MATMUL_TILE), rows.div_ceil(MATMUL_TILE)],
-            Kernel::MatmulBlocked | Kernel::MatmulRegisters => {
-                [cols.div_ceil(MATMUL_BLOCK), rows.div_ceil(MATMUL_BLOCK)]
-            }
-            Kernel::BiasBackward => spill(cols.div_ceil(WORKGROUP_SIZE)),
-            Kernel::SoftmaxForward => spill(rows.div_ceil(WORKGROUP_SIZE)),
-            _ => spill((rows * cols).div_ceil(WORKGROUP_SIZE)),
+        // A matmul's blocks of rows spill from y into z (`row_block` in shaders/matmul.wgsl), others' long
+        // grids from x into y.
+        let matmul = |block: u32| {
+            let [y, z] = spill(rows.div_ceil(block));
+            [cols.div_ceil(block), y, z]
         };
-        if x > MAX_WORKGROUPS_PER_DIMENSION || y > MAX_WORKGROUPS_PER_DIMENSION {
+        let flat = |workgroups: u32| {
+            let [x, y] = spill(workgroups);
+            [x, y, 1]
+        };
+        let grid = match self.kernel {
+            Kernel::Matmul => matmul(MATMUL_TILE),
+            Kernel::MatmulBlocked | Kernel::MatmulRegisters => matmul(MATMUL_BLOCK),
+            Kernel::BiasBackward => flat(cols.div_ceil(WORKGROUP_SIZE)),
+            Kernel::SoftmaxForward => flat(rows.div_ceil(WORKGROUP_SIZE)),
+            _ => flat((rows * cols).div_ceil(WORKGROUP_SIZE)),
+        };
+        if let Some(&largest) = grid.iter().find(|&&n| n > MAX_WORKGROUPS_PER_DIMENSION) {
             return Err(Error::TooLarge {
                 what: format!("{} over {rows}×{cols}", self.kernel.entry_point()),
-                needed: u64::from(x.max(y)),
+                needed: u64::from(largest),
                 limit: u64::from(MAX_WORKGROUPS_PER_DIMENSION),
                 unit: "workgroups in one dimension",
             });
         }
-        Ok([x, y, 1])
+        Ok(grid)
     }
 }
 

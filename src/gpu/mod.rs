@@ -322,8 +322,10 @@ impl Gpu {
 
     /// Binds `ops` to `arena`: their arguments go into a uniform buffer now, once.
     pub fn program(&self, arena: &wgpu::Buffer, ops: &[Op]) -> Result<Program> {
-        let stride =
-            u64::from(self.limits.min_uniform_buffer_offset_alignment).max(args_size().get());
+        // Each op's arguments start at a multiple of the device's offset alignment (a power of two).
+        let stride = args_size()
+            .get()
+            .next_multiple_of(u64::from(self.limits.min_uniform_buffer_offset_alignment));
         let mut slots = vec![0u8; (ops.len().max(1) as u64 * stride) as usize];
         let mut dispatches = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {

@@ -85,7 +85,7 @@ fn row_at(run: Run, epoch: u32, position: u32) -> u32 {
 
 // The row of each batch that this invocation adds to its gradients in the subgroup tier: its lane. There
 // the LANES lanes of a network share a batch, a row each, and `update` sums their gradients.
-var<private> first_row: u32;
+var<private> lane_row: u32;
 
 // Trains the loaded network `job.epochs` epochs from `job.first_epoch` on, one optimizer step per batch, rows
 // in the epoch's order; the tier's `zero_grads`, `forward`, `backward` and `update` do the work.
@@ -112,7 +112,7 @@ fn train_batch(run: Run, epoch: u32, b: u32, batches: u32) {
     zero_grads();
     let scale = gradient_scale(end - start);
     if LANES > 1u {
-        let position = start + first_row;
+        let position = start + lane_row;
         if position < end {
             add_row(run, epoch, position, scale);
         }

@@ -1,6 +1,6 @@
 // The fused engine's subgroup tier: the private tier (shaders/fused_private.wgsl, whose memory, measuring and
 // evaluating it uses) with LANES invocations of one subgroup to a network. Each lane holds the whole network
-// and adds its own rows of every batch; the generated `update` sums the lanes' gradients, lane 0 first, and
+// and adds one row of every batch; the generated `update` sums the lanes' gradients, lane 0 first, and
 // every lane takes the same step. A batch of up to LANES rows thus costs the time of one row, and adds up in
 // the reference's row order.
 
@@ -13,7 +13,7 @@ fn fused_train_lanes(@builtin(workgroup_id) workgroup: vec3<u32>,
     if network >= job.networks {
         return;
     }
-    first_row = lane;
+    lane_row = lane;
     load_params(network);
     load_state(network);
     train_epochs(runs[network]);

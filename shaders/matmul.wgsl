@@ -127,10 +127,10 @@ fn b_strides() -> vec2<u32> {
     return select(vec2<u32>(args.cols, 1u), vec2<u32>(1u, args.inner), (args.flags & 2u) != 0u);
 }
 
-// The product for large matrices. The 8×8 products of a step are written out (no loop: llvmpipe counts
-// every loop iteration of an invocation against a limit), as two vec4 of columns a row; each element sums
-// its k products in order, as the CPU twin does. Rows and columns past the matrix read its last row or
-// column and are not stored.
+// The product for large matrices. The 8×8 products of a step are written out rather than looped over
+// (llvmpipe counts every loop iteration of an invocation against a limit, so only the k steps count), as
+// two vec4 of columns a row; each element sums its k products in order, as the CPU twin does. Rows and
+// columns past the matrix read its last row or column and are not stored.
 @compute @workgroup_size(REGISTER_THREADS, REGISTER_THREADS)
 fn matmul_registers(@builtin(workgroup_id) workgroup: vec3<u32>,
                     @builtin(local_invocation_id) local: vec3<u32>,

@@ -4,7 +4,8 @@
 //! Everything is generic over the float type so that tests can check the gradients in f64.
 //!
 //! [`FastCpuTrainer`] runs the same steps with its larger matrix products in a tuned kernel (the
-//! matrixmultiply crate: blocked, vectorized, on every core); the tests hold it to the plain loops.
+//! matrixmultiply crate: blocked, vectorized, on up to 4 threads, `MATMUL_NUM_THREADS`); the tests hold it to
+//! the plain loops.
 
 use num_traits::Float;
 
@@ -458,12 +459,8 @@ impl<T: Real, const FAST: bool> CpuTrainer<T, FAST> {
         let layout = check_run(network, data, &config)?;
         check_params_len(&layout, params.len())?;
         Self::check_size(network, data.rows, &config, 1)?;
-        let per_layer = |rows: usize| -> Vec<Vec<T>> {
-            network.sizes()[1..]
-                .iter()
-                .map(|&s| vec![T::zero(); rows * s])
-                .collect()
-        };
+        // The gradients of z and f(z) have their shapes.
+        let gradients = Activations::<T>::new(network, data.rows);
         Ok(CpuTrainer {
             rows: Rows {
                 count: data.rows,
@@ -478,8 +475,8 @@ impl<T: Real, const FAST: bool> CpuTrainer<T, FAST> {
                 state: vec![T::zero(); layout.len * config.optimizer.state_per_param()],
                 step: 0,
                 activations: Activations::new(network, data.rows),
-                dpre: per_layer(data.rows),
-                dpost: per_layer(data.rows),
+                dpre: gradients.pre,
+                dpost: gradients.post,
                 network: network.clone(),
                 config,
                 layout,
@@ -628,10 +625,7 @@ impl<T: Real, const FAST: bool> Layers<T, FAST> {
 
     /// The loss gradient, then per layer from the last: dZ, dW = Aᵀ·dZ, db = Σ_rows dZ, dA_prev = dZ·Wᵀ.
     fn backward(&mut self, x: &[T], y: &[T], rows: usize) {
-        let multiply = |c: &mut [T], a: &[T], b: &[T], shape| match FAST {
-            true => fast_matmul(c, a, b, shape),
-            false => matmul(c, a, b, shape),
-        };
+        let multiply = product::<T, FAST>;
         let last = self.layout.layers.len() - 1;
         let loss = self.network.loss();
         let n = rows * self.network.outputs();
@@ -682,10 +676,11 @@ impl<T: Real, const FAST: bool> Layers<T, FAST> {
         // The fast trainer updates a large network a share of the parameters a core; each value's step is
         // its own, so the shares change no result.
         let len = self.layout.len;
-        let share = match FAST && len >= PARALLEL_FROM {
-            true => len.div_ceil(cores()).max(PARALLEL_FROM),
-            false => len,
+        let shares = match FAST {
+            true => (len / PARALLEL_FROM).clamp(1, cores()),
+            false => 1,
         };
+        let share = len.div_ceil(shares).max(1);
         let (params, grads) = (self.params.chunks_mut(share), self.grads.chunks(share));
         match self.config.optimizer {
             Optimizer::Sgd { momentum } => {
@@ -703,6 +698,14 @@ impl<T: Real, const FAST: bool> Layers<T, FAST> {
                 });
             }
         }
+    }
+}
+
+/// `fast_matmul` in the fast trainer, `matmul` in the reference.
+fn product<T: Real, const FAST: bool>(c: &mut [T], a: &[T], b: &[T], shape: MatmulShape) {
+    match FAST {
+        true => fast_matmul(c, a, b, shape),
+        false => matmul(c, a, b, shape),
     }
 }
 
@@ -774,11 +777,7 @@ impl<T: Real> Activations<T> {
             let z = &mut self.pre[l][..rows * layer.outputs];
             let a = &mut after[0][..rows * layer.outputs];
             let shape = MatmulShape::new(rows, layer.inputs, layer.outputs);
-            let w = &params[layer.weight.clone()];
-            match FAST {
-                true => fast_matmul(z, input, w, shape),
-                false => matmul(z, input, w, shape),
-            }
+            product::<T, FAST>(z, input, &params[layer.weight.clone()], shape);
             bias_add(z, &params[layer.bias.clone()]);
             match network.activation(l) {
                 Activation::Softmax => softmax_forward(a, z, layer.outputs),

@@ -7,7 +7,7 @@ use crate::data::accuracy;
 use crate::gpu::{FusedTrainer, Metrics};
 use crate::network::{Dataset, Network, named};
 use crate::train::TrainConfig;
-use crate::{CpuTrainer, Error, Gpu, GpuTrainer, Result};
+use crate::{Error, Gpu, GpuTrainer, Result};
 
 /// Which engine trains on the GPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -100,9 +100,8 @@ impl<'gpu> Trainer<'gpu> {
     ) -> Result<Chosen> {
         let Some(gpu) = gpu else {
             return match engine {
-                Engine::Auto => {
-                    CpuTrainer::<f32>::check_size(network, rows, config, runs).map(|()| Chosen::Cpu)
-                }
+                Engine::Auto => FastCpuTrainer::<f32>::check_size(network, rows, config, runs)
+                    .map(|()| Chosen::Cpu),
                 _ => Err(Error::invalid(
                     "engine",
                     engine,

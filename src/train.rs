@@ -187,11 +187,12 @@ impl TrainConfig {
 pub const DIVERGENCE_GROWTH: f64 = 1e4;
 
 /// Why a run that started at loss `start` has diverged by loss `now`, where it has: a loss that is no
-/// longer a number, or one grown by orders of magnitude.
+/// longer a number, or one grown by orders of magnitude. Growth is counted from at least 1, so that a
+/// resumed run near a perfect fit (a start of 1e-7, say) may still move by a little.
 pub fn divergence(start: f64, now: f64) -> Option<String> {
     if !now.is_finite() {
         Some(format!("the loss became {now}"))
-    } else if start > 0.0 && now > DIVERGENCE_GROWTH * start {
+    } else if now > DIVERGENCE_GROWTH * start.max(1.0) {
         Some(format!(
             "the loss grew from {start:.6} to {now:e}, more than {DIVERGENCE_GROWTH:e} times"
         ))
@@ -213,7 +214,8 @@ pub fn saturation(
         crate::Activation::Sigmoid | crate::Activation::Softmax
     );
     let pinned = !outputs.is_empty() && outputs.iter().all(|&o| o == 0.0 || o == 1.0);
-    (bounded && pinned && now >= start).then(|| {
+    // A loss that is 0 is a perfect fit, pinned or not.
+    (bounded && pinned && now > 0.0 && now >= start).then(|| {
         format!("every output is pinned at 0 or 1 and the loss ({now:.6}) is no better than at the start ({start:.6})")
     })
 }

@@ -607,7 +607,13 @@ fn a_few_networks_on_small_batches_train_a_row_a_lane_in_row_order() {
             fused.train(500).unwrap();
             pollster::block_on(fused.params(0)).unwrap()
         });
-        assert_eq!(lanes, private, "[{network}]: subgroup tier vs private tier");
+        // The same sums in the same order; a compiler that fuses the private tier's `g += a·d` into one
+        // rounding (lavapipe's does not) leaves the two apart by rounding.
+        let what = format!("[{network}]: subgroup tier vs private tier");
+        match gpu().is_software() {
+            true => assert_eq!(lanes, private, "{what}"),
+            false => assert_close(&what, &lanes, &private, 1e-6, 1e-5),
+        }
     }
     let start = Start {
         params: classifier().init_params(1),

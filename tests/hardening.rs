@@ -748,3 +748,16 @@ fn a_lost_device_is_an_error_from_train_and_reads() {
         );
     }
 }
+
+#[test]
+fn a_resumed_run_near_a_perfect_fit_is_not_called_diverged() {
+    use wgmlp::train::{divergence, saturation};
+    // From a loss of 1e-7 to 1e-3 is a step back, not a divergence; a loss grown 10⁴-fold over 1 is.
+    assert_eq!(divergence(1e-7, 1e-3), None);
+    assert!(divergence(1e-7, 2e4).is_some());
+    assert!(divergence(0.5, f64::NAN).is_some());
+    // Outputs exactly 0 and 1 with a loss of 0 are a perfect fit.
+    let network = wgmlp::Network::new(vec![2, 3, 1]).unwrap();
+    assert_eq!(saturation(&network, 0.0, 0.0, &[0.0, 1.0, 1.0, 0.0]), None);
+    assert!(saturation(&network, 0.6, 1.0, &[1.0, 1.0, 1.0, 1.0]).is_some());
+}

@@ -679,6 +679,11 @@ fn auto_backend_trains_a_large_network_on_the_cpu_where_the_adapter_is_software(
         (Some(backend), Some(engine)),
         "{auto:#}"
     );
+    assert_eq!(
+        auto["note"].is_string(),
+        backend == "cpu",
+        "the switch is said: {auto:#}"
+    );
     let forced = args("gpu");
     assert_eq!(forced["engine"], "layered", "{forced:#}");
     // A network the fused engine holds stays on the adapter whatever it is.

@@ -177,19 +177,33 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     // Before the weights are drawn, so that a network that can never fit fails at once.
     let runs = job.lrs.len() * args.runs as usize;
     let rows = job.train_set.rows;
-    let chosen = Trainer::choose(gpu.as_ref(), args.engine, network, rows, config, runs)
-        .map_err(super::layers_error(network))?;
-    if let Some(software) = gpu.as_ref().filter(|gpu| gpu.is_software())
-        && backend == TrainBackend::Auto
-        && chosen == Chosen::Layered
-        && Trainer::choose(None, Engine::Auto, network, rows, config, runs).is_ok()
-    {
-        note = Some(format!(
-            "{} is a software adapter (the CPU emulates a GPU): training on the CPU, which is faster \
-             here for a network the fused engine cannot hold; --backend gpu trains on the adapter",
-            software.adapter().name
-        ));
-        gpu = None;
+    let on_gpu = Trainer::choose(gpu.as_ref(), args.engine, network, rows, config, runs);
+    let cpu_can = || Trainer::choose(None, Engine::Auto, network, rows, config, runs).is_ok();
+    // Auto takes the CPU where the adapter cannot train the network at all, and where it is a software one
+    // that would run the layered engine, which the CPU path outruns many times over.
+    let to_cpu = match (&gpu, &on_gpu) {
+        (Some(gpu), Err(e)) if backend == TrainBackend::Auto && cpu_can() => Some(format!(
+            "{} cannot train this network ({e}): training on the CPU",
+            gpu.adapter().name
+        )),
+        (Some(gpu), Ok(Chosen::Layered))
+            if backend == TrainBackend::Auto && gpu.is_software() && cpu_can() =>
+        {
+            Some(format!(
+                "{} is a software adapter (the CPU emulates a GPU): training on the CPU, which is \
+                 faster here for a network the fused engine cannot hold; --backend gpu trains on the \
+                 adapter",
+                gpu.adapter().name
+            ))
+        }
+        _ => None,
+    };
+    match to_cpu {
+        Some(reason) => {
+            note = Some(reason);
+            gpu = None;
+        }
+        None => drop(on_gpu.map_err(super::layers_error(network))?),
     }
     let engine = args.engine;
     let init_params = job.init.as_ref().map(|m| &m.params[..]);
@@ -323,6 +337,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     if json {
         let summary = json!({
             "backend": if gpu.is_some() { "gpu" } else { "cpu" },
+            "note": note,
             "engine": trainer.engine().name(),
             "adapter": gpu.as_ref().map(Gpu::adapter),
             "dataset": args.dataset,

@@ -172,7 +172,7 @@ impl<'gpu> FusedTrainer<'gpu> {
     ) -> Result<Tier> {
         let optimizer = config.optimizer;
         let batch = config.batches(rows).first().map_or(0, |b| b.len()) as u32;
-        let lanes = Tier::Subgroup { lanes: batch };
+        let subgroup = Tier::Subgroup { lanes: batch };
         // The private tier runs WORKGROUP_SIZE networks a workgroup: fewer lanes than that in all leave most
         // of even one workgroup idle.
         let few = (networks as u64) * u64::from(batch) <= u64::from(WORKGROUP_SIZE);
@@ -186,8 +186,8 @@ impl<'gpu> FusedTrainer<'gpu> {
             let tier = Tier::Workgroup { threads };
             fits(tier)?;
             tier
-        } else if batch > 1 && few && fits(lanes).is_ok() {
-            lanes
+        } else if few && fits(subgroup).is_ok() {
+            subgroup
         } else {
             Tier::Private
         };
@@ -224,18 +224,22 @@ impl<'gpu> FusedTrainer<'gpu> {
             Tier::Private => return private,
             Tier::Subgroup { lanes } => {
                 private?;
-                let most = gpu.subgroup_lanes().unwrap_or(0);
-                if lanes == 0
-                    || lanes > most
-                    || network.layout().len * lanes as usize > LANE_SUM_LIMIT
-                {
-                    return Err(Error::invalid(
-                        "tier",
-                        format!("{tier:?}"),
-                        format!(
-                            "the adapter's subgroups have at least {most} lanes, and a subgroup tier sums \
-                             at most {LANE_SUM_LIMIT} parameters × lanes"
-                        ),
+                let invalid =
+                    |reason: String| Err(Error::invalid("tier", format!("{tier:?}"), reason));
+                let Some(smallest) = gpu.subgroup_lanes() else {
+                    return invalid("the adapter has no subgroup operations".into());
+                };
+                // One lane is the private tier, which the shader's row loop then needs.
+                if lanes < 2 || lanes > smallest {
+                    return invalid(format!(
+                        "a subgroup tier takes 2 lanes or more, and at most the adapter's smallest \
+                         subgroup, {smallest}"
+                    ));
+                }
+                let sums = network.layout().len * lanes as usize;
+                if sums > LANE_SUM_LIMIT {
+                    return invalid(format!(
+                        "its update would sum {sums} parameters × lanes, more than {LANE_SUM_LIMIT}"
                     ));
                 }
                 return Ok(());

@@ -417,3 +417,34 @@ fn a_shuffled_layered_run_refuses_epochs_its_counter_cannot_count() {
     trainer.resume(1 << 24, &state).unwrap();
     assert!(trainer.check_epochs(1).is_err() && trainer.check_epochs(0).is_ok());
 }
+
+#[test]
+fn the_layered_engine_refuses_loops_longer_than_a_software_adapter_runs() {
+    // llvmpipe ends an invocation's loops after 65535 iterations: a full batch of 70000 rows would train on
+    // a cut-short dW and bias gradient without a word.
+    let network = Network::new(vec![2, 3, 1]).unwrap();
+    let check = |rows, config: &TrainConfig| GpuTrainer::check_size(gpu(), &network, rows, config);
+    let full = TrainConfig::sgd(0.1);
+    assert!(check(60_000, &full).is_ok());
+    match gpu().is_software() {
+        true => {
+            let error = check(70_000, &full).unwrap_err().to_string();
+            assert!(
+                error.contains("70000 rows")
+                    && error.contains("--batch-size")
+                    && error.contains("60000"),
+                "{error}"
+            );
+        }
+        false => assert!(check(70_000, &full).is_ok()),
+    }
+    let batches = TrainConfig {
+        batch_size: Some(256),
+        shuffle_seed: 1,
+        ..full
+    };
+    assert!(
+        check(70_000, &batches).is_ok(),
+        "mini-batches keep the loops short"
+    );
+}

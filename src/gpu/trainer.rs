@@ -99,6 +99,25 @@ impl Arena {
             &format!("the network [{network}] on {rows} rows"),
             arena.len,
         )?;
+        // llvmpipe ends every loop of an invocation once it has run 65535 iterations in all, silently. The
+        // kernels loop over a product's inner dimension (a layer's width, or the batch's rows for dW) and
+        // over the batch's rows (bias_backward); `matmul` takes 17 iterations for every 16 of them.
+        let batch = config.batches(rows).first().map_or(0, |b| b.len());
+        let widest = network.sizes().iter().copied().max().unwrap_or(0);
+        if gpu.is_software() && batch.max(widest) > SOFTWARE_INNER_LIMIT {
+            let (what, needed, unit) = match batch >= widest {
+                true => ("a batch (--batch-size, or train on the CPU)", batch, "rows"),
+                false => ("a layer", widest, "units"),
+            };
+            return Err(Error::TooLarge {
+                what: format!(
+                    "{what} in the layered engine on a software adapter, whose loops end early"
+                ),
+                needed: needed as u64,
+                limit: SOFTWARE_INNER_LIMIT as u64,
+                unit,
+            });
+        }
         Ok(arena)
     }
 
@@ -107,6 +126,10 @@ impl Arena {
         self.grads.start + range.start..self.grads.start + range.end
     }
 }
+
+/// The longest product or batch the layered engine's loops may cover on a software adapter: 65535
+/// iterations, as `matmul` counts them (17 for 16), less a margin.
+const SOFTWARE_INNER_LIMIT: usize = 60_000;
 
 /// The first `len` elements of `range`: a batch's rows of a region sized for more.
 fn first(range: &Range<usize>, len: usize) -> Range<usize> {

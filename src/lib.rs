@@ -4,11 +4,12 @@
 //! - [`network`]: the network as data (layer sizes, activations, loss), its parameter layout and initial
 //!   weights;
 //! - [`train`]: the optimizer, the learning rate and the order of mini-batches, shared by both trainers;
-//! - [`cpu`]: the reference implementation, one function per kernel, and [`CpuTrainer`];
+//! - [`cpu`]: the reference implementation, one function per kernel, and [`CpuTrainer`]; beside it the fast
+//!   CPU path ([`cpu::FastCpuTrainer`], [`cpu::predict`]) that the CPU engine trains with;
 //! - [`gpu`]: the device, the kernels and the two GPU engines: [`GpuTrainer`] (layered), which mirrors
 //!   [`CpuTrainer`] step by step, and [`gpu::FusedTrainer`], which trains whole networks in one dispatch;
 //! - [`engine`]: [`Trainer`], one interface over the three, choosing the engine, for one run or a sweep;
-//! - [`bench`]: throughput figures for the XOR training and the matmul kernel.
+//! - [`bench`]: throughput figures: XOR, sweeps, moons, an MLP step, predict and the matmul versions.
 //!
 //! ```no_run
 //! # fn main() -> wgmlp::Result<()> {

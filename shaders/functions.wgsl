@@ -5,10 +5,15 @@
 // number, checked by a test.
 const WORKGROUP_SIZE: u32 = 64u;
 
-// The element a thread of a one-dimensional kernel owns. Large grids spill into y, since a dispatch may have at
-// most 65535 workgroups per dimension.
+// The number of a workgroup in a one-dimensional grid. Large grids spill into y, since a dispatch may have
+// at most 65535 workgroups per dimension.
+fn workgroup_index(workgroup: vec3<u32>, workgroups: vec3<u32>) -> u32 {
+    return workgroup.y * workgroups.x + workgroup.x;
+}
+
+// The element a thread of a one-dimensional kernel owns.
 fn thread_index(workgroup: vec3<u32>, local: u32, workgroups: vec3<u32>) -> u32 {
-    return (workgroup.y * workgroups.x + workgroup.x) * WORKGROUP_SIZE + local;
+    return workgroup_index(workgroup, workgroups) * WORKGROUP_SIZE + local;
 }
 
 // Element-wise activations, numbered as `activation_code` in src/gpu/kernel.rs (checked by a test).

@@ -9,7 +9,7 @@
 fn fused_train_lanes(@builtin(workgroup_id) workgroup: vec3<u32>,
                      @builtin(num_workgroups) workgroups: vec3<u32>,
                      @builtin(subgroup_invocation_id) lane: u32) {
-    let network = workgroup.y * workgroups.x + workgroup.x;
+    let network = workgroup_index(workgroup, workgroups);
     if network >= job.networks {
         return;
     }

@@ -60,10 +60,6 @@ fn update(lr: f32, step: u32) {
     workgroupBarrier();
 }
 
-fn workgroup_index(workgroup: vec3<u32>, workgroups: vec3<u32>) -> u32 {
-    return workgroup.y * workgroups.x + workgroup.x;
-}
-
 // Trains network number `workgroup_index` for `job.epochs` epochs, as the private tier does.
 @compute @workgroup_size(THREADS)
 fn fused_train(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,

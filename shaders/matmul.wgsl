@@ -22,15 +22,23 @@ fn row_block(workgroup: vec3<u32>, workgroups: vec3<u32>) -> u32 {
     return workgroup.z * workgroups.y + workgroup.y;
 }
 
+// Where op(a)[i][p] and op(b)[p][j] sit: (row stride, column stride) of each, from the transpose flags, as
+// `strides` in src/cpu.rs.
+fn a_strides() -> vec2<u32> {
+    return select(vec2<u32>(args.inner, 1u), vec2<u32>(1u, args.rows), (args.flags & 1u) != 0u);
+}
+
+fn b_strides() -> vec2<u32> {
+    return select(vec2<u32>(args.cols, 1u), vec2<u32>(1u, args.inner), (args.flags & 2u) != 0u);
+}
+
 // op(a)[row][p], or 0 outside the m×k matrix so that partial tiles add nothing.
 fn load_a(row: u32, p: u32) -> f32 {
     if row >= args.rows || p >= args.inner {
         return 0.0;
     }
-    if (args.flags & 1u) != 0u {
-        return arena[args.a + p * args.rows + row];
-    }
-    return arena[args.a + row * args.inner + p];
+    let s = a_strides();
+    return arena[args.a + row * s.x + p * s.y];
 }
 
 // op(b)[p][col], or 0 outside the k×n matrix.
@@ -38,10 +46,8 @@ fn load_b(p: u32, col: u32) -> f32 {
     if p >= args.inner || col >= args.cols {
         return 0.0;
     }
-    if (args.flags & 2u) != 0u {
-        return arena[args.b + col * args.inner + p];
-    }
-    return arena[args.b + p * args.cols + col];
+    let s = b_strides();
+    return arena[args.b + p * s.x + col * s.y];
 }
 
 // c[m×n] = op(a)[m×k] · op(b)[k×n]; m = rows, k = inner, n = cols. One element a thread, strips of a and b
@@ -117,15 +123,6 @@ fn matmul_blocked(@builtin(workgroup_id) workgroup: vec3<u32>,
 // switch between coroutines. Thread (x, y) owns rows 8y … 8y + 7 of the block and columns
 // x + REGISTER_THREADS·j, so that neighbouring threads read neighbouring columns of b.
 const REGISTER_THREADS: u32 = 8u;
-
-// Where op(a)[i][p] and op(b)[p][j] sit: (row stride, column stride) of each, from the transpose flags.
-fn a_strides() -> vec2<u32> {
-    return select(vec2<u32>(args.inner, 1u), vec2<u32>(1u, args.rows), (args.flags & 1u) != 0u);
-}
-
-fn b_strides() -> vec2<u32> {
-    return select(vec2<u32>(args.cols, 1u), vec2<u32>(1u, args.inner), (args.flags & 2u) != 0u);
-}
 
 // The product for large matrices. The 8×8 products of a step are written out rather than looped over
 // (llvmpipe counts every loop iteration of an invocation against a limit, so only the k steps count), as

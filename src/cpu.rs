@@ -370,6 +370,24 @@ pub struct Evaluation {
     pub loss: f64,
 }
 
+impl Evaluation {
+    /// The evaluation of `network`'s `outputs` and `logits` against `targets`: their loss beside them.
+    pub fn new(network: &Network, outputs: Vec<f32>, logits: Vec<f32>, targets: &[f32]) -> Self {
+        let loss = loss_value(
+            network.loss(),
+            &logits,
+            &outputs,
+            targets,
+            network.outputs(),
+        );
+        Evaluation {
+            outputs,
+            logits,
+            loss,
+        }
+    }
+}
+
 /// Training on the CPU, step by step as the GPU does it: the data in [`Rows`], the network's numbers in
 /// [`Layers`].
 ///
@@ -790,15 +808,25 @@ impl<T: Real> Activations<T> {
 /// Rows a forward-only pass holds at once: its memory stays bounded whatever the number of rows.
 const PREDICT_ROWS: usize = 4096;
 
-/// Outputs and logits of `network` under `params` for `rows` rows of `inputs`, by the forward pass alone
-/// (with `fast_matmul`): no gradients and no optimizer state, and activations for a few thousand rows at a
-/// time. Its loss is left at 0: [`evaluate`] fills it in.
-pub fn predict(
+/// Outputs of `network` under `params` for `rows` rows of `inputs`, by the forward pass alone (with
+/// `fast_matmul`): no gradients and no optimizer state, and activations for a few thousand rows at a time.
+pub fn predict(network: &Network, params: &[f32], inputs: &[f32], rows: usize) -> Result<Vec<f32>> {
+    forward_only(network, params, inputs, rows).map(|(outputs, _)| outputs)
+}
+
+/// Outputs, logits and loss of `network` under `params` on `data`, by [`predict`]'s forward pass alone.
+pub fn evaluate(network: &Network, params: &[f32], data: &Dataset) -> Result<Evaluation> {
+    let (outputs, logits) = forward_only(network, params, &data.inputs, data.rows)?;
+    Ok(Evaluation::new(network, outputs, logits, &data.targets))
+}
+
+/// [`predict`]'s forward pass: the outputs and the logits of every row.
+fn forward_only(
     network: &Network,
     params: &[f32],
     inputs: &[f32],
     rows: usize,
-) -> Result<Evaluation> {
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let layout = network.layout();
     check_params_len(&layout, params.len())?;
     let (width, outputs) = (network.inputs(), network.outputs());
@@ -810,36 +838,18 @@ pub fn predict(
         });
     }
     let mut activations = Activations::<f32>::new(network, rows.min(PREDICT_ROWS));
-    let mut prediction = Evaluation {
-        outputs: Vec::with_capacity(rows * outputs),
-        logits: Vec::with_capacity(rows * outputs),
-        loss: 0.0,
-    };
+    let (mut all_outputs, mut all_logits) = (
+        Vec::with_capacity(rows * outputs),
+        Vec::with_capacity(rows * outputs),
+    );
     let last = layout.layers.len() - 1;
     for chunk in inputs.chunks(PREDICT_ROWS * width) {
         let n = chunk.len() / width;
         activations.forward::<true>(network, &layout, params, chunk, n);
-        prediction
-            .logits
-            .extend_from_slice(&activations.pre[last][..n * outputs]);
-        prediction
-            .outputs
-            .extend_from_slice(&activations.post[last][..n * outputs]);
+        all_logits.extend_from_slice(&activations.pre[last][..n * outputs]);
+        all_outputs.extend_from_slice(&activations.post[last][..n * outputs]);
     }
-    Ok(prediction)
-}
-
-/// Outputs, logits and loss of `network` under `params` on `data`, by [`predict`]'s forward pass alone.
-pub fn evaluate(network: &Network, params: &[f32], data: &Dataset) -> Result<Evaluation> {
-    let mut evaluation = predict(network, params, &data.inputs, data.rows)?;
-    evaluation.loss = loss_value(
-        network.loss(),
-        &evaluation.logits,
-        &evaluation.outputs,
-        &data.targets,
-        network.outputs(),
-    );
-    Ok(evaluation)
+    Ok((all_outputs, all_logits))
 }
 
 pub(crate) fn check_state_len(expected: usize, got: usize) -> Result<()> {

@@ -1,8 +1,7 @@
 //! One interface over the three ways to train: the fused engine and the layered engine on the GPU, and the
 //! CPU reference; for one run or for a sweep of many runs side by side.
 
-use crate::cpu::Evaluation;
-use crate::cpu::FastCpuTrainer;
+use crate::cpu::{Evaluation, FastCpuTrainer};
 use crate::data::accuracy;
 use crate::gpu::{FusedTrainer, Metrics};
 use crate::network::{Dataset, Network, named};

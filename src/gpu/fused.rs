@@ -14,7 +14,7 @@ use wgpu::util::DeviceExt;
 use super::generate::fused_source;
 pub use super::generate::{Tier, Variant};
 use super::{ErrorScopes, Gpu, kernel::WORKGROUP_SIZE, kernel::spill};
-use crate::cpu::{Evaluation, check_params_len, check_state_len, loss_value};
+use crate::cpu::{Evaluation, check_params_len, check_state_len};
 use crate::engine::Start;
 use crate::network::{Dataset, Network};
 use crate::train::{Optimizer, TrainConfig, check_run};
@@ -526,19 +526,14 @@ impl<'gpu> FusedTrainer<'gpu> {
         self.dispatch(&self.kernels.evaluate, self.rows, 0, run);
         let len = self.rows * self.network.outputs();
         let at = 3 * self.networks;
-        let values = self.gpu.read(&self.results, at..at + 2 * len).await?;
-        let (outputs, logits) = values.split_at(len);
-        Ok(Evaluation {
-            loss: loss_value(
-                self.network.loss(),
-                logits,
-                outputs,
-                &self.targets,
-                self.network.outputs(),
-            ),
-            outputs: outputs.to_vec(),
-            logits: logits.to_vec(),
-        })
+        let mut outputs = self.gpu.read(&self.results, at..at + 2 * len).await?;
+        let logits = outputs.split_off(len);
+        Ok(Evaluation::new(
+            &self.network,
+            outputs,
+            logits,
+            &self.targets,
+        ))
     }
 
     /// The current parameters of network `run`, laid out as [`Network::layout`] says.

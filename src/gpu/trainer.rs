@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use super::{ErrorScopes, Gpu, Op, Program, RowOrder};
-use crate::cpu::{Evaluation, MatmulShape, check_params_len, check_state_len, loss_value};
+use crate::cpu::{Evaluation, MatmulShape, check_params_len, check_state_len};
 use crate::network::{Activation, Carver, Dataset, Network, ParamLayout};
 use crate::train::{Optimizer, TrainConfig, check_run};
 use crate::{Error, Result};
@@ -311,18 +311,12 @@ impl<'gpu> GpuTrainer<'gpu> {
             .gpu
             .read(&self.buffer, self.arena.pre[last].clone())
             .await?;
-        let loss = loss_value(
-            self.network.loss(),
-            &logits,
-            &outputs,
-            &self.targets,
-            self.network.outputs(),
-        );
-        Ok(Evaluation {
+        Ok(Evaluation::new(
+            &self.network,
             outputs,
             logits,
-            loss,
-        })
+            &self.targets,
+        ))
     }
 
     /// The network's outputs for every row under the current parameters.

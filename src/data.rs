@@ -2,6 +2,7 @@
 //! columns into a network's inputs and targets (saved with a model, so that `predict` reads files the same way).
 
 use std::collections::{HashMap, HashSet};
+use std::io::Read;
 use std::path::Path;
 
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::network::{Dataset, Loss};
 use crate::{Error, Result, quote, quote_list};
 
-/// A table read from a CSV file or generated: a header and rows of text cells.
+/// A table read from a file (CSV, TSV, ...) or generated: a header and rows of text cells.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Table {
     /// Where the rows came from, for messages: a file path or a dataset name.
@@ -26,15 +27,45 @@ pub struct Row {
     pub cells: Vec<String>,
 }
 
+/// What a table read from standard input is called in messages.
+const STANDARD_INPUT: &str = "standard input";
+
+/// The delimiters a header is tried with when none is given, comma first so that it wins a tie.
+pub const DELIMITERS: [u8; 4] = [b',', b'\t', b';', b'|'];
+
 impl Table {
-    /// Reads a CSV file with a header row. Every row must have as many cells as the header.
-    pub fn read_csv(path: &Path) -> Result<Table> {
-        let source = path.display().to_string();
+    /// Reads a table with a header row from a file, or from standard input where `path` is `-`. Cells are
+    /// separated by `delimiter`, or where it is None by the one of [`DELIMITERS`] that splits the header into
+    /// the most cells. Every row must have as many cells as the header.
+    pub fn read(path: &Path, delimiter: Option<u8>) -> Result<Table> {
+        if path == Path::new("-") {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::io(Path::new(STANDARD_INPUT), "read", e))?;
+            return Table::parse(&bytes, STANDARD_INPUT, delimiter);
+        }
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
-        let mut lines = Lines::new(&bytes);
+        Table::parse(&bytes, &path.display().to_string(), delimiter)
+    }
+
+    /// [`Table::read`] with the delimiter detected from the header.
+    pub fn read_csv(path: &Path) -> Result<Table> {
+        Table::read(path, None)
+    }
+
+    /// A table from the text of a file; `source` names it in messages. See [`Table::read`].
+    pub fn parse(bytes: &[u8], source: &str, delimiter: Option<u8>) -> Result<Table> {
+        let source = source.to_string();
+        let delimiter = match delimiter {
+            Some(delimiter) => check_delimiter(delimiter)?,
+            None => detect_delimiter(bytes),
+        };
+        let mut lines = Lines::new(bytes);
         let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
             .trim(csv::Trim::All)
-            .from_reader(&bytes[..]);
+            .from_reader(bytes);
         let header: Vec<String> = reader
             .headers()
             .map_err(|e| csv_error(&source, &mut lines, e))?
@@ -45,7 +76,7 @@ impl Table {
             return Err(Error::data(
                 &source,
                 None,
-                "the file is empty; it needs a header row and data rows",
+                "it is empty; a table needs a header row and data rows",
             ));
         }
         let what = if header.iter().any(String::is_empty) {
@@ -71,8 +102,11 @@ impl Table {
             return Err(Error::data(
                 &source,
                 None,
-                "the file has a header but no data rows",
+                "it has a header but no data rows",
             ));
+        }
+        if let Some(hint) = delimiter_hint(&header, &rows, delimiter) {
+            return Err(Error::data(&source, Some(1), hint));
         }
         Ok(Table {
             source,
@@ -196,6 +230,98 @@ fn csv_error(source: &str, lines: &mut Lines, error: csv::Error) -> Error {
         _ => error.to_string(),
     };
     Error::data(source, line, reason)
+}
+
+/// Characters that may separate cells: where one of them splits a table read as one column, header and first
+/// row alike, it is most likely the table's delimiter.
+const LIKELY_DELIMITERS: [u8; 6] = [b',', b'\t', b';', b'|', b':', b' '];
+
+/// The delimiter that `text` names: `tab` (or `\t`) or one ASCII character that can separate cells.
+pub fn parse_delimiter(text: &str) -> Result<u8> {
+    let delimiter = match text {
+        "tab" | "\\t" => b'\t',
+        _ if text.len() == 1 => text.as_bytes()[0],
+        _ => {
+            return Err(Error::invalid(
+                "delimiter",
+                text,
+                "a delimiter is one ASCII character, such as , ; | or tab",
+            ));
+        }
+    };
+    check_delimiter(delimiter)
+}
+
+/// Refuses a delimiter that cannot separate cells: the quote, a character that numbers are written with, a
+/// control character other than tab, a byte beyond ASCII.
+fn check_delimiter(delimiter: u8) -> Result<u8> {
+    let reason = match delimiter {
+        b'"' => "the quote encloses cells; it cannot also separate them",
+        d if d.is_ascii_alphanumeric() || b".-+".contains(&d) => {
+            "numbers are written with it; use , ; | or tab"
+        }
+        b'\t' | b' ' => return Ok(delimiter),
+        d if d.is_ascii_punctuation() => return Ok(d),
+        _ => "it cannot separate cells; use , ; | tab or another ASCII punctuation character",
+    };
+    Err(Error::invalid(
+        "delimiter",
+        (delimiter as char).escape_default(),
+        reason,
+    ))
+}
+
+/// How to write `delimiter` after `--delimiter` in a shell: `tab`, or the character in single quotes.
+fn delimiter_option(delimiter: u8) -> String {
+    match delimiter {
+        b'\t' => "tab".into(),
+        d => format!("'{}'", d as char),
+    }
+}
+
+/// The one of [`DELIMITERS`] that splits the header into the most cells, comma on a tie.
+fn detect_delimiter(bytes: &[u8]) -> u8 {
+    // `max_by_key` keeps the last of equals, so walking the list backwards lets comma win a tie.
+    DELIMITERS
+        .into_iter()
+        .rev()
+        .max_by_key(|&delimiter| header_cells(bytes, delimiter))
+        .expect("DELIMITERS is not empty")
+}
+
+/// How many cells `delimiter` splits the first record of `bytes` into; a quoted cell is one cell, whatever
+/// it holds.
+fn header_cells(bytes: &[u8], delimiter: u8) -> usize {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .from_reader(bytes);
+    let mut header = csv::ByteRecord::new();
+    match reader.read_byte_record(&mut header) {
+        Ok(true) => header.len(),
+        _ => 0,
+    }
+}
+
+/// For a table read as one column, the reason to give when another likely delimiter splits its header and
+/// its first row into as many cells: that is most likely the table's own.
+fn delimiter_hint(header: &[String], rows: &[Row], used: u8) -> Option<String> {
+    let ([name], Some(first)) = (header, rows.first()) else {
+        return None;
+    };
+    let cells = |text: &str, delimiter: u8| text.split(char::from(delimiter)).count();
+    let likely = LIKELY_DELIMITERS.into_iter().find(|&d| {
+        d != used && cells(name, d) > 1 && cells(&first.cells[0], d) == cells(name, d)
+    })?;
+    Some(format!(
+        "the header reads as one column, {}, with cells separated by {}; {} splits it and the first row \
+         into {} cells each, so try --delimiter {}",
+        quote(name),
+        delimiter_option(used),
+        delimiter_option(likely),
+        cells(name, likely),
+        delimiter_option(likely)
+    ))
 }
 
 /// The most points a built-in dataset generates, and the most spiral arms: beyond them a toy set only fills

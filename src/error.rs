@@ -58,6 +58,19 @@ pub enum Error {
     )]
     NoAdapter { reason: String },
 
+    /// No adapter's name contains the one asked for (by `--adapter` or WGPU_ADAPTER_NAME).
+    #[error(
+        "{from} {} matches no adapter's name; wgpu finds {}; `wgmlp adapters` lists what it finds, and \
+         `--backend cpu` trains without a GPU",
+        quote(wanted),
+        if found.is_empty() { "none".to_string() } else { quote_list(found) }
+    )]
+    AdapterNotFound {
+        from: &'static str,
+        wanted: String,
+        found: Vec<String>,
+    },
+
     /// The adapter refused to open a device with the limits we need.
     #[error("the adapter {adapter:?} could not open a device: {reason}")]
     RequestDevice { adapter: String, reason: String },

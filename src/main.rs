@@ -1,6 +1,6 @@
 //! The command line: with no subcommand, trains the tutorial's XOR network on the GPU and on the CPU
 //! reference from the same weights and compares them; `train` and `predict` work with any data; `bench`
-//! prints throughput figures.
+//! prints throughput figures; `adapters` lists the GPUs wgpu finds.
 
 /// `println!` that hands a failed write (a closed pipe, a full disk) back as an error instead of panicking.
 macro_rules! say {
@@ -69,7 +69,10 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = Backend::Both)]
     backend: Backend,
 
-    /// Print one JSON object instead of a table
+    #[command(flatten)]
+    device: cli::AdapterChoice,
+
+    /// Print one JSON object instead of a table (predict: one per row)
     #[arg(long, global = true)]
     json: bool,
 }
@@ -82,6 +85,9 @@ enum Command {
 
     /// Predict with a saved model, one row of CSV output per input row
     Predict(cli::predict::PredictArgs),
+
+    /// List the GPU adapters wgpu finds, marking the one that the demo, train and bench would open
+    Adapters(cli::AdapterChoice),
 
     /// Measure XOR training on each engine, sweeps, moons, an MLP step, predict and matmul GFLOP/s on the GPU
     /// and the CPU
@@ -109,6 +115,9 @@ enum Command {
         /// Sides of the square matrices to multiply
         #[arg(long, default_value = "256,1024", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
         sizes: Vec<u64>,
+
+        #[command(flatten)]
+        device: cli::AdapterChoice,
     },
 }
 
@@ -133,6 +142,7 @@ fn main() -> ExitCode {
             mlp_epochs,
             predict_rows,
             sizes: ref matmul_sizes,
+            ref device,
         }) => {
             let sizes = |list: &[u64]| list.iter().map(|&s| s as usize).collect();
             let plan = BenchPlan {
@@ -143,10 +153,11 @@ fn main() -> ExitCode {
                 predict_rows: predict_rows as usize,
                 matmul_sizes: sizes(matmul_sizes),
             };
-            run_bench(&plan, cli.json)
+            run_bench(&plan, device, cli.json)
         }
         Some(Command::Train(ref args)) => cli::train::run(args, cli.json),
-        Some(Command::Predict(ref args)) => cli::predict::run(args),
+        Some(Command::Predict(ref args)) => cli::predict::run(args, cli.json),
+        Some(Command::Adapters(ref device)) => list_adapters(device, cli.json),
         None => run_xor(&cli),
     };
     // Lines are flushed as they are written; this catches what a caller wrote without a line end.
@@ -252,6 +263,9 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
             cli.engine
         );
     }
+    if cli.backend == Backend::Cpu && cli.device.adapter.is_some() {
+        bail!("--adapter chooses a GPU; leave it out with --backend cpu");
+    }
     let epochs = cli.epochs as usize;
     let runs = cli.runs as usize;
     let sweep = runs > 1 || cli.lr.len() > 1;
@@ -260,7 +274,7 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
     let opened = Instant::now();
     let gpu = match cli.backend {
         Backend::Cpu => None,
-        _ => Some(pollster::block_on(Gpu::new())?),
+        _ => Some(cli.device.open()?),
     };
     let all_runs = runs * cli.lr.len();
     Trainer::choose(
@@ -447,8 +461,24 @@ fn print_sweep(
     Ok(())
 }
 
-fn run_bench(plan: &BenchPlan, json: bool) -> anyhow::Result<()> {
-    let gpu = pollster::block_on(Gpu::new())?;
+/// Every adapter wgpu finds, one a line, with a star on the one that `--adapter` (or the environment)
+/// chooses.
+fn list_adapters(device: &cli::AdapterChoice, json: bool) -> anyhow::Result<()> {
+    let found = pollster::block_on(wgmlp::gpu::adapters(device.adapter.as_deref()))?;
+    if json {
+        say!("{:#}", json!({ "adapters": found }))?;
+        return Ok(());
+    }
+    for found in &found {
+        say!("{} {}", if found.chosen { "*" } else { " " }, found.adapter)?;
+    }
+    say!(
+        "* the adapter the demo, train and bench open (--adapter, WGPU_ADAPTER_NAME, WGPU_BACKEND and WGPU_POWER_PREF choose it)"
+    )
+}
+
+fn run_bench(plan: &BenchPlan, device: &cli::AdapterChoice, json: bool) -> anyhow::Result<()> {
+    let gpu = device.open()?;
     let report = pollster::block_on(bench::run(&gpu, plan))?;
     if json {
         say!("{:#}", serde_json::to_value(&report)?)?;

@@ -198,7 +198,8 @@ fn bad_options_fail_with_a_message_naming_the_option() {
 }
 
 #[test]
-fn no_matching_adapter_says_how_to_get_one() {
+fn an_adapter_name_that_matches_none_lists_the_adapters_found() {
+    let found = &common::gpu().adapter().name;
     let out = Command::new(env!("CARGO_BIN_EXE_wgmlp"))
         .env("WGPU_ADAPTER_NAME", "no such adapter anywhere")
         .output()
@@ -206,13 +207,107 @@ fn no_matching_adapter_says_how_to_get_one() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     for hint in [
-        "no GPU adapter",
+        "WGPU_ADAPTER_NAME",
         "no such adapter anywhere",
-        "mesa-vulkan-drivers",
+        found,
+        "wgmlp adapters",
         "--backend cpu",
     ] {
         assert!(stderr.contains(hint), "{hint:?} missing:\n{stderr}");
     }
+    // Every command that opens a GPU says the same for --adapter; train's auto backend does not fall back.
+    let commands: [&[&str]; 5] = [
+        &["--epochs", "1"],
+        &["train", "--dataset", "xor", "--epochs", "1"],
+        &[
+            "train",
+            "--dataset",
+            "xor",
+            "--epochs",
+            "1",
+            "--backend",
+            "gpu",
+        ],
+        &["bench", "--epochs", "1"],
+        &["adapters"],
+    ];
+    for args in commands {
+        let args = [args, &["--adapter", "no such adapter anywhere"]].concat();
+        common::fails_with(&args, &["--adapter", "no such adapter anywhere", found]);
+    }
+    // The flag overrides the variable.
+    let flag = found.to_uppercase();
+    let out = Command::new(env!("CARGO_BIN_EXE_wgmlp"))
+        .args(["--json", "--epochs", "1", "--adapter", &flag])
+        .env("WGPU_ADAPTER_NAME", "no such adapter anywhere")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["adapter"]["name"].as_str(), Some(found.as_str()));
+    // Where no GPU is opened, --adapter cannot apply.
+    common::fails_with(
+        &["--backend", "cpu", "--adapter", found],
+        &["--adapter", "--backend cpu"],
+    );
+    common::fails_with(
+        &[
+            "train",
+            "--dataset",
+            "xor",
+            "--backend",
+            "cpu",
+            "--adapter",
+            found,
+        ],
+        &["--adapter", "--backend cpu"],
+    );
+    common::fails_with(
+        &[
+            "predict",
+            "--model",
+            "m",
+            "--input",
+            "-",
+            "--adapter",
+            found,
+        ],
+        &["unexpected argument '--adapter'"],
+    );
+}
+
+#[test]
+fn adapters_lists_what_wgpu_finds_and_marks_the_chosen_one() {
+    let opened = common::gpu().adapter();
+    let report = json(&["adapters", "--json"]);
+    let adapters = report["adapters"].as_array().expect("an adapters array");
+    let chosen: Vec<&serde_json::Value> = adapters.iter().filter(|a| a["chosen"] == true).collect();
+    assert_eq!(chosen.len(), 1, "{report:#}");
+    assert_eq!(chosen[0]["name"].as_str(), Some(opened.name.as_str()));
+    assert_eq!(chosen[0]["backend"].as_str(), Some(opened.backend.as_str()));
+    assert_eq!(chosen[0]["software"], opened.is_software(), "{report:#}");
+    for adapter in adapters {
+        for key in ["name", "backend", "device_type"] {
+            assert!(adapter[key].is_string(), "{key} in {adapter}");
+        }
+        assert!(adapter["software"].is_boolean(), "{adapter}");
+    }
+    // The text: one line per adapter, a star on the chosen one, which --adapter can change.
+    let out = wgmlp(&["adapters", "--adapter", &opened.name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let starred: Vec<&str> = text.lines().filter(|l| l.starts_with("* ")).collect();
+    assert_eq!(starred.len(), 2, "the chosen adapter and the key:\n{text}");
+    assert!(starred[0].ends_with(&opened.to_string()), "{text}");
+    assert_eq!(text.lines().count(), adapters.len() + 1, "{text}");
 }
 
 #[test]
@@ -298,4 +393,59 @@ fn bench_prints_every_figure_as_json() {
             assert!(v["max_abs_diff"].as_f64().unwrap() < 1e-3, "{v}");
         }
     }
+}
+
+#[test]
+fn train_opens_with_one_summary_line_of_the_network_and_where_it_trains() {
+    let adapter = common::gpu().adapter().to_string();
+    let args = [
+        "train",
+        "--dataset",
+        "moons",
+        "--samples",
+        "40",
+        "--layers",
+        "2,16,16,1",
+        "--epochs",
+        "2",
+        "--engine",
+        "fused",
+    ];
+    let out = wgmlp(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first = text.lines().next().unwrap();
+    for part in [
+        "network 2,16,16,1 (337 parameters) · tanh hidden",
+        "40 training rows, 0 held out",
+        &format!("fused engine on {adapter}"),
+    ] {
+        assert!(first.contains(part), "{part:?} missing from:\n{text}");
+    }
+    assert_eq!(
+        text.matches(&adapter).count(),
+        1,
+        "the adapter once:\n{text}"
+    );
+    let on_cpu = wgmlp(&[
+        "train",
+        "--dataset",
+        "xor",
+        "--epochs",
+        "2",
+        "--backend",
+        "cpu",
+    ]);
+    let text = String::from_utf8(on_cpu.stdout).unwrap();
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with("network 2,3,1 (13 parameters) · ") && first.ends_with(" · on the CPU"),
+        "{text}"
+    );
+    let report = json(&[&args[..], &["--json"]].concat());
+    assert_eq!(report["parameters"], 337, "{report:#}");
 }

@@ -8,7 +8,49 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use clap::Args;
+use wgmlp::data::Table;
 use wgmlp::{Error, Network, TrainConfig, quote};
+
+/// How a command reads its table, flattened into each command that reads one.
+#[derive(Args)]
+pub struct TableFormat {
+    /// The character between cells: , ; | tab, or another ASCII punctuation character [default: whichever
+    /// of , tab ; | splits the header into the most cells]
+    #[arg(long, value_parser = parse_delimiter)]
+    pub delimiter: Option<u8>,
+}
+
+impl TableFormat {
+    /// Reads the table at `path`, or standard input where it is `-`.
+    pub fn read(&self, path: &Path) -> wgmlp::Result<Table> {
+        Table::read(path, self.delimiter)
+    }
+}
+
+/// Which GPU adapter to open, flattened into each command that opens one.
+#[derive(Args)]
+pub struct AdapterChoice {
+    /// The GPU adapter to open: the first whose name contains NAME (case-insensitive), in place of
+    /// WGPU_ADAPTER_NAME; `wgmlp adapters` lists them
+    #[arg(long, value_name = "NAME")]
+    pub adapter: Option<String>,
+}
+
+impl AdapterChoice {
+    /// Opens the adapter chosen.
+    pub fn open(&self) -> wgmlp::Result<wgmlp::Gpu> {
+        pollster::block_on(wgmlp::Gpu::with_adapter(self.adapter.as_deref()))
+    }
+}
+
+/// Parses `--delimiter`: `tab` (or `\t`), or one ASCII character that can separate cells.
+fn parse_delimiter(text: &str) -> Result<u8, String> {
+    wgmlp::data::parse_delimiter(text).map_err(|error| match error {
+        Error::InvalidOption { reason, .. } => reason,
+        error => error.to_string(),
+    })
+}
 
 /// A write to standard output that failed, as an error that says where.
 pub fn stdout_failed(error: std::io::Error) -> anyhow::Error {
@@ -29,15 +71,20 @@ pub fn write_output(option: &str, path: &Path, bytes: &[u8]) -> anyhow::Result<(
 }
 
 /// Refuses an output that is one of the run's inputs, which writing it would destroy. Files are compared,
-/// not names: a link or another spelling of the path is caught too.
+/// not names: a link or another spelling of the path is caught too. `-` is a standard stream, no file (not
+/// even one called `-`).
 pub fn check_outputs_spare_inputs(
     inputs: &[(&str, &PathBuf)],
     outputs: &[(&str, Option<&PathBuf>)],
 ) -> anyhow::Result<()> {
+    let file = |path: &&PathBuf| path.as_path() != Path::new("-");
     for (output, path) in outputs {
-        let Some(path) = path else { continue };
+        let Some(path) = path.filter(file) else {
+            continue;
+        };
         let clash = inputs
             .iter()
+            .filter(|(_, input)| file(input))
             .find(|(_, input)| wgmlp::output::same_file(input, path));
         if let Some((input, _)) = clash {
             bail!(

@@ -25,9 +25,13 @@ use super::sweep::{self, Outcome};
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// A built-in dataset (xor, moons, circles, spirals) or a CSV file with a header row
+    /// A built-in dataset (xor, moons, circles, spirals), or a table (CSV, TSV, ...) with a header row; -
+    /// reads standard input
     #[arg(long)]
     dataset: String,
+
+    #[command(flatten)]
+    format: super::TableFormat,
 
     /// The CSV column to predict [default: the last]
     #[arg(long)]
@@ -109,6 +113,9 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = TrainBackend::Auto)]
     backend: TrainBackend,
 
+    #[command(flatten)]
+    device: super::AdapterChoice,
+
     /// Fraction of the rows held out to test on
     #[arg(long, default_value_t = 0.0, value_parser = super::parse_f32)]
     test_split: f32,
@@ -157,6 +164,9 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             args.engine
         )
     }
+    if args.backend == TrainBackend::Cpu && args.device.adapter.is_some() {
+        bail!("--adapter chooses a GPU; leave it out with --backend cpu")
+    }
     // An engine asked for by name needs the GPU.
     let backend = match args.backend {
         TrainBackend::Auto if args.engine != Engine::Auto => TrainBackend::Gpu,
@@ -164,9 +174,9 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     };
     let mut note = None;
     let mut gpu = match backend {
-        TrainBackend::Gpu => Some(pollster::block_on(Gpu::new())?),
+        TrainBackend::Gpu => Some(args.device.open()?),
         TrainBackend::Cpu => None,
-        TrainBackend::Auto => match pollster::block_on(Gpu::new()) {
+        TrainBackend::Auto => match args.device.open() {
             Err(e @ Error::NoAdapter { .. }) => {
                 note = Some(format!("{e}; training on the CPU"));
                 None
@@ -227,9 +237,6 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
 
     let quiet = args.quiet || json;
     if !quiet {
-        if let Some(adapter) = gpu.as_ref().map(Gpu::adapter) {
-            say!("adapter: {adapter}")?;
-        }
         if let Some(note) = &note {
             say!("note: {note}")?;
         }
@@ -244,14 +251,18 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         } else {
             String::new()
         };
+        let device = match gpu.as_ref().map(Gpu::adapter) {
+            Some(adapter) => format!("{} engine on {adapter}", trainer.engine().name()),
+            None => "on the CPU".into(),
+        };
         say!(
-            "network {network} · {} hidden · {} output · {} loss · {} · lr {}{runs} · {} engine · {} training rows, {} held out{start}",
+            "network {network} ({} parameters) · {} hidden · {} output · {} loss · {} · lr {}{runs} · {} training rows, {} held out{start} · {device}",
+            network.layout().len,
             network.hidden_activation(),
             network.output_activation(),
             network.loss(),
             config.optimizer.name(),
             lrs.join(","),
-            trainer.engine().name(),
             job.train_set.rows,
             job.test_set.rows,
         )?;
@@ -342,6 +353,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             "adapter": gpu.as_ref().map(Gpu::adapter),
             "dataset": args.dataset,
             "layers": network.sizes(),
+            "parameters": network.layout().len,
             "loss": loss.name(),
             "optimizer": config.optimizer.name(),
             "epochs": trainer.epoch(),
@@ -418,8 +430,11 @@ impl<'a> Job<'a> {
         ];
         super::check_outputs_spare_inputs(&inputs, &outputs)?;
         let table = match builtin {
+            Some(_) if args.format.delimiter.is_some() => {
+                bail!("--delimiter reads a file; leave it out with a built-in dataset")
+            }
             Some(builtin) => builtin.generate(args.samples, args.noise, args.classes, args.seed)?,
-            None => Table::read_csv(args.dataset.as_ref())?,
+            None => args.format.read(args.dataset.as_ref())?,
         };
         if let Some(path) = &args.export {
             super::write_output("--export", path, &table.csv_bytes()?)?;

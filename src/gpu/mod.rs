@@ -37,6 +37,16 @@ impl AdapterSummary {
     }
 }
 
+impl From<&wgpu::AdapterInfo> for AdapterSummary {
+    fn from(info: &wgpu::AdapterInfo) -> Self {
+        AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+        }
+    }
+}
+
 impl std::fmt::Display for AdapterSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} · {} · ", self.name, self.backend)?;
@@ -45,6 +55,35 @@ impl std::fmt::Display for AdapterSummary {
             false => write!(f, "{}", self.device_type),
         }
     }
+}
+
+/// An adapter wgpu finds, as `wgmlp adapters` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FoundAdapter {
+    #[serde(flatten)]
+    pub adapter: AdapterSummary,
+    pub software: bool,
+    /// Whether [`Gpu::with_adapter`] would open this one.
+    pub chosen: bool,
+}
+
+/// Every adapter wgpu finds under WGPU_BACKEND, in the order they are tried, with the one that
+/// [`Gpu::with_adapter`] would open for `name` marked.
+pub async fn adapters(name: Option<&str>) -> Result<Vec<FoundAdapter>> {
+    let chosen = choose_adapter(name).await?.get_info();
+    let mut found = Vec::new();
+    for backends in backend_tiers() {
+        for adapter in instance(backends).enumerate_adapters(backends).await {
+            let info = adapter.get_info();
+            let adapter = AdapterSummary::from(&info);
+            found.push(FoundAdapter {
+                software: adapter.is_software(),
+                adapter,
+                chosen: info == chosen,
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// A device with every kernel's pipeline compiled, shareable by many trainers.
@@ -103,25 +142,13 @@ impl Gpu {
     /// `dx12`, `gl`), WGPU_ADAPTER_NAME (a substring of the name) and WGPU_POWER_PREF (`low` or `high`).
     /// Without WGPU_BACKEND, Vulkan, Metal and DX12 come first and OpenGL only where none of them has one.
     pub async fn new() -> Result<Self> {
-        check_environment()?;
-        let tiers = match wgpu::Backends::from_env() {
-            Some(chosen) => vec![chosen],
-            None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
-        };
-        let mut reasons = Vec::new();
-        for backends in tiers {
-            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-                backends,
-                ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
-            });
-            match find_adapter(&instance, backends).await {
-                Ok(adapter) => return Gpu::from_adapter(&adapter).await,
-                Err(reason) => reasons.push(format!("{backends:?}: {reason}")),
-            }
-        }
-        Err(Error::NoAdapter {
-            reason: reasons.join("; "),
-        })
+        Gpu::with_adapter(None).await
+    }
+
+    /// Opens the first adapter whose name contains `name` (case-insensitive, in place of WGPU_ADAPTER_NAME),
+    /// or with None the one [`Gpu::new`] opens.
+    pub async fn with_adapter(name: Option<&str>) -> Result<Self> {
+        Gpu::from_adapter(&choose_adapter(name).await?).await
     }
 
     /// Opens a device on `adapter` with the adapter's own buffer limits, so that large layers fit where the
@@ -152,11 +179,7 @@ impl Gpu {
                 adapter: info.name.clone(),
                 reason: e.to_string(),
             })?;
-        let adapter = AdapterSummary {
-            name: info.name,
-            backend: format!("{:?}", info.backend),
-            device_type: format!("{:?}", info.device_type),
-        };
+        let adapter = AdapterSummary::from(&info);
         let subgroup_lanes = (!subgroups.is_empty()).then_some(info.subgroup_min_size);
         Gpu::from_device(device, queue, adapter, limits, subgroup_lanes).await
     }
@@ -524,34 +547,69 @@ fn check_environment() -> Result<()> {
     Ok(())
 }
 
-/// The adapter WGPU_ADAPTER_NAME names, or else the one wgpu prefers under WGPU_POWER_PREF.
-async fn find_adapter(
-    instance: &wgpu::Instance,
-    backends: wgpu::Backends,
-) -> Result<wgpu::Adapter, String> {
-    let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") else {
-        return instance
-            .request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string());
+/// The backends tried in turn: those WGPU_BACKEND names, or else Vulkan, Metal and DX12, then OpenGL.
+fn backend_tiers() -> Vec<wgpu::Backends> {
+    match wgpu::Backends::from_env() {
+        Some(chosen) => vec![chosen],
+        None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
+    }
+}
+
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
+    })
+}
+
+/// The adapter to open, tier by tier: the first whose name contains `name` (or else WGPU_ADAPTER_NAME), or
+/// without either the one wgpu prefers under WGPU_POWER_PREF.
+async fn choose_adapter(name: Option<&str>) -> Result<wgpu::Adapter> {
+    check_environment()?;
+    let wanted = match name {
+        Some(name) => Some(("--adapter", name.to_string())),
+        None => std::env::var("WGPU_ADAPTER_NAME")
+            .ok()
+            .map(|name| ("WGPU_ADAPTER_NAME", name)),
     };
-    // wgpu's own helper for this variable panics when the name matches nothing, so look it up here.
-    let adapters = instance.enumerate_adapters(backends).await;
-    let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
-    adapters
-        .into_iter()
-        .find(|a| {
-            a.get_info()
-                .name
-                .to_lowercase()
-                .contains(&wanted.to_lowercase())
-        })
-        .ok_or_else(|| {
-            format!("WGPU_ADAPTER_NAME={wanted:?} matches none of the adapters {names:?}")
-        })
+    let mut reasons = Vec::new();
+    let mut found = Vec::new();
+    for backends in backend_tiers() {
+        let instance = instance(backends);
+        match &wanted {
+            None => {
+                let options = wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
+                    ..Default::default()
+                };
+                match instance.request_adapter(&options).await {
+                    Ok(adapter) => return Ok(adapter),
+                    Err(e) => reasons.push(format!("{backends:?}: {e}")),
+                }
+            }
+            // wgpu's own helper for the variable panics when the name matches nothing, so look it up here.
+            Some((_, wanted)) => {
+                let wanted = wanted.to_lowercase();
+                for adapter in instance.enumerate_adapters(backends).await {
+                    let info = adapter.get_info();
+                    if info.name.to_lowercase().contains(&wanted) {
+                        return Ok(adapter);
+                    }
+                    found.push(format!("{} ({:?})", info.name, info.backend));
+                }
+            }
+        }
+    }
+    Err(match wanted {
+        Some((from, wanted)) => Error::AdapterNotFound {
+            from,
+            wanted,
+            found,
+        },
+        None => Error::NoAdapter {
+            reason: reasons.join("; "),
+        },
+    })
 }
 
 /// The faults, even after a panic elsewhere poisoned their lock: they are plain values, always whole.

@@ -83,6 +83,10 @@ enum Command {
     /// Predict with a saved model, one row of CSV output per input row
     Predict(cli::predict::PredictArgs),
 
+    /// Score a saved model on a CSV file with the target column: loss and accuracy with a confusion matrix,
+    /// or loss, RMSE and R² for regression
+    Evaluate(cli::evaluate::EvaluateArgs),
+
     /// Measure XOR training on each engine, sweeps, moons, an MLP step, predict and matmul GFLOP/s on the GPU
     /// and the CPU
     Bench {
@@ -147,6 +151,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Train(ref args)) => cli::train::run(args, cli.json),
         Some(Command::Predict(ref args)) => cli::predict::run(args),
+        Some(Command::Evaluate(ref args)) => cli::evaluate::run(args, cli.json),
         None => run_xor(&cli),
     };
     // Lines are flushed as they are written; this catches what a caller wrote without a line end.

@@ -8,7 +8,7 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use serde::Serialize;
 
 use crate::cpu::{self, MatmulShape};
-use crate::data::{Builtin, Schema};
+use crate::data::{Builtin, FeatureColumns, Schema};
 use crate::engine::{Engine, Start, Trainer};
 use crate::gpu::{AdapterSummary, Gpu, GpuTrainer, Kernel, Op};
 use crate::network::{Activation, DEFAULT_SEED, Dataset, Loss, Network};
@@ -237,7 +237,7 @@ fn sweep_figures(gpu: &Gpu, networks: usize, epochs: usize) -> Result<SweepFigur
 
 fn moons_figures(gpu: &Gpu, epochs: usize) -> Result<MoonsFigures> {
     let table = Builtin::Moons.generate(400, 0.1, 2, DEFAULT_SEED)?;
-    let schema = Schema::infer(&table, None, Loss::Bce)?;
+    let schema = Schema::infer(&table, None, &FeatureColumns::AllButTarget, Loss::Bce)?;
     let data = schema.dataset(&table, Loss::Bce)?;
     let network = Network::build(
         vec![2, 16, 16, 1],

@@ -1,7 +1,7 @@
 //! Data in: CSV files and built-in datasets as tables of named columns, and the schema that turns a table's
 //! columns into a network's inputs and targets (saved with a model, so that `predict` reads files the same way).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
@@ -436,31 +436,203 @@ impl Builtin {
     }
 }
 
-/// Feature scaling: each feature's mean and standard deviation on the training rows.
+/// Scaling to mean 0 and deviation 1: each column's mean and standard deviation on the training rows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Standardize {
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
 }
 
+impl Standardize {
+    /// Fits rows of `names.len()` columns; a constant column keeps deviation 1, and a column in `fixed` is
+    /// left as it is (mean 0, deviation 1). Summed in f64, so that large values do not overflow, and refused
+    /// where the statistics do not fit f32.
+    fn fit(rows: &[f32], names: &[&str], fixed: &[bool], source: &str) -> Result<Standardize> {
+        let (cols, count) = (names.len(), (rows.len() / names.len().max(1)) as f64);
+        let column = |c: usize| rows.iter().skip(c).step_by(cols).map(|&v| f64::from(v));
+        let mut fitted = Standardize {
+            mean: Vec::with_capacity(cols),
+            std: Vec::with_capacity(cols),
+        };
+        for c in 0..cols {
+            let (m, s) = if fixed[c] {
+                (0.0, 1.0)
+            } else {
+                let m = column(c).sum::<f64>() / count;
+                let var = column(c).map(|v| (v - m).powi(2)).sum::<f64>() / count;
+                (m, if var > 0.0 { var.sqrt() } else { 1.0 })
+            };
+            let (m32, s32) = (m as f32, s as f32);
+            if !(m32.is_finite() && s32.is_finite() && s32 > 0.0) {
+                return Err(Error::data(
+                    source,
+                    None,
+                    format!(
+                        "column {} has mean {m:e} and deviation {s:e}, which --standardize cannot hold \
+                         in single precision (f32); rescale the column",
+                        quote(names[c])
+                    ),
+                ));
+            }
+            fitted.mean.push(m32);
+            fitted.std.push(s32);
+        }
+        Ok(fitted)
+    }
+
+    /// Scales rows of values column by column.
+    fn apply(&self, rows: &mut [f32]) {
+        for row in rows.chunks_mut(self.mean.len()) {
+            for ((v, &mean), &std) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                // In f64: the difference of two values near f32's limit would overflow.
+                *v = ((f64::from(*v) - f64::from(mean)) / f64::from(std)) as f32;
+            }
+        }
+    }
+
+    /// Undoes [`Standardize::apply`]: scaled rows back in their columns' own units.
+    fn invert(&self, rows: &mut [f32]) {
+        for row in rows.chunks_mut(self.mean.len()) {
+            for ((v, &mean), &std) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                *v = (f64::from(*v) * f64::from(std) + f64::from(mean)) as f32;
+            }
+        }
+    }
+
+    /// Why these statistics cannot scale `columns` columns of `what`, if they cannot.
+    fn unusable(&self, columns: usize, what: &str) -> Option<String> {
+        let usable = self.std.iter().all(|v| v.is_finite() && *v > 0.0)
+            && self.mean.iter().all(|v| v.is_finite());
+        (self.mean.len() != columns || self.std.len() != columns || !usable).then(|| {
+            format!(
+                "scaling statistics must be finite, with deviations above 0, one per {what} ({columns}); \
+                 it has {} means and {} deviations",
+                self.mean.len(),
+                self.std.len()
+            )
+        })
+    }
+}
+
+/// The most categories a text feature column is one-hot encoded over.
+pub const MAX_CATEGORIES: usize = 20;
+
+/// Which columns of a table are the features.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum FeatureColumns {
+    /// Every column but the target.
+    #[default]
+    AllButTarget,
+    /// These columns, in this order (`--features`).
+    Only(Vec<String>),
+    /// Every column but the target and these (`--ignore`).
+    AllBut(Vec<String>),
+}
+
+impl FeatureColumns {
+    /// The feature columns' indices in `table`, whose target is column `target`.
+    fn indices(&self, table: &Table, target: usize) -> Result<Vec<usize>> {
+        let (option, names) = match self {
+            FeatureColumns::AllButTarget => {
+                return Ok((0..table.header.len()).filter(|&c| c != target).collect());
+            }
+            FeatureColumns::Only(names) => ("features", names),
+            FeatureColumns::AllBut(names) => ("ignore", names),
+        };
+        let named = names
+            .iter()
+            .map(|name| table.column(name, option))
+            .collect::<Result<Vec<_>>>()?;
+        if named.contains(&target) {
+            return Err(Error::invalid(
+                option,
+                &table.header[target],
+                "that is the target column, which is never a feature; --target chooses another",
+            ));
+        }
+        if let Some(name) = repeated(names) {
+            return Err(Error::invalid(
+                option,
+                name,
+                "it is named twice; name each column once",
+            ));
+        }
+        let features: Vec<usize> = match self {
+            FeatureColumns::AllBut(_) => (0..table.header.len())
+                .filter(|c| *c != target && !named.contains(c))
+                .collect(),
+            _ => named,
+        };
+        if features.is_empty() {
+            return Err(Error::invalid(
+                option,
+                names.join(","),
+                "that leaves no feature column; a network needs at least one input",
+            ));
+        }
+        Ok(features)
+    }
+
+    /// The feature columns' names in `table`, whose target is the column `target`.
+    pub fn names(&self, table: &Table, target: &str) -> Result<Vec<String>> {
+        let target = table.column(target, "target")?;
+        let indices = self.indices(table, target)?;
+        Ok(indices
+            .into_iter()
+            .map(|c| table.header[c].clone())
+            .collect())
+    }
+}
+
 /// How a table's columns become a network's inputs and targets. Saved with a model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Schema {
+    /// The feature columns, in input order.
     pub features: Vec<String>,
+    /// The text feature columns by name, each with its categories in the order of its one-hot inputs.
+    #[serde(default)]
+    pub categories: BTreeMap<String, Vec<String>>,
     pub target: String,
     /// Class labels in output order, for classifiers; none for regression.
     pub classes: Option<Vec<String>>,
+    /// One mean and deviation per input; a one-hot input keeps 0 and 1.
     pub standardize: Option<Standardize>,
+    /// A regression target's mean and deviation: the network learns the scaled target, and its predictions
+    /// are scaled back ([`Schema::in_target_units`]).
+    #[serde(default)]
+    pub target_standardize: Option<Standardize>,
 }
 
 impl Schema {
-    /// Every column but `target` (default: the last) is a feature. For bce and ce the target's distinct
-    /// values become the classes, sorted numerically where they are all numbers.
-    pub fn infer(table: &Table, target: Option<&str>, loss: Loss) -> Result<Schema> {
-        let target_column = match target {
-            Some(name) => table.column(name, "target")?,
-            None => table.header.len() - 1,
-        };
+    /// The loss a table's target suggests: cross-entropy where it holds text alone (its values are
+    /// classes), mse where it holds numbers (a stray word among them is an error, not a class).
+    pub fn default_loss(table: &Table, target: Option<&str>) -> Result<Loss> {
+        let target = Schema::target_column(table, target)?;
+        let text = |row: &Row| row.cells[target].parse::<f32>().is_err();
+        Ok(match table.rows.iter().all(text) {
+            true => Loss::Ce,
+            false => Loss::Mse,
+        })
+    }
+
+    /// The index of the target column: `target`, or the last one.
+    fn target_column(table: &Table, target: Option<&str>) -> Result<usize> {
+        match target {
+            Some(name) => table.column(name, "target"),
+            None => Ok(table.header.len() - 1),
+        }
+    }
+
+    /// The features are the `columns` chosen; a text feature column with at most [`MAX_CATEGORIES`]
+    /// distinct values, fewer than half the rows, is one-hot encoded over them. For bce and ce the target's
+    /// distinct values become the classes, sorted numerically where they are all numbers.
+    pub fn infer(
+        table: &Table,
+        target: Option<&str>,
+        columns: &FeatureColumns,
+        loss: Loss,
+    ) -> Result<Schema> {
+        let target_column = Schema::target_column(table, target)?;
         if table.header.len() < 2 {
             return Err(Error::data(
                 &table.source,
@@ -468,10 +640,28 @@ impl Schema {
                 "the header names only one column; a feature and a target are needed",
             ));
         }
-        let features = (0..table.header.len())
-            .filter(|&c| c != target_column)
-            .map(|c| table.header[c].clone())
-            .collect();
+        let features = columns.indices(table, target_column)?;
+        let mut categories = BTreeMap::new();
+        for &c in &features {
+            if let Some(levels) = category_levels(table, c)? {
+                categories.insert(table.header[c].clone(), levels);
+            }
+        }
+        let target = &table.header[target_column];
+        if let (false, Some(row)) = (loss.is_classification(), first_text(table, target_column)) {
+            return Err(Error::invalid(
+                "loss",
+                loss,
+                format!(
+                    "the target {} holds text ({} on line {} of {}), but {loss} is a regression loss, which \
+                     needs numbers; to classify by it, use --loss ce (or bce for two classes)",
+                    quote(target),
+                    quote(&row.cells[target_column]),
+                    row.line,
+                    table.source
+                ),
+            ));
+        }
         let classes = loss.is_classification().then(|| {
             let labels = table.rows.iter().map(|r| r.cells[target_column].as_str());
             let numeric = labels.clone().all(|l| number_of(l).is_some());
@@ -491,11 +681,46 @@ impl Schema {
             classes
         });
         Ok(Schema {
-            features,
-            target: table.header[target_column].clone(),
+            features: features.iter().map(|&c| table.header[c].clone()).collect(),
+            categories,
+            target: target.clone(),
             classes,
             standardize: None,
+            target_standardize: None,
         })
+    }
+
+    /// How many inputs the network needs: one per numeric feature, one per category of a text feature.
+    pub fn inputs(&self) -> usize {
+        self.features.iter().map(|f| self.width(f)).sum()
+    }
+
+    /// The inputs a feature column takes: one, or one per category.
+    fn width(&self, feature: &str) -> usize {
+        self.categories.get(feature).map_or(1, Vec::len)
+    }
+
+    /// The features for a message: "2 feature column(s) (a, b)", and for text features how they are
+    /// encoded: "3 feature column(s) (a, b, city) as 5 inputs (city one-hot over 3 categories)".
+    pub fn describe_inputs(&self) -> String {
+        let columns = format!(
+            "{} feature column(s) ({})",
+            self.features.len(),
+            self.features.join(", ")
+        );
+        if self.categories.is_empty() {
+            return columns;
+        }
+        let encoded: Vec<String> = self
+            .categories
+            .iter()
+            .map(|(name, levels)| format!("{name} one-hot over {} categories", levels.len()))
+            .collect();
+        format!(
+            "{columns} as {} inputs ({})",
+            self.inputs(),
+            encoded.join(", ")
+        )
     }
 
     /// How many outputs the network needs: one per class for ce, one for bce, one per target otherwise.
@@ -532,14 +757,21 @@ impl Schema {
         }
     }
 
-    /// Checks a schema read from a file against the network it came with: a name per input, the classes the
-    /// output layer and loss need, and scaling statistics for every feature.
+    /// Checks a schema read from a file against the network it came with: an input per feature (or per
+    /// category), the classes the output layer and loss need, and scaling statistics for every input and
+    /// a regression target's outputs.
     pub fn check_fits(&self, network: &crate::Network) -> Result<()> {
         let invalid = |reason: String| Error::invalid("init", "the model's schema", reason);
-        if self.features.len() != network.inputs() {
+        if let Some(name) = self.categories.keys().find(|c| !self.features.contains(c)) {
             return Err(invalid(format!(
-                "{} feature names for {} inputs",
-                self.features.len(),
+                "categories are given for {}, which is not a feature",
+                quote(name)
+            )));
+        }
+        if self.inputs() != network.inputs() {
+            return Err(invalid(format!(
+                "{} for {} inputs",
+                self.describe_inputs(),
                 network.inputs()
             )));
         }
@@ -556,10 +788,11 @@ impl Schema {
                 network.outputs()
             )));
         }
-        // A repeated feature would be fed twice, and a repeated class could never be told apart.
+        // A repeated feature would be fed twice, and a repeated class or category could never be told apart.
         let names = [("feature", &self.features)]
             .into_iter()
-            .chain(self.classes.as_ref().map(|c| ("class", c)));
+            .chain(self.classes.as_ref().map(|c| ("class", c)))
+            .chain(self.categories.values().map(|c| ("category", c)));
         for (what, names) in names {
             if let Some(name) = repeated(names) {
                 return Err(invalid(format!(
@@ -568,52 +801,57 @@ impl Schema {
                 )));
             }
         }
-        if let Some(s) = &self.standardize {
-            let usable = s.std.iter().all(|v| v.is_finite() && *v > 0.0)
-                && s.mean.iter().all(|v| v.is_finite());
-            if s.mean.len() != self.features.len() || s.std.len() != self.features.len() || !usable
-            {
-                return Err(invalid(format!(
-                    "scaling statistics must be finite, with deviations above 0, one per feature ({}); \
-                     it has {} means and {} deviations",
-                    self.features.len(),
-                    s.mean.len(),
-                    s.std.len()
-                )));
-            }
+        if let Some(levels) = self.categories.values().find(|levels| levels.is_empty()) {
+            return Err(invalid(format!(
+                "a text feature has {} categories; it needs at least one",
+                levels.len()
+            )));
         }
-        Ok(())
+        let unusable = self
+            .standardize
+            .as_ref()
+            .and_then(|s| s.unusable(self.inputs(), "input"));
+        let target_unusable = match (&self.target_standardize, &self.classes) {
+            (Some(_), Some(_)) => Some("a classifier's target is never scaled".to_string()),
+            (Some(s), None) => s.unusable(network.outputs(), "output"),
+            (None, _) => None,
+        };
+        match unusable.or(target_unusable) {
+            Some(reason) => Err(invalid(reason)),
+            None => Ok(()),
+        }
     }
 
-    /// Records the mean and standard deviation of each feature of `table` (a constant feature keeps std 1).
-    /// They are summed in f64, so that large values do not overflow, and refused where they do not fit f32.
+    /// Records the mean and standard deviation of each input of `table` (one-hot inputs are left as they
+    /// are) and, for regression, of the target.
     pub fn fit_standardize(&mut self, table: &Table) -> Result<()> {
-        self.standardize = None;
-        let raw = self.raw_features(table)?;
-        let (cols, rows) = (self.features.len(), table.rows.len() as f64);
-        let column = |c: usize| raw.iter().skip(c).step_by(cols).map(|&v| f64::from(v));
-        let mut mean = Vec::with_capacity(cols);
-        let mut std = Vec::with_capacity(cols);
-        for c in 0..cols {
-            let m = column(c).sum::<f64>() / rows;
-            let var = column(c).map(|v| (v - m).powi(2)).sum::<f64>() / rows;
-            let s = if var > 0.0 { var.sqrt() } else { 1.0 };
-            let (m32, s32) = (m as f32, s as f32);
-            if !(m32.is_finite() && s32.is_finite() && s32 > 0.0) {
-                return Err(Error::data(
-                    &table.source,
-                    None,
-                    format!(
-                        "column {} has mean {m:e} and deviation {s:e}, which --standardize cannot hold \
-                         in single precision (f32); rescale the column",
-                        quote(&self.features[c])
-                    ),
-                ));
-            }
-            mean.push(m32);
-            std.push(s32);
+        (self.standardize, self.target_standardize) = (None, None);
+        let mut names = Vec::with_capacity(self.inputs());
+        let mut one_hot = Vec::with_capacity(self.inputs());
+        for feature in &self.features {
+            let width = self.width(feature);
+            names.extend(std::iter::repeat_n(feature.as_str(), width));
+            one_hot.extend(std::iter::repeat_n(
+                self.categories.contains_key(feature),
+                width,
+            ));
         }
-        self.standardize = Some(Standardize { mean, std });
+        let inputs = self.raw_features(table)?;
+        let standardize = Standardize::fit(&inputs, &names, &one_hot, &table.source)?;
+        let target_standardize = match self.classes {
+            Some(_) => None,
+            None => {
+                // Regression: one output, the value, read unscaled (no target statistics yet).
+                let targets = self.targets(table, Loss::Mse)?;
+                Some(Standardize::fit(
+                    &targets,
+                    &[&self.target],
+                    &[false],
+                    &table.source,
+                )?)
+            }
+        };
+        (self.standardize, self.target_standardize) = (Some(standardize), target_standardize);
         Ok(())
     }
 
@@ -625,17 +863,22 @@ impl Schema {
     /// Rows of raw feature values scaled as the training rows were (unchanged without standardisation).
     pub fn standardized(&self, mut rows: Vec<f32>) -> Vec<f32> {
         if let Some(s) = &self.standardize {
-            for row in rows.chunks_mut(s.mean.len()) {
-                for ((v, &mean), &std) in row.iter_mut().zip(&s.mean).zip(&s.std) {
-                    // In f64: the difference of two values near f32's limit would overflow.
-                    *v = ((f64::from(*v) - f64::from(mean)) / f64::from(std)) as f32;
-                }
-            }
+            s.apply(&mut rows);
         }
         rows
     }
 
-    /// The feature columns of every row as they are in the table.
+    /// A network's outputs in the target's own units: regression outputs scaled back where the target was
+    /// standardised; anything else as it is.
+    pub fn in_target_units(&self, mut outputs: Vec<f32>) -> Vec<f32> {
+        if let Some(s) = &self.target_standardize {
+            s.invert(&mut outputs);
+        }
+        outputs
+    }
+
+    /// The inputs of every row as they are in the table: a numeric feature's value, or a text feature's
+    /// one-hot row.
     pub fn raw_features(&self, table: &Table) -> Result<Vec<f32>> {
         let index: HashMap<&str, usize> = table
             .header
@@ -647,7 +890,7 @@ impl Schema {
             .features
             .iter()
             .map(|name| {
-                index.get(name.as_str()).copied().ok_or_else(|| {
+                let column = index.get(name.as_str()).copied().ok_or_else(|| {
                     Error::data(
                         &table.source,
                         Some(1),
@@ -657,21 +900,63 @@ impl Schema {
                             quote_list(&self.features)
                         ),
                     )
-                })
+                })?;
+                let levels = self.categories.get(name).map(|levels| {
+                    let positions: HashMap<&str, usize> = levels
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| (l.as_str(), i))
+                        .collect();
+                    (levels, positions)
+                });
+                Ok((column, levels))
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut values = Vec::with_capacity(table.rows.len() * columns.len());
+        let mut values = Vec::with_capacity(table.rows.len() * self.inputs());
         for row in &table.rows {
-            for &c in &columns {
-                values.push(table.number(row, c)?);
+            for (c, levels) in &columns {
+                let Some((levels, positions)) = levels else {
+                    values.push(table.number(row, *c)?);
+                    continue;
+                };
+                let cell = &row.cells[*c];
+                let position = *positions.get(cell.as_str()).ok_or_else(|| {
+                    Error::data(
+                        &table.source,
+                        Some(row.line),
+                        format!(
+                            "column {} holds {}, which is not one of the categories the model was trained \
+                             on: {}",
+                            quote(&table.header[*c]),
+                            quote(cell),
+                            quote_list(levels)
+                        ),
+                    )
+                })?;
+                values.extend((0..levels.len()).map(|i| f32::from(i == position)));
             }
         }
         Ok(values)
     }
 
-    /// The targets of every row: the value for regression, 0/1 for bce, a one-hot row for ce.
+    /// The targets of every row: the value for regression (standardised if fitted), 0/1 for bce, a one-hot
+    /// row for ce.
     pub fn targets(&self, table: &Table, loss: Loss) -> Result<Vec<f32>> {
-        let column = table.column(&self.target, "target")?;
+        let column = table
+            .header
+            .iter()
+            .position(|h| *h == self.target)
+            .ok_or_else(|| {
+                Error::data(
+                    &table.source,
+                    Some(1),
+                    format!(
+                        "there is no target column {}; its columns are {}",
+                        quote(&self.target),
+                        quote_list(&table.header)
+                    ),
+                )
+            })?;
         let numeric = self
             .classes
             .as_ref()
@@ -707,6 +992,9 @@ impl Schema {
                 values.push(class as f32);
             }
         }
+        if let Some(s) = &self.target_standardize {
+            s.apply(&mut values);
+        }
         Ok(values)
     }
 
@@ -718,6 +1006,50 @@ impl Schema {
             targets: self.targets(table, loss)?,
         })
     }
+}
+
+/// The first row whose cell in `column` is not a number.
+fn first_text(table: &Table, column: usize) -> Option<&Row> {
+    table
+        .rows
+        .iter()
+        .find(|row| row.cells[column].parse::<f32>().is_err())
+}
+
+/// The categories of a text column, sorted: its distinct values, where they are at most [`MAX_CATEGORIES`]
+/// and fewer than half the rows; None for a column of numbers. Other text columns are an error that says
+/// how to leave them out.
+fn category_levels(table: &Table, column: usize) -> Result<Option<Vec<String>>> {
+    let Some(row) = first_text(table, column) else {
+        return Ok(None);
+    };
+    let mut distinct = BTreeSet::new();
+    for row in &table.rows {
+        distinct.insert(row.cells[column].as_str());
+        if distinct.len() > MAX_CATEGORIES {
+            break;
+        }
+    }
+    if distinct.len() <= MAX_CATEGORIES && 2 * distinct.len() < table.rows.len() {
+        return Ok(Some(distinct.into_iter().map(str::to_string).collect()));
+    }
+    let name = &table.header[column];
+    let count = match distinct.len() {
+        n if n > MAX_CATEGORIES => format!("more than {MAX_CATEGORIES}"),
+        n => n.to_string(),
+    };
+    Err(Error::data(
+        &table.source,
+        Some(row.line),
+        format!(
+            "column {} holds {}, not a number, and its distinct values ({count} in {} rows) are too many to \
+             encode as categories (at most {MAX_CATEGORIES}, and fewer than half the rows); leave it out \
+             with --ignore {name}",
+            quote(name),
+            quote(&row.cells[column]),
+            table.rows.len()
+        ),
+    ))
 }
 
 /// A label's value where it is a finite number.

@@ -9,6 +9,8 @@
 //! - [`gpu`]: the device, the kernels and the two GPU engines: [`GpuTrainer`] (layered), which mirrors
 //!   [`CpuTrainer`] step by step, and [`gpu::FusedTrainer`], which trains whole networks in one dispatch;
 //! - [`engine`]: [`Trainer`], one interface over the three, choosing the engine, for one run or a sweep;
+//! - [`data`], [`model`], [`metrics`]: tables and their schema, models on disk, and the scores a person
+//!   reads (accuracy, RMSE, R², a confusion matrix);
 //! - [`bench`]: throughput figures: XOR, sweeps, moons, an MLP step, predict and the matmul versions.
 //!
 //! ```no_run
@@ -54,6 +56,7 @@ pub mod data;
 pub mod engine;
 mod error;
 pub mod gpu;
+pub mod metrics;
 pub mod model;
 pub mod network;
 pub mod output;

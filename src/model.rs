@@ -241,9 +241,11 @@ impl Model {
         })
     }
 
-    /// The outputs for `rows` rows of inputs, by the CPU's forward pass alone (`cpu::predict`).
+    /// The outputs for `rows` rows of inputs, by the CPU's forward pass alone (`cpu::predict`), in the
+    /// target's own units (a standardised regression target is scaled back).
     pub fn predict(&self, inputs: &[f32], rows: usize) -> Result<Vec<f32>> {
-        cpu::predict(&self.network, &self.params, inputs, rows)
+        let outputs = cpu::predict(&self.network, &self.params, inputs, rows)?;
+        Ok(self.schema.in_target_units(outputs))
     }
 }
 

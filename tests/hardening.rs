@@ -10,21 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fails_with, scratch, text, wgmlp};
+use common::{fails_with, scratch, succeeds, text};
 use wgmlp::cpu::MatmulShape;
 use wgmlp::gpu::{Kernel, Op};
 use wgmlp::{Activation, DEFAULT_SEED, Dataset, Gpu, GpuTrainer, Network, TrainConfig};
-
-/// Runs `args`, which must succeed, and gives stdout.
-fn succeeds(args: &[&str]) -> String {
-    let out = wgmlp(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// The XOR rows as a CSV file and a model trained on them (CPU, a few epochs).
 fn data_and_model(dir: &Path) -> (PathBuf, PathBuf) {
@@ -489,7 +478,13 @@ fn a_wide_header_is_handled_in_linear_time() {
     std::fs::write(&file, format!("{}\n{row}\n{row}\n", names.join(","))).unwrap();
     let start = Instant::now();
     let table = wgmlp::data::Table::read_csv(&file).unwrap();
-    let schema = wgmlp::data::Schema::infer(&table, None, wgmlp::Loss::Mse).unwrap();
+    let schema = wgmlp::data::Schema::infer(
+        &table,
+        None,
+        &wgmlp::data::FeatureColumns::AllButTarget,
+        wgmlp::Loss::Mse,
+    )
+    .unwrap();
     let features = schema.raw_features(&table).unwrap();
     assert_eq!(features.len(), 2 * (columns - 1));
     // A repeated name at the very end is found.

@@ -35,6 +35,8 @@ fn trained_model() -> (Model, Vec<f32>, Dataset) {
         target: "y".into(),
         classes: Some(vec!["p".into(), "q".into(), "r".into()]),
         standardize: None,
+        categories: Default::default(),
+        target_standardize: None,
     };
     let model = Model {
         network,
@@ -202,6 +204,23 @@ fn a_schema_that_does_not_fit_the_network_is_rejected() {
         },
         Schema {
             classes: Some(vec!["p".into(), "q".into(), "p".into()]),
+            ..model.schema.clone()
+        },
+        // A text feature takes an input per category; categories of a column that is no feature mean nothing.
+        Schema {
+            categories: [("b".to_string(), vec!["x".into(), "y".into()])].into(),
+            ..model.schema.clone()
+        },
+        Schema {
+            categories: [("z".to_string(), vec!["x".into()])].into(),
+            ..model.schema.clone()
+        },
+        // A classifier's target is a class, never scaled.
+        Schema {
+            target_standardize: Some(Standardize {
+                mean: vec![0.0],
+                std: vec![1.0],
+            }),
             ..model.schema.clone()
         },
     ];

@@ -390,3 +390,47 @@ fn predict_json_writes_one_object_per_row() {
         assert!(object.len() == 1 && object["price"].is_f64(), "{line}");
     }
 }
+
+#[test]
+fn evaluate_reads_other_delimiters_and_standard_input() {
+    let dir = scratch("evaluate-streams");
+    let data = "x1,x2,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n";
+    let (csv, model) = (dir.join("xor.csv"), dir.join("m.safetensors"));
+    std::fs::write(&csv, data).unwrap();
+    let train = [
+        "train",
+        "--dataset",
+        text(&csv),
+        "--backend",
+        "cpu",
+        "--epochs",
+        "3",
+        "--quiet",
+        "--save",
+        text(&model),
+    ];
+    stdout_of(&train, wgmlp(&train));
+    let from_file = json(&[
+        "evaluate",
+        "--model",
+        text(&model),
+        "--input",
+        text(&csv),
+        "--json",
+    ]);
+    let tsv = data.replace(',', "\t");
+    let args = [
+        "evaluate",
+        "--model",
+        text(&model),
+        "--input",
+        "-",
+        "--json",
+    ];
+    let from_stdin: serde_json::Value =
+        serde_json::from_str(&stdout_of(&args, with_stdin(&dir, &args, &tsv))).unwrap();
+    assert_eq!(from_stdin["rows"], 4);
+    for key in ["loss", "accuracy", "confusion_matrix"] {
+        assert_eq!(from_stdin[key], from_file[key], "{key}");
+    }
+}

@@ -1,5 +1,6 @@
 //! The subcommands beyond the XOR demo, and what the command line's parts share.
 
+pub mod evaluate;
 pub mod predict;
 pub mod sweep;
 pub mod train;

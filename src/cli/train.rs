@@ -11,8 +11,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use wgmlp::bench::millis;
 use wgmlp::cpu::Evaluation;
-use wgmlp::data::{Builtin, Schema, Table, accuracy, class_of, split};
+use wgmlp::data::{Builtin, FeatureColumns, Schema, Table, class_of, split};
 use wgmlp::engine::Chosen;
+use wgmlp::metrics::Scores;
 use wgmlp::model::{Checkpoint, Model};
 use wgmlp::plot::{self, LossCurve, Points};
 use wgmlp::train::{divergence, saturation};
@@ -37,6 +38,15 @@ pub struct TrainArgs {
     #[arg(long)]
     target: Option<String>,
 
+    /// The feature columns, e.g. a,b,c [default: every column but the target]; a text column of at most 20
+    /// distinct values, fewer than half the rows, is one-hot encoded
+    #[arg(long, value_delimiter = ',', conflicts_with = "ignore")]
+    features: Vec<String>,
+
+    /// Columns to leave out of the features, e.g. id,notes (instead of --features)
+    #[arg(long, value_delimiter = ',')]
+    ignore: Vec<String>,
+
     /// Points to generate for moons, circles and spirals
     #[arg(long, default_value_t = 400)]
     samples: usize,
@@ -57,8 +67,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     epochs: u64,
 
-    /// Learning rate [default: 0.1 for sgd, 0.01 for adam]; a list such as 0.01,0.03,0.1 trains --runs runs
-    /// at each
+    /// Learning rate [default: 0.1 for sgd, 0.01 for adam, 0.003 for adam on a CSV regression]; a list such as
+    /// 0.01,0.03,0.1 trains --runs runs at each
     #[arg(long, value_delimiter = ',', value_parser = super::parse_lr)]
     lr: Vec<f32>,
 
@@ -75,21 +85,24 @@ pub struct TrainArgs {
     #[arg(long)]
     layers: Option<String>,
 
-    /// Hidden activation: sigmoid, tanh, relu, leaky_relu, identity [default: sigmoid with sse, else tanh]
+    /// Hidden activation: sigmoid, tanh, relu, leaky_relu, identity [default: tanh; sigmoid for sse on a
+    /// built-in dataset]
     #[arg(long)]
     activation: Option<Activation>,
 
-    /// Output activation: sigmoid, softmax, identity [default: the one the loss needs; sigmoid for sse]
+    /// Output activation: sigmoid, softmax, identity [default: the one the loss needs; sigmoid for sse on a
+    /// built-in dataset, identity for a CSV regression]
     #[arg(long)]
     output_activation: Option<Activation>,
 
-    /// Loss: sse, mse, bce, ce [default: sse for xor, bce for moons and circles, ce for spirals, mse for CSV]
+    /// Loss: sse, mse, bce, ce [default: sse for xor, bce for moons and circles, ce for spirals; for a CSV,
+    /// ce where the target holds only text, else mse]
     #[arg(long)]
     loss: Option<Loss>,
 
-    /// Optimizer: sgd or adam
-    #[arg(long, default_value = "sgd")]
-    optimizer: String,
+    /// Optimizer: sgd or adam [default: adam for a CSV regression, else sgd]
+    #[arg(long)]
+    optimizer: Option<String>,
 
     /// Momentum of sgd [default: 0]
     #[arg(long, value_parser = super::parse_f32)]
@@ -120,7 +133,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0, value_parser = super::parse_f32)]
     test_split: f32,
 
-    /// Scale each feature to mean 0 and deviation 1 (the statistics are saved with the model)
+    /// Scale each numeric feature, and a regression target, to mean 0 and deviation 1 on the training rows
+    /// (the statistics are saved with the model; predictions are scaled back to the target's units)
     #[arg(long)]
     standardize: bool,
 
@@ -143,6 +157,17 @@ pub struct TrainArgs {
     /// Draw the loss curve to this PNG file, and for two features the decision regions with the points
     #[arg(long)]
     plot: Option<PathBuf>,
+}
+
+impl TrainArgs {
+    /// The feature columns that --features or --ignore choose.
+    fn feature_columns(&self) -> FeatureColumns {
+        match (&self.features[..], &self.ignore[..]) {
+            ([], []) => FeatureColumns::AllButTarget,
+            ([], ignored) => FeatureColumns::AllBut(ignored.to_vec()),
+            (features, _) => FeatureColumns::Only(features.to_vec()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -266,6 +291,9 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             job.train_set.rows,
             job.test_set.rows,
         )?;
+        if !job.schema.categories.is_empty() {
+            say!("inputs: {}", job.schema.describe_inputs())?;
+        }
     }
 
     let first_epoch = trainer.epoch();
@@ -344,7 +372,11 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         }
     }
 
-    let (loss, outputs) = (network.loss(), network.outputs());
+    let scores = |evaluation: &Evaluation, data: &Dataset| {
+        Scores::new(&job.schema, network, evaluation, &data.targets)
+    };
+    let train_scores = scores(&evaluation, &job.train_set);
+    let test_scores = test.as_ref().map(|t| scores(t, &job.test_set));
     if json {
         let summary = json!({
             "backend": if gpu.is_some() { "gpu" } else { "cpu" },
@@ -354,13 +386,17 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             "dataset": args.dataset,
             "layers": network.sizes(),
             "parameters": network.layout().len,
-            "loss": loss.name(),
+            "loss": network.loss().name(),
             "optimizer": config.optimizer.name(),
             "epochs": trainer.epoch(),
             "final_loss": evaluation.loss,
-            "train_accuracy": accuracy(loss, &evaluation.outputs, &job.train_set.targets, outputs),
-            "test_loss": test.as_ref().map(|t| t.loss),
-            "test_accuracy": test.as_ref().and_then(|t| accuracy(loss, &t.outputs, &job.test_set.targets, outputs)),
+            "train_accuracy": train_scores.accuracy,
+            "train_rmse": train_scores.rmse,
+            "train_r2": train_scores.r2,
+            "test_loss": test_scores.as_ref().map(|t| t.loss),
+            "test_accuracy": test_scores.as_ref().and_then(|t| t.accuracy),
+            "test_rmse": test_scores.as_ref().and_then(|t| t.rmse),
+            "test_r2": test_scores.as_ref().and_then(|t| t.r2),
             "train_rows": job.train_set.rows,
             "test_rows": job.test_set.rows,
             "setup_ms": setup_ms,
@@ -381,23 +417,27 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
                 say!("  {line}")?;
             }
             say!(
-                "best run (seed {}, lr {}): {}",
+                "best run (seed {}, lr {}): {train_scores}",
                 seeds[best],
                 best_config.lr,
-                describe(&evaluation, &job.train_set, network)
             )?;
         } else {
             say!(
-                "trained {epochs} epochs in {train_ms:.0} ms (measuring {measure_ms:.0} ms apart): {}",
-                describe(&evaluation, &job.train_set, network)
+                "trained {epochs} epochs in {train_ms:.0} ms (measuring {measure_ms:.0} ms apart): {train_scores}"
             )?;
         }
-        if let Some(test) = &test {
-            say!("held out: {}", describe(test, &job.test_set, network))?;
+        if let Some(test) = &test_scores {
+            say!("held out: {test}")?;
+        }
+        if let Some(hint) = job.standardize_hint() {
+            say!("note: {hint}")?;
         }
     }
     Ok(())
 }
+
+/// Values from which on unscaled data earns the advice to --standardize it.
+const LARGE_VALUE: f32 = 1000.0;
 
 /// Everything a run needs before it touches a device: the data split and scaled, the network, the settings.
 struct Job<'a> {
@@ -446,21 +486,28 @@ impl<'a> Job<'a> {
             .transpose()?;
         let (network, mut schema) = match &init {
             Some(model) => {
-                check_matches_model(args, model)?;
+                check_matches_model(args, model, &table)?;
                 (model.network.clone(), model.schema.clone())
             }
             None => design(args, builtin, &table)?,
         };
+        let regression = builtin.is_none() && !network.loss().is_classification();
         let (train_rows, test_rows) = split(table.rows.len(), args.test_split, args.seed)?;
         let (train_table, test_table) = (table.select(&train_rows), table.select(&test_rows));
         if init.is_none() && args.standardize {
             schema.fit_standardize(&train_table)?;
         }
-        let optimizer = Optimizer::parse(&args.optimizer, args.momentum, args.weight_decay)?;
-        let default_lr = if matches!(optimizer, Optimizer::Adam { .. }) {
-            0.01
-        } else {
-            0.1
+        let default_optimizer = if regression { "adam" } else { "sgd" };
+        let optimizer = Optimizer::parse(
+            args.optimizer.as_deref().unwrap_or(default_optimizer),
+            args.momentum,
+            args.weight_decay,
+        )?;
+        // A CSV regression fits noisy values: a smaller step generalises better (tried on housing-like tables).
+        let default_lr = match (optimizer, regression) {
+            (Optimizer::Adam { .. }, true) => 0.003,
+            (Optimizer::Adam { .. }, false) => 0.01,
+            (Optimizer::Sgd { .. }, _) => 0.1,
         };
         let lrs = if args.lr.is_empty() {
             vec![default_lr]
@@ -509,14 +556,9 @@ impl<'a> Job<'a> {
     }
 
     /// The error for a run that diverged: where the data holds values whose square overflows f32, they are
-    /// the cause, not the learning rate.
+    /// the cause, not the learning rate; where it holds large values unscaled, scaling them is the cure.
     fn diverged(&self, epoch: u64, what: String) -> anyhow::Error {
-        let largest = self
-            .train_set
-            .inputs
-            .iter()
-            .chain(&self.train_set.targets)
-            .fold(0.0f32, |m, v| m.max(v.abs()));
+        let largest = self.largest_value();
         if largest > f32::MAX.sqrt() {
             return anyhow::anyhow!(
                 "training diverged by epoch {epoch}: {what}: values as large as {largest:e} in {} overflow \
@@ -524,12 +566,45 @@ impl<'a> Job<'a> {
                 self.train_table.source
             );
         }
-        Error::Diverged {
-            epoch,
-            what,
-            lr: self.config.lr,
+        match self.standardize_hint() {
+            Some(hint) => anyhow::anyhow!(
+                "training diverged by epoch {epoch}: {what}; {hint} (or try a smaller --lr, now {})",
+                self.config.lr
+            ),
+            None => Error::Diverged {
+                epoch,
+                what,
+                lr: self.config.lr,
+            }
+            .into(),
         }
-        .into()
+    }
+
+    /// The largest magnitude among the training inputs and targets, as the network sees them.
+    fn largest_value(&self) -> f32 {
+        self.train_set
+            .inputs
+            .iter()
+            .chain(&self.train_set.targets)
+            .fold(0.0f32, |m, v| m.max(v.abs()))
+    }
+
+    /// Where unscaled data holds values far from 1, which networks learn slowly or not at all, the advice
+    /// to scale it.
+    fn standardize_hint(&self) -> Option<String> {
+        let largest = self.largest_value();
+        (self.schema.standardize.is_none() && largest >= LARGE_VALUE).then(|| {
+            let what = if self.schema.classes.is_some() {
+                "the features"
+            } else {
+                "the features and the target"
+            };
+            format!(
+                "{} holds values as large as {largest:e}; --standardize scales {what} to mean 0 and \
+                 deviation 1, which networks learn far better",
+                self.train_table.source
+            )
+        })
     }
 
     fn train(
@@ -707,34 +782,23 @@ fn plot(
     Ok(plot::draw(path, &loss_curve, Some((&points, &classify)))?)
 }
 
-/// "loss 0.123, accuracy 97.5%" for a classifier, "loss 0.123" otherwise.
-fn describe(evaluation: &Evaluation, data: &Dataset, network: &Network) -> String {
-    match accuracy(
-        network.loss(),
-        &evaluation.outputs,
-        &data.targets,
-        network.outputs(),
-    ) {
-        Some(acc) => format!("loss {:.6}, accuracy {:.1}%", evaluation.loss, 100.0 * acc),
-        None => format!("loss {:.6}", evaluation.loss),
-    }
-}
-
 /// The network and schema from the options and the data, with defaults that suit the dataset.
 fn design(
     args: &TrainArgs,
     builtin: Option<Builtin>,
     table: &Table,
 ) -> anyhow::Result<(Network, Schema)> {
-    let loss = args.loss.unwrap_or(match builtin {
-        Some(Builtin::Xor) => Loss::Sse,
-        Some(Builtin::Moons | Builtin::Circles) => Loss::Bce,
-        Some(Builtin::Spirals) => Loss::Ce,
-        None => Loss::Mse,
-    });
-    let schema = Schema::infer(table, args.target.as_deref(), loss)?;
+    let target = args.target.as_deref();
+    let loss = match (args.loss, builtin) {
+        (Some(loss), _) => loss,
+        (None, Some(Builtin::Xor)) => Loss::Sse,
+        (None, Some(Builtin::Moons | Builtin::Circles)) => Loss::Bce,
+        (None, Some(Builtin::Spirals)) => Loss::Ce,
+        (None, None) => Schema::default_loss(table, target)?,
+    };
+    let schema = Schema::infer(table, target, &args.feature_columns(), loss)?;
     schema.check_classes(loss)?;
-    let (inputs, outputs) = (schema.features.len(), schema.outputs(loss));
+    let (inputs, outputs) = (schema.inputs(), schema.outputs(loss));
     let sizes = match &args.layers {
         Some(text) => Network::parse_sizes(text)?,
         None if builtin == Some(Builtin::Xor) => vec![2, 3, 1],
@@ -742,29 +806,48 @@ fn design(
     };
     let (first, last) = (sizes[0], sizes[sizes.len() - 1]);
     if first != inputs || last != outputs {
-        let features = schema.features.join(", ");
         bail!(
-            "--layers {}: the data has {inputs} feature(s) ({features}) and needs {outputs} output(s) for the {loss} loss, \
-             so the first size must be {inputs} and the last {outputs}",
-            args.layers.as_deref().unwrap_or_default()
+            "--layers {}: the data has {} and needs {outputs} output(s) for the {loss} loss, so the first size \
+             must be {inputs} and the last {outputs}",
+            args.layers.as_deref().unwrap_or_default(),
+            schema.describe_inputs()
         );
     }
-    let hidden = args.activation.unwrap_or(if loss == Loss::Sse {
-        Activation::Sigmoid
-    } else {
-        Activation::Tanh
+    let hidden = args.activation.unwrap_or(match (builtin, loss) {
+        (Some(_), Loss::Sse) => Activation::Sigmoid,
+        _ => Activation::Tanh,
     });
     let output = args.output_activation.unwrap_or(match loss {
+        Loss::Sse if builtin.is_none() => Activation::Identity,
         Loss::Sse | Loss::Bce => Activation::Sigmoid,
         Loss::Ce => Activation::Softmax,
         Loss::Mse => Activation::Identity,
     });
+    if args.standardize && !loss.is_classification() && output != Activation::Identity {
+        bail!(
+            "--output-activation {output}: --standardize scales the target to mean 0 and deviation 1, which \
+             {output} outputs cannot reach; use --output-activation identity, or leave out --standardize"
+        );
+    }
     Ok((Network::build(sizes, hidden, output, loss)?, schema))
 }
 
-/// With --init the model fixes the architecture; options that would change it are an error, not ignored.
-fn check_matches_model(args: &TrainArgs, model: &Model) -> anyhow::Result<()> {
+/// With --init the model fixes the architecture and the columns; options that would change them are an
+/// error, not ignored. Those that repeat the model's own settings are welcome, so that the command that made
+/// a model also resumes it.
+fn check_matches_model(args: &TrainArgs, model: &Model, table: &Table) -> anyhow::Result<()> {
     let network = &model.network;
+    let schema = &model.schema;
+    let columns = args.feature_columns();
+    let features_differ = || -> anyhow::Result<bool> {
+        if columns == FeatureColumns::AllButTarget {
+            return Ok(false);
+        }
+        // The same columns in another order read the same inputs: features are found by name.
+        let chosen = columns.names(table, &schema.target)?;
+        let saved = &schema.features;
+        Ok(chosen.len() != saved.len() || chosen.iter().any(|c| !saved.contains(c)))
+    };
     let conflicts = [
         (
             "--layers",
@@ -783,18 +866,33 @@ fn check_matches_model(args: &TrainArgs, model: &Model) -> anyhow::Result<()> {
                 .is_some_and(|a| a != network.output_activation()),
         ),
         ("--loss", args.loss.is_some_and(|l| l != network.loss())),
-        ("--standardize", args.standardize),
+        (
+            "--standardize",
+            args.standardize && schema.standardize.is_none(),
+        ),
         (
             "--target",
-            args.target
-                .as_ref()
-                .is_some_and(|t| *t != model.schema.target),
+            args.target.as_ref().is_some_and(|t| *t != schema.target),
+        ),
+        (
+            if args.features.is_empty() {
+                "--ignore"
+            } else {
+                "--features"
+            },
+            features_differ()?,
         ),
     ];
     if let Some((option, _)) = conflicts.iter().find(|(_, conflict)| *conflict) {
         bail!(
-            "{option} differs from the model given to --init (network {network}, {} loss); leave it out",
-            network.loss()
+            "{option} differs from the model given to --init (network {network}, {} loss, {}{}); leave it out",
+            network.loss(),
+            schema.describe_inputs(),
+            if schema.standardize.is_some() {
+                ", standardized"
+            } else {
+                ""
+            }
         );
     }
     Ok(())

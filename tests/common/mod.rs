@@ -118,6 +118,17 @@ pub fn fails_with(args: &[&str], fragments: &[&str]) -> String {
     stderr
 }
 
+/// Runs `args`, which must succeed, and gives stdout.
+pub fn succeeds(args: &[&str]) -> String {
+    let out = wgmlp(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Runs `args`, which must succeed, and parses the one JSON object it prints.
 pub fn json(args: &[&str]) -> serde_json::Value {
     let out = wgmlp(args);

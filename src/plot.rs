@@ -12,19 +12,23 @@ use plotters::prelude::*;
 
 use crate::{Error, Result};
 
-/// Points of a 2-D classification set: the two raw features and the class index of each row.
+/// Points of a 2-D classification set: the two raw features and the class index of each row, and whether
+/// the row was held out from training (drawn as a cross; training rows as filled circles).
 pub struct Points<'a> {
     pub x1: &'a [f32],
     pub x2: &'a [f32],
     pub class: &'a [usize],
-    pub classes: usize,
+    pub held_out: &'a [bool],
+    /// The class names in output order, for the legend.
+    pub classes: &'a [String],
 }
 
-/// The loss after each logged epoch, for the training rows and (when held out) the test rows.
+/// The loss at each sampled epoch (the first one before training), for the training rows and for rows held
+/// out from training, with the legend's name for those ("validation rows").
 pub struct LossCurve<'a> {
     pub epochs: &'a [u64],
     pub train: &'a [f64],
-    pub test: Option<&'a [f64]>,
+    pub held_out: Option<(&'a str, &'a [f64])>,
 }
 
 /// Classes for rows of two raw features, one per row.
@@ -36,6 +40,25 @@ const GRID: usize = 160;
 /// Draws the loss curve, and beside it the decision regions of `classify` (which takes grid points as
 /// rows of two raw features and returns a class for each) when `points` is given. Writes `path` atomically.
 pub fn draw(path: &Path, curve: &LossCurve, points: Option<(&Points, Classify)>) -> Result<()> {
+    let lengths = |lengths: [usize; 2], what: &str| {
+        if lengths[0] == lengths[1] {
+            return Ok(());
+        }
+        Err(Error::ShapeMismatch {
+            op: "plot::draw",
+            expected: format!("{} {what}", lengths[0]),
+            got: lengths[1].to_string(),
+        })
+    };
+    lengths([curve.epochs.len(), curve.train.len()], "training losses")?;
+    if let Some((_, losses)) = curve.held_out {
+        lengths([curve.epochs.len(), losses.len()], "held-out losses")?;
+    }
+    if let Some((p, _)) = points {
+        lengths([p.x1.len(), p.x2.len()], "x2 values")?;
+        lengths([p.x1.len(), p.class.len()], "classes")?;
+        lengths([p.x1.len(), p.held_out.len()], "held-out flags")?;
+    }
     let has_text = font_registered();
     let (width, height) = if points.is_some() {
         (1200, 520)
@@ -70,10 +93,11 @@ pub fn draw(path: &Path, curve: &LossCurve, points: Option<(&Points, Classify)>)
 type Drawn = std::result::Result<(), Box<dyn std::error::Error>>;
 
 fn draw_loss(area: &DrawingArea<BitMapBackend, Shift>, curve: &LossCurve, has_text: bool) -> Drawn {
+    let held_out = curve.held_out.map(|(_, losses)| losses);
     let all = curve
         .train
         .iter()
-        .chain(curve.test.unwrap_or_default())
+        .chain(held_out.unwrap_or_default())
         .copied()
         .filter(|v| v.is_finite() && *v > 0.0);
     let (low, high) = all.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
@@ -82,20 +106,28 @@ fn draw_loss(area: &DrawingArea<BitMapBackend, Shift>, curve: &LossCurve, has_te
     } else {
         (1e-3, 1.0)
     };
-    let last = curve.epochs.last().copied().unwrap_or(1).max(1);
+    let first = curve.epochs.first().copied().unwrap_or(0);
+    // A run of one epoch still gets an axis of some width.
+    let last = curve.epochs.last().copied().unwrap_or(0).max(first + 1);
+    let (labelled, unlabelled) = log_ticks(low, high);
     let mut chart = ChartBuilder::on(area);
     chart.margin(16);
     if has_text {
         chart
             .caption("loss", ("sans-serif", 22))
-            .x_label_area_size(36)
-            .y_label_area_size(64);
+            .x_label_area_size(40)
+            .y_label_area_size(72);
     }
-    let mut chart = chart.build_cartesian_2d(0u64..last, (low..high).log_scale())?;
+    let y = (low..high)
+        .log_scale()
+        .with_key_points(labelled)
+        .with_light_points(unlabelled);
+    let mut chart = chart.build_cartesian_2d(first..last, y)?;
     let mut mesh = chart.configure_mesh();
     if has_text {
         mesh.x_desc("epoch")
-            .y_label_formatter(&|v| format!("{v:.1e}"));
+            .y_desc("loss")
+            .y_label_formatter(&|v| tick_label(*v));
     } else {
         mesh.disable_x_mesh().disable_y_mesh();
     }
@@ -108,18 +140,15 @@ fn draw_loss(area: &DrawingArea<BitMapBackend, Shift>, curve: &LossCurve, has_te
             .zip(values.iter().copied())
             .collect::<Vec<_>>()
     };
-    let train = chart.draw_series(LineSeries::new(series(curve.train), BLUE.stroke_width(2)))?;
-    if has_text {
-        train
-            .label("training rows")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    }
-    if let Some(test) = curve.test {
-        let held_out = chart.draw_series(LineSeries::new(series(test), RED.stroke_width(2)))?;
+    let lines = [("training rows", curve.train, BLUE)]
+        .into_iter()
+        .chain(curve.held_out.map(|(name, losses)| (name, losses, RED)));
+    for (name, losses, colour) in lines {
+        let drawn = chart.draw_series(LineSeries::new(series(losses), colour.stroke_width(2)))?;
         if has_text {
-            held_out
-                .label("held-out rows")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+            drawn
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
         }
     }
     if has_text {
@@ -130,6 +159,46 @@ fn draw_loss(area: &DrawingArea<BitMapBackend, Shift>, curve: &LossCurve, has_te
             .draw()?;
     }
     Ok(())
+}
+
+/// Ticks of a log axis over [low, high]: labelled at each power of ten (and at 2 and 5 times it where the
+/// axis spans less than three decades), unlabelled at the other multiples. An axis too narrow for two
+/// labelled ticks labels every multiple it holds, or where it holds fewer than two, its ends and middle.
+fn log_ticks(low: f64, high: f64) -> (Vec<f64>, Vec<f64>) {
+    let decades = low.log10().floor() as i32..=high.log10().ceil() as i32;
+    let ticks = decades
+        .flat_map(|decade| (1..=9).map(move |m| (m, f64::from(m) * 10f64.powi(decade))))
+        .filter(|(_, tick)| (low..=high).contains(tick));
+    let spaced: &[u32] = if high / low < 1000.0 {
+        &[1, 2, 5]
+    } else {
+        &[1]
+    };
+    let (labelled, unlabelled): (Vec<_>, Vec<_>) = ticks.partition(|(m, _)| spaced.contains(m));
+    let values = |ticks: Vec<(u32, f64)>| ticks.into_iter().map(|(_, tick)| tick).collect();
+    match (labelled.len(), unlabelled.len()) {
+        (2.., _) => (values(labelled), values(unlabelled)),
+        (few, more) if few + more >= 2 => (values([labelled, unlabelled].concat()), vec![]),
+        _ => (vec![low, (low * high).sqrt(), high], vec![]),
+    }
+}
+
+/// A tick's value to three significant digits: 0.05, 120, 3.2e-5.
+fn tick_label(value: f64) -> String {
+    let scientific = format!("{value:.2e}");
+    let rounded: f64 = scientific
+        .parse()
+        .expect("a number formatted by Rust parses back");
+    if (1e-3..1e4).contains(&rounded) {
+        return rounded.to_string();
+    }
+    match scientific.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+            format!("{mantissa}e{exponent}")
+        }
+        None => scientific,
+    }
 }
 
 /// The bounds of the points with a margin, and the class of every grid cell's centre.
@@ -183,7 +252,7 @@ fn draw_regions(
         let (x0, y0) = (x.0 + (k % GRID) as f32 * dx, y.0 + (k / GRID) as f32 * dy);
         Rectangle::new(
             [(x0, y0), (x0 + dx, y0 + dy)],
-            colour(c, points.classes).mix(0.25).filled(),
+            class_colour(c, points.classes.len()).mix(0.25).filled(),
         )
     }))?;
     let mut mesh = chart.configure_mesh();
@@ -193,25 +262,58 @@ fn draw_regions(
         mesh.disable_x_mesh().disable_y_mesh();
     }
     mesh.draw()?;
+    let classes = points.classes.len();
+    // Each row as (x1, x2, its class's colour), training rows or held-out ones.
+    let rows = |held_out: bool| {
+        let rows = points.x1.iter().zip(points.x2).zip(points.class);
+        rows.zip(points.held_out)
+            .filter(move |(_, h)| **h == held_out)
+            .map(move |(((&a, &b), &c), _)| ((a, b), class_colour(c, classes)))
+    };
+    chart.draw_series(rows(false).map(|(at, colour)| Circle::new(at, 3, colour.filled())))?;
     chart.draw_series(
-        points
-            .x1
-            .iter()
-            .zip(points.x2)
-            .zip(points.class)
-            .map(|((&a, &b), &c)| Circle::new((a, b), 3, colour(c, points.classes).filled())),
+        rows(true).map(|(at, colour)| Cross::new(at, 4, colour.filled().stroke_width(2))),
     )?;
+    if !has_text {
+        return Ok(());
+    }
+    // The legend: a swatch per class, then what the two markers mean.
+    for (c, name) in points.classes.iter().enumerate() {
+        let style = class_colour(c, classes).filled();
+        chart
+            .draw_series(std::iter::empty::<Circle<(f32, f32), i32>>())?
+            .label(name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], style));
+    }
+    if points.held_out.contains(&true) {
+        let grey = RGBColor(90, 90, 90);
+        chart
+            .draw_series(std::iter::empty::<Circle<(f32, f32), i32>>())?
+            .label("training")
+            .legend(move |(x, y)| Circle::new((x + 5, y), 3, grey.filled()));
+        chart
+            .draw_series(std::iter::empty::<Cross<(f32, f32), i32>>())?
+            .label("held out")
+            .legend(move |(x, y)| Cross::new((x + 5, y), 4, grey.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.85))
+        .draw()?;
     Ok(())
 }
 
-/// A distinct colour per class, evenly round the hue circle.
-fn colour(class: usize, classes: usize) -> RGBColor {
+/// The colour of class `class` of `classes`: distinct, evenly round the hue circle. The regions are drawn in
+/// a pale mix of it, the points and the legend's swatches in the colour itself.
+pub fn class_colour(class: usize, classes: usize) -> RGBColor {
     let (r, g, b) = HSLColor(class as f64 / classes.max(1) as f64, 0.75, 0.45).rgb();
     RGBColor(r, g, b)
 }
 
-/// Registers the first system font found as "sans-serif", once; false when there is none.
-fn font_registered() -> bool {
+/// Registers the first system font found as "sans-serif", once; false when there is none (the charts are
+/// then drawn without text: no labels and no legends).
+pub fn font_registered() -> bool {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     *REGISTERED.get_or_init(|| {
         const CANDIDATES: &[&str] = &[

@@ -207,35 +207,39 @@ fn classifier_predictions_name_the_class_and_its_probabilities() {
     }
 }
 
+/// `train` for `epochs` epochs with `options` (separated by spaces) on `backend`, then `extra`.
+fn train_args<'a>(
+    options: &'a str,
+    backend: &'a str,
+    epochs: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec!["train", "--epochs", epochs, "--backend", backend];
+    args.extend(options.split(' '));
+    args.extend(extra);
+    args
+}
+
+/// The resume tests' run: mini-batches in a shuffled order and Adam's moments, which must both carry over.
+const RESUMABLE: &str = "--dataset circles --samples 50 --optimizer adam --batch-size 16 --quiet";
+
+/// Trains `epochs` epochs of the resume tests' run on `backend` with `extra` options; it must succeed.
+fn train_resumable(backend: &str, epochs: &str, extra: &[&str]) {
+    let args = train_args(RESUMABLE, backend, epochs, extra);
+    let out = wgmlp(&args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
     let dir = scratch("resume");
     for backend in ["cpu", "gpu"] {
         let (whole, half, resumed) = (dir.join("whole"), dir.join("half"), dir.join("resumed"));
-        let common = [
-            "--dataset",
-            "circles",
-            "--samples",
-            "50",
-            "--optimizer",
-            "adam",
-            "--batch-size",
-            "16",
-            "--backend",
-            backend,
-            "--quiet",
-        ];
-        let run = |epochs: &str, extra: &[&str]| {
-            let mut args = vec!["train", "--epochs", epochs];
-            args.extend(common);
-            args.extend(extra);
-            let out = wgmlp(&args);
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let run = |epochs: &str, extra: &[&str]| train_resumable(backend, epochs, extra);
         run("20", &["--save", text(&whole)]);
         run("8", &["--save", text(&half)]);
         run("12", &["--init", text(&half), "--save", text(&resumed)]);
@@ -246,6 +250,309 @@ fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
             "{backend}: the resumed run's parameters, optimizer state and epoch are bit-identical"
         );
     }
+}
+
+/// Moons exported from `seed` as a CSV file, `samples` rows; with `flipped` every label swapped, a validation
+/// set that gets worse the better the training set is learnt.
+fn moons_csv(path: &Path, seed: &str, samples: &str, flipped: bool) {
+    json(&[
+        "train",
+        "--dataset",
+        "moons",
+        "--seed",
+        seed,
+        "--samples",
+        samples,
+        "--epochs",
+        "1",
+        "--backend",
+        "cpu",
+        "--export",
+        text(path),
+        "--json",
+    ]);
+    if flipped {
+        let rows = std::fs::read_to_string(path).unwrap();
+        let mut lines = rows.lines();
+        let mut out = vec![lines.next().unwrap().to_string()];
+        out.extend(lines.map(|line| {
+            let (x, y) = line.rsplit_once(',').unwrap();
+            format!("{x},{}", if y == "0" { 1 } else { 0 })
+        }));
+        std::fs::write(path, out.join("\n")).unwrap();
+    }
+}
+
+/// The loss of `model` on a CSV file, read with the model's schema (its scaling included) and evaluated on
+/// the CPU.
+fn loss_on(model: &Model, path: &Path) -> f64 {
+    let table = wgmlp::data::Table::read_csv(path).unwrap();
+    let set = model.schema.dataset(&table, model.network.loss()).unwrap();
+    wgmlp::cpu::evaluate(&model.network, &model.params, &set)
+        .unwrap()
+        .loss
+}
+
+#[test]
+fn a_validation_file_is_scored_at_each_log_point_and_reported() {
+    let dir = scratch("validation");
+    let (validation, model_path) = (dir.join("validation.csv"), dir.join("m.safetensors"));
+    moons_csv(&validation, "9", "50", false);
+    let train = |extra: &[&str]| {
+        let options = "--dataset moons --samples 80 --log-every 10 --standardize --optimizer adam";
+        let args = train_args(options, "cpu", "40", extra);
+        let out = wgmlp(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let printed = train(&["--validation", text(&validation)]);
+    let logged: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.starts_with("epoch "))
+        .collect();
+    assert_eq!(logged.len(), 4, "{printed}");
+    for line in &logged {
+        assert!(line.contains(" · validation loss "), "{line}");
+        assert!(line.matches("accuracy").count() == 2, "{line}");
+    }
+    assert!(printed.contains("\nvalidation: loss "), "{printed}");
+
+    // Both: the file is the validation set, the split's rows a test set scored at the end.
+    let report: serde_json::Value = serde_json::from_str(&train(&[
+        "--validation",
+        text(&validation),
+        "--test-split",
+        "0.25",
+        "--save",
+        text(&model_path),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(report["validation_rows"], 50, "{report:#}");
+    assert_eq!(report["test_rows"], 20, "{report:#}");
+    assert!(report["test_loss"].is_number(), "{report:#}");
+    assert!(report["validation_accuracy"].is_number(), "{report:#}");
+    // The reported loss is the saved model's on the file, scaled with the training rows' statistics.
+    let model = Model::load(&model_path).unwrap();
+    assert!(model.schema.standardize.is_some());
+    assert_eq!(
+        report["validation_loss"].as_f64().unwrap(),
+        loss_on(&model, &validation),
+        "{report:#}"
+    );
+    let without: serde_json::Value =
+        serde_json::from_str(&train(&["--test-split", "0.25", "--json"])).unwrap();
+    assert_eq!(
+        (&without["test_loss"], &without["validation_loss"]),
+        (&report["test_loss"], &serde_json::Value::Null),
+        "the file changes no training"
+    );
+}
+
+/// Moons in mini-batches with Adam, for the early-stopping test.
+const MOONS_BATCHES: &str = "--dataset moons --samples 60 --optimizer adam --batch-size 16";
+
+#[test]
+fn early_stopping_keeps_the_best_log_point_as_a_resumable_checkpoint() {
+    let dir = scratch("early-stop");
+    let flipped = dir.join("flipped.csv");
+    moons_csv(&flipped, "9", "40", true);
+    for backend in ["cpu", "gpu"] {
+        let (stopped, best) = (dir.join("stopped"), dir.join("best"));
+        let early = train_args(
+            MOONS_BATCHES,
+            backend,
+            "400",
+            &[
+                "--early-stop",
+                "3",
+                "--log-every",
+                "5",
+                "--validation",
+                text(&flipped),
+                "--save",
+                text(&stopped),
+            ],
+        );
+        let report = json(&[&early[..], &["--json"]].concat());
+        let stopped_at = report["stopped_epoch"].as_u64().expect("it stopped early");
+        let best_epoch = report["best_epoch"].as_u64().unwrap();
+        assert!(stopped_at < 400, "{backend}: {report:#}");
+        assert_eq!(
+            stopped_at,
+            best_epoch + 3 * 5,
+            "{backend}: three log points after the best"
+        );
+        assert_eq!(report["epochs"].as_u64(), Some(stopped_at), "{backend}");
+        // What is kept is the run as it stood at the best epoch, optimizer state included, bit for bit.
+        let best_epochs = best_epoch.to_string();
+        json(&train_args(
+            MOONS_BATCHES,
+            backend,
+            &best_epochs,
+            &["--save", text(&best), "--json"],
+        ));
+        let (kept, uninterrupted) = (Model::load(&stopped).unwrap(), Model::load(&best).unwrap());
+        assert_eq!(
+            kept.checkpoint.as_ref().unwrap().epoch,
+            best_epoch,
+            "{backend}"
+        );
+        assert_eq!(kept, uninterrupted, "{backend}");
+        assert_eq!(
+            report["validation_loss"].as_f64().unwrap(),
+            loss_on(&kept, &flipped),
+            "{backend}: the summary is the kept model's"
+        );
+        // The summary says where it stopped and which epoch is kept.
+        let printed = String::from_utf8(wgmlp(&early).stdout).unwrap();
+        assert!(
+            printed.contains(&format!("stopped early at epoch {stopped_at}: "))
+                && printed.contains("3 log points in a row without a lower validation loss")
+                && printed.contains(&format!("keeping epoch {best_epoch}'s model")),
+            "{printed}"
+        );
+    }
+}
+
+#[test]
+fn a_periodic_checkpoint_resumes_to_the_uninterrupted_result() {
+    let dir = scratch("checkpoint-every");
+    for backend in ["cpu", "gpu"] {
+        let (every, plain) = (dir.join("every"), dir.join("plain"));
+        let run = |epochs: &str, extra: &[&str]| train_resumable(backend, epochs, extra);
+        // Checkpoints change nothing, and the final save still comes at the end.
+        run("20", &["--save", text(&every), "--checkpoint-every", "6"]);
+        run("20", &["--save", text(&plain)]);
+        let saved = Model::load(&every).unwrap();
+        assert_eq!(saved.checkpoint.as_ref().unwrap().epoch, 20, "{backend}");
+        assert_eq!(saved, Model::load(&plain).unwrap(), "{backend}");
+
+        // A run killed part way leaves its last checkpoint whole; resumed, it ends where an uninterrupted
+        // run ends.
+        let checkpoint = dir.join(format!("killed-{backend}"));
+        let args = train_args(
+            RESUMABLE,
+            backend,
+            "100000000",
+            &["--checkpoint-every", "7", "--save", text(&checkpoint)],
+        );
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wgmlp"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The run is ended here whatever happens, so that a failure leaves no process behind.
+        let waited = std::time::Instant::now();
+        while !checkpoint.exists()
+            && waited.elapsed().as_secs() < 120
+            && child.try_wait().unwrap().is_none()
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let _ = child.kill();
+        child.wait().unwrap();
+        assert!(checkpoint.exists(), "{backend}: no checkpoint was written");
+        let epoch = Model::load(&checkpoint).unwrap().checkpoint.unwrap().epoch;
+        assert!(
+            epoch > 0 && epoch.is_multiple_of(7),
+            "{backend}: epoch {epoch}"
+        );
+        let (resumed, whole) = (dir.join("resumed"), dir.join("whole"));
+        run(
+            "12",
+            &["--init", text(&checkpoint), "--save", text(&resumed)],
+        );
+        run(&(epoch + 12).to_string(), &["--save", text(&whole)]);
+        assert_eq!(
+            Model::load(&resumed).unwrap(),
+            Model::load(&whole).unwrap(),
+            "{backend}: resumed from epoch {epoch}"
+        );
+    }
+}
+
+#[test]
+fn workflow_options_refuse_what_cannot_work() {
+    let dir = scratch("workflow-options");
+    let validation = dir.join("v.csv");
+    std::fs::write(&validation, "x1,x2,y\n0.5,0.5,1\n").unwrap();
+    let (wrong_columns, wrong_class) = (dir.join("columns.csv"), dir.join("class.csv"));
+    std::fs::write(&wrong_columns, "x1,z,y\n0.5,0.5,1\n").unwrap();
+    std::fs::write(&wrong_class, "x1,x2,y\n0.5,0.5,1\n0.1,0.2,7\n").unwrap();
+    let (model, missing) = (dir.join("m.safetensors"), dir.join("missing.csv"));
+    let (v, model_path) = (text(&validation), text(&model));
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--early-stop", "3"],
+            &["--early-stop 3", "--validation", "--test-split"],
+        ),
+        (&["--early-stop", "0"], &["--early-stop"]),
+        (
+            &["--early-stop", "3", "--test-split", "0.2", "--runs", "2"],
+            &["--early-stop 3", "--runs"],
+        ),
+        (
+            &["--checkpoint-every", "5"],
+            &["--checkpoint-every 5", "--save"],
+        ),
+        (
+            &["--checkpoint-every", "0", "--save", model_path],
+            &["--checkpoint-every"],
+        ),
+        (
+            &[
+                "--checkpoint-every",
+                "5",
+                "--save",
+                model_path,
+                "--lr",
+                "0.1,0.2",
+            ],
+            &["--checkpoint-every 5", "--lr"],
+        ),
+        (
+            &["--validation", text(&missing)],
+            &["missing.csv", "cannot read"],
+        ),
+        (
+            &["--validation", text(&wrong_columns)],
+            &["--validation", "columns.csv", "no column \"x2\""],
+        ),
+        (
+            &["--validation", text(&wrong_class)],
+            &[
+                "--validation",
+                "class.csv",
+                "line 3",
+                "\"7\"",
+                "not one of the classes",
+            ],
+        ),
+        (
+            &["--validation", v, "--save", v],
+            &["--save", "--validation", "destroy"],
+        ),
+    ];
+    for (args, fragments) in cases {
+        let mut all = vec![
+            "train",
+            "--dataset",
+            "moons",
+            "--backend",
+            "cpu",
+            "--epochs",
+            "2",
+        ];
+        all.extend(*args);
+        fails_with(&all, fragments);
+    }
+    assert!(!model.exists(), "nothing is saved by a refused run");
 }
 
 #[test]
@@ -646,6 +953,109 @@ fn plots_show_the_loss_and_for_two_features_the_decision_regions() {
             "/nonexistent-dir/p.png",
         ],
         &["--plot", "cannot write"],
+    );
+}
+
+/// The pixels of a PNG file, row by row, with its width.
+fn png_pixels(path: &Path) -> (usize, Vec<[u8; 3]>) {
+    let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let mut reader = png::Decoder::new(file).read_info().unwrap();
+    let mut bytes = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut bytes).unwrap();
+    assert_eq!(frame.color_type, png::ColorType::Rgb, "{}", path.display());
+    let pixels = bytes[..frame.buffer_size()]
+        .chunks(3)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect();
+    (frame.width as usize, pixels)
+}
+
+/// The columns, left of `right`, where `colour` is found.
+fn columns_of(path: &Path, colour: [u8; 3], right: usize) -> Vec<usize> {
+    let (width, pixels) = png_pixels(path);
+    let columns = pixels.iter().enumerate().filter(|(_, p)| **p == colour);
+    columns
+        .map(|(i, _)| i % width)
+        .filter(|&x| x < right)
+        .collect()
+}
+
+#[test]
+fn the_loss_curve_starts_before_training_and_is_drawn_for_one_epoch() {
+    let dir = scratch("loss-curve");
+    let (blue, red) = ([0, 0, 255], [255, 0, 0]);
+    let plot = |name: &str, epochs: &str| {
+        let path = dir.join(name);
+        let options = "--dataset moons --samples 80 --test-split 0.25 --log-every 100 --plot";
+        json(&train_args(
+            options,
+            "cpu",
+            epochs,
+            &[text(&path), "--json"],
+        ));
+        assert_eq!(png_size(&path), (1200, 520));
+        path
+    };
+    // One epoch: a line from epoch 0 to epoch 1 across the panel, for either set of rows, not just the
+    // legend's short stroke.
+    let one = plot("one.png", "1");
+    for colour in [blue, red] {
+        let columns = columns_of(&one, colour, 600);
+        let (left, right) = (columns.iter().min().unwrap(), columns.iter().max().unwrap());
+        assert!(
+            right - left > 400,
+            "{colour:?} spans columns {left} to {right}"
+        );
+    }
+    // Logged every 100 epochs, the curve still starts at epoch 0 on the axis's left end.
+    let logged = plot("logged.png", "300");
+    let left = *columns_of(&logged, blue, 600).iter().min().unwrap();
+    assert!(left < 120, "the curve starts at column {left}");
+}
+
+#[test]
+fn the_decision_regions_have_a_legend_of_classes_and_markers() {
+    use wgmlp::plot::{LossCurve, Points, class_colour, draw, font_registered};
+    let dir = scratch("regions");
+    let curve = LossCurve {
+        epochs: &[0, 1],
+        train: &[0.7, 0.6],
+        held_out: None,
+    };
+    let classes = ["a".to_string(), "b".to_string(), "c".to_string()];
+    let everywhere_a = |grid: &[f32]| Ok(vec![0; grid.len() / 2]);
+    // Every point and region is of class a; b and c show only in the legend.
+    let draw_one = |name: &str, held_out: bool| {
+        let path = dir.join(name);
+        let points = Points {
+            x1: &[0.0, 1.0],
+            x2: &[0.0, 1.0],
+            class: &[0, 0],
+            held_out: &[false, held_out],
+            classes: &classes,
+        };
+        draw(&path, &curve, Some((&points, &everywhere_a))).unwrap();
+        path
+    };
+    let (circles, crossed) = (
+        draw_one("circles.png", false),
+        draw_one("crossed.png", true),
+    );
+    let count = |path: &Path, class: usize| {
+        let c = class_colour(class, classes.len());
+        columns_of(path, [c.0, c.1, c.2], usize::MAX).len()
+    };
+    for class in [1, 2] {
+        assert_eq!(
+            count(&circles, class) > 0,
+            font_registered(),
+            "class {class}'s swatch is in the legend where there is a font to name it"
+        );
+    }
+    assert_ne!(
+        count(&circles, 0),
+        count(&crossed, 0),
+        "a held-out point is marked apart from a training point"
     );
 }
 

@@ -129,9 +129,23 @@ pub struct TrainArgs {
     #[command(flatten)]
     device: super::AdapterChoice,
 
-    /// Fraction of the rows held out to test on
+    /// Fraction of the rows held out to test on; without --validation they are also the validation set
     #[arg(long, default_value_t = 0.0, value_parser = super::parse_f32)]
     test_split: f32,
+
+    /// A table of validation rows (the training file's columns, scaled as its training rows), evaluated at
+    /// each log point; with --test-split as well, the split's rows are a test set evaluated only at the end
+    #[arg(long, value_name = "FILE")]
+    validation: Option<PathBuf>,
+
+    /// Stop after N log points without a lower validation loss (--validation or --test-split) and keep the
+    /// model of the best one, for --save and the summary
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    early_stop: Option<u64>,
+
+    /// Also save to the --save path every N epochs, a checkpoint that --init resumes
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every: Option<u64>,
 
     /// Scale each numeric feature, and a regression target, to mean 0 and deviation 1 on the training rows
     /// (the statistics are saved with the model; predictions are scaled back to the target's units)
@@ -298,7 +312,12 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
 
     let first_epoch = trainer.epoch();
     let start_loss = job.start_loss(&starts[0])?;
-    let (progress, curve, timing) = job.train(&mut trainer, start_loss, quiet)?;
+    let Trained {
+        progress,
+        curve,
+        timing,
+        early_stop,
+    } = job.train(&mut trainer, start_loss, quiet)?;
     let (train_ms, measure_ms) = (millis(timing.training), millis(timing.measuring));
     let outcomes: Vec<Outcome> = progress
         .iter()
@@ -307,14 +326,21 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         .collect();
     let best = sweep::best(&outcomes);
     let best_config = starts[best].config;
-    let evaluation = trainer.evaluate(best)?;
-    let final_params = trainer.params(best)?;
+    // With --early-stop the model kept is the best log point's, which the trainer has moved past.
+    let (kept, evaluation) = match &early_stop {
+        Some(stop) => {
+            let (_, best) = stop.best();
+            let evaluation = wgmlp::cpu::evaluate(network, &best.params, &job.train_set)?;
+            (best.clone(), evaluation)
+        }
+        None => (Snapshot::of(&trainer, best)?, trainer.evaluate(best)?),
+    };
     // A NaN can hide behind a finite loss (a relu layer that is never active passes nothing on), and a
     // bounded output can hide a step that overshot.
-    let not_finite = final_params.iter().position(|v| !v.is_finite());
+    let not_finite = kept.params.iter().position(|v| !v.is_finite());
     let saturated = || saturation(network, start_loss, evaluation.loss, &evaluation.outputs);
     let why = not_finite
-        .map(|i| format!("parameter {i} became {}", final_params[i]))
+        .map(|i| format!("parameter {i} became {}", kept.params[i]))
         .or_else(|| (!job.sweeps()).then(saturated).flatten());
     if let Some(what) = why {
         return Err(Error::Diverged {
@@ -324,38 +350,24 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         }
         .into());
     }
-    let test = (job.test_set.rows > 0)
-        .then(|| wgmlp::cpu::evaluate(network, &final_params, &job.test_set))
-        .transpose()?;
-
-    let mut model = Model {
-        network: network.clone(),
-        params: final_params,
-        schema: job.schema.clone(),
-        checkpoint: None,
+    let held_out = |set: &Dataset| {
+        (set.rows > 0)
+            .then(|| wgmlp::cpu::evaluate(network, &kept.params, set))
+            .transpose()
     };
+    let test = held_out(&job.test_set)?;
+    let validation = job.validation.as_ref().map(|(_, set)| set);
+    let validated = validation.map(held_out).transpose()?.flatten();
+
+    let model = job.model(kept, best_config);
     if let Some(path) = &args.plot {
-        plot(
-            path,
-            &curve.of_run(best),
-            &model,
-            &job.train_table,
-            &job.train_set,
-        )
-        .with_context(|| format!("--plot {}", path.display()))?;
+        let curve = curve.of_run(best, job.curve_start(&starts[best])?);
+        plot(path, &curve, &model, &job).with_context(|| format!("--plot {}", path.display()))?;
         if !quiet {
             say!("plotted {}", path.display())?;
         }
     }
     if let Some(path) = &args.save {
-        model.checkpoint = Some(Checkpoint {
-            epoch: trainer.epoch(),
-            lr: best_config.lr,
-            optimizer: best_config.optimizer,
-            batch_size: best_config.batch_size,
-            shuffle_seed: best_config.shuffle_seed,
-            state: trainer.optimizer_state(best)?,
-        });
         model
             .save(path)
             .with_context(|| format!("--save {}", path.display()))?;
@@ -365,6 +377,8 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
                     " (the best run: seed {}, lr {})",
                     seeds[best], best_config.lr
                 )
+            } else if let Some(stop) = &early_stop {
+                format!(" (epoch {}, the best)", stop.best().1.epoch)
             } else {
                 String::new()
             };
@@ -377,6 +391,10 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     };
     let train_scores = scores(&evaluation, &job.train_set);
     let test_scores = test.as_ref().map(|t| scores(t, &job.test_set));
+    let validation_scores = validated
+        .as_ref()
+        .zip(validation)
+        .map(|(v, set)| scores(v, set));
     if json {
         let summary = json!({
             "backend": if gpu.is_some() { "gpu" } else { "cpu" },
@@ -397,8 +415,15 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             "test_accuracy": test_scores.as_ref().and_then(|t| t.accuracy),
             "test_rmse": test_scores.as_ref().and_then(|t| t.rmse),
             "test_r2": test_scores.as_ref().and_then(|t| t.r2),
+            "validation_loss": validation_scores.as_ref().map(|v| v.loss),
+            "validation_accuracy": validation_scores.as_ref().and_then(|v| v.accuracy),
+            "validation_rmse": validation_scores.as_ref().and_then(|v| v.rmse),
+            "validation_r2": validation_scores.as_ref().and_then(|v| v.r2),
+            "best_epoch": early_stop.as_ref().map(|stop| stop.best().1.epoch),
+            "stopped_epoch": early_stop.as_ref().and_then(|stop| stop.stopped),
             "train_rows": job.train_set.rows,
             "test_rows": job.test_set.rows,
+            "validation_rows": validation.map(|set| set.rows),
             "setup_ms": setup_ms,
             "train_ms": train_ms,
             "measure_ms": measure_ms,
@@ -408,6 +433,25 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         say!("{summary:#}")?;
     } else {
         let epochs = trainer.epoch() - first_epoch;
+        let mut kept = String::new();
+        if let Some(stop) = &early_stop {
+            let (watched, _) = job
+                .watched()
+                .expect("--early-stop is refused without held-out rows");
+            let (best_loss, best) = stop.best();
+            let lowest = format!(
+                "the lowest {watched} loss ({best_loss:.6}) was at epoch {}",
+                best.epoch
+            );
+            match stop.stopped {
+                Some(epoch) => say!(
+                    "stopped early at epoch {epoch}: {} log points in a row without a lower {watched} loss; {lowest}",
+                    stop.patience
+                )?,
+                None => say!("{lowest}")?,
+            }
+            kept = format!(", keeping epoch {}'s model", best.epoch);
+        }
         if job.sweeps() {
             say!(
                 "trained {} runs of {epochs} epochs in {train_ms:.0} ms (measuring {measure_ms:.0} ms apart)",
@@ -423,7 +467,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             )?;
         } else {
             say!(
-                "trained {epochs} epochs in {train_ms:.0} ms (measuring {measure_ms:.0} ms apart): {train_scores}"
+                "trained {epochs} epochs in {train_ms:.0} ms (measuring {measure_ms:.0} ms apart){kept}: {train_scores}"
             )?;
         }
         if let Some(test) = &test_scores {
@@ -431,6 +475,9 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         }
         if let Some(hint) = job.standardize_hint() {
             say!("note: {hint}")?;
+        }
+        if let Some(validation) = &validation_scores {
+            say!("validation: {validation}")?;
         }
     }
     Ok(())
@@ -450,7 +497,10 @@ struct Job<'a> {
     lrs: Vec<f32>,
     train_table: Table,
     train_set: Dataset,
+    test_table: Table,
     test_set: Dataset,
+    /// The --validation file's rows, read with the training rows' schema and scaling.
+    validation: Option<(Table, Dataset)>,
 }
 
 impl<'a> Job<'a> {
@@ -462,6 +512,7 @@ impl<'a> Job<'a> {
             .then_some(("--dataset", &dataset))
             .into_iter()
             .chain(args.init.as_ref().map(|init| ("--init", init)))
+            .chain(args.validation.as_ref().map(|file| ("--validation", file)))
             .collect();
         let outputs = [
             ("--save", args.save.as_ref()),
@@ -526,7 +577,20 @@ impl<'a> Job<'a> {
         if init.is_some() && (args.runs > 1 || lrs.len() > 1) {
             bail!("--init continues one model; leave out --runs and the list of --lr values");
         }
-        Ok(Job {
+        let validation = match &args.validation {
+            Some(path) => {
+                let table = args
+                    .format
+                    .read(path)
+                    .with_context(|| format!("--validation {}", path.display()))?;
+                let set = schema
+                    .dataset(&table, network.loss())
+                    .with_context(|| format!("--validation {}", path.display()))?;
+                Some((table, set))
+            }
+            None => None,
+        };
+        let job = Job {
             train_set: schema.dataset(&train_table, network.loss())?,
             test_set: schema.dataset(&test_table, network.loss())?,
             args,
@@ -536,7 +600,52 @@ impl<'a> Job<'a> {
             config,
             lrs,
             train_table,
-        })
+            test_table,
+            validation,
+        };
+        job.check_workflow()?;
+        Ok(job)
+    }
+
+    /// Refuses --early-stop and --checkpoint-every where they cannot work.
+    fn check_workflow(&self) -> anyhow::Result<()> {
+        let args = self.args;
+        if let Some(n) = args.early_stop {
+            if self.watched().is_none() {
+                bail!(
+                    "--early-stop {n} watches the loss on rows held out from training; add --validation \
+                     FILE.csv or --test-split 0.2"
+                );
+            }
+            if self.sweeps() {
+                bail!(
+                    "--early-stop {n} follows one run; leave out --runs and the list of --lr values"
+                );
+            }
+        }
+        if let Some(n) = args.checkpoint_every {
+            if args.save.is_none() {
+                bail!(
+                    "--checkpoint-every {n} saves to the --save path; add --save FILE.safetensors"
+                );
+            }
+            if self.sweeps() {
+                bail!(
+                    "--checkpoint-every {n} saves one run to resume with --init, which continues one \
+                     model; leave out --runs and the list of --lr values"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows evaluated at each log point, and what they are called: the --validation file's, or else the
+    /// --test-split rows.
+    fn watched(&self) -> Option<(&'static str, &Dataset)> {
+        match &self.validation {
+            Some((_, set)) => Some(("validation", set)),
+            None => (self.test_set.rows > 0).then_some(("held-out", &self.test_set)),
+        }
     }
 
     /// Whether more than one run trains.
@@ -544,8 +653,6 @@ impl<'a> Job<'a> {
         self.args.runs > 1 || self.lrs.len() > 1
     }
 
-    /// Trains `--epochs` more epochs, checking the loss as it goes; gives every run's last check and the
-    /// curve of all checks.
     /// The loss of the first run before training: what divergence is measured against.
     fn start_loss(&self, first: &Start) -> anyhow::Result<f64> {
         let loss = wgmlp::cpu::evaluate(&self.network, &first.params, &self.train_set)?.loss;
@@ -607,33 +714,60 @@ impl<'a> Job<'a> {
         })
     }
 
+    /// Trains `--epochs` more epochs (fewer where --early-stop ends the run), checking the loss as it goes:
+    /// at the log points, and for --plot and --checkpoint-every between them.
     fn train(
         &self,
         trainer: &mut Trainer,
         start_loss: f64,
         quiet: bool,
-    ) -> anyhow::Result<(Vec<Progress>, Curve, Timing)> {
+    ) -> anyhow::Result<Trained> {
         let args = self.args;
         let first_epoch = trainer.epoch();
-        let last_epoch = first_epoch.checked_add(args.epochs).ok_or_else(|| {
-            anyhow::anyhow!(
+        if first_epoch.checked_add(args.epochs).is_none() {
+            bail!(
                 "--epochs {} on top of {first_epoch} trained ones is too many",
                 args.epochs
-            )
-        })?;
-        // The loss is checked at least a hundred times a run, so that a divergence is caught near where it
-        // happened and the progress bar and the plot have points to show. The engines measure it on the
-        // device where they can; the fused engine reads back three numbers a run.
-        let every = args.log_every.unwrap_or(args.epochs.div_ceil(100));
+            );
+        }
+        // The loss is checked a hundred times a run (every epoch of a shorter one), so that a divergence is
+        // caught near where it happened and the progress bar and the plot have points to show. The engines
+        // measure it on the device where they can; the fused engine reads back three numbers a run.
+        let check_every = args.epochs.div_ceil(CHECKS);
+        let log_every = args.log_every.unwrap_or(check_every);
+        // The plot's curve keeps those points whatever --log-every says, so --plot adds stops to a run only
+        // beside a --log-every of its own.
+        let sample_every = args.plot.is_some().then_some(check_every);
         let bar = progress_bar(args.epochs, quiet);
-        let mut curve = Curve::default();
+        let log_lines = args.log_every.is_some() && !quiet;
+        // The held-out rows are evaluated (a read of the parameters, a forward pass on the CPU) where their
+        // loss is shown or used, and for a single run: a sweep reports the best run's at the end.
+        let watched = self.watched().filter(|_| !self.sweeps());
+        let watch_at_log_points = log_lines || !bar.is_hidden() || args.early_stop.is_some();
+        let mut curve = Curve {
+            first_epoch,
+            ..Curve::default()
+        };
         let mut timing = Timing::default();
+        let mut early_stop = args.early_stop.map(EarlyStop::new);
         loop {
-            let now = every.min(last_epoch - trainer.epoch());
+            let done = trainer.epoch() - first_epoch;
+            let due = |every: Option<u64>| every.map(|e| (done / e + 1).saturating_mul(e));
+            let next = [
+                due(Some(log_every)),
+                due(sample_every),
+                due(args.checkpoint_every),
+            ]
+            .into_iter()
+            .flatten()
+            .fold(args.epochs, u64::min);
             let started = Instant::now();
-            trainer.train(now as usize)?;
+            trainer.train((next - done) as usize)?;
             let trained = Instant::now();
             timing.training += trained - started;
+            let at = |every: Option<u64>| every.is_some_and(|e| next.is_multiple_of(e));
+            let last = next == args.epochs;
+            let log_point = last || at(Some(log_every));
             let progress = trainer.progress()?;
             let epoch = trainer.epoch();
             let diverged = divergence(start_loss, progress[0].loss).filter(|_| !self.sweeps());
@@ -641,32 +775,97 @@ impl<'a> Job<'a> {
                 bar.abandon();
                 return Err(self.diverged(epoch, what));
             }
-            let status = self.status(&progress);
-            bar.set_position(epoch - first_epoch);
+            let held_out = match watched {
+                Some((_, set)) if sample_every.is_some() || log_point && watch_at_log_points => {
+                    let params = trainer.params(0)?;
+                    Some((wgmlp::cpu::evaluate(&self.network, &params, set)?, params))
+                }
+                _ => None,
+            };
+            let mut status = self.status(&progress);
+            if let (Some((name, set)), Some((evaluation, _))) = (watched, &held_out) {
+                let scores = Scores::new(&self.schema, &self.network, evaluation, &set.targets);
+                status += &format!(" · {name} {scores}");
+            }
+            bar.set_position(next);
             bar.set_message(status.clone());
-            if args.log_every.is_some() && !quiet {
-                // A hidden bar swallows its println.
-                let line = format!("epoch {epoch}: {status}");
-                if bar.is_hidden() {
-                    say!("{line}")?
-                } else {
-                    bar.println(line)
+            if log_point && log_lines {
+                log(&bar, format!("epoch {epoch}: {status}"))?;
+            }
+            if sample_every.is_some() {
+                let losses = progress.iter().map(|p| p.loss).collect();
+                curve.push(epoch, losses, held_out.as_ref().map(|(e, _)| e.loss));
+            }
+            if at(args.checkpoint_every) && !last {
+                self.save_checkpoint(Snapshot::of(trainer, 0)?)?;
+                if log_lines {
+                    log(&bar, format!("epoch {epoch}: checkpoint saved"))?;
                 }
             }
-            if args.plot.is_some() {
-                // The held-out curve is drawn for a single run.
-                let test = (self.test_set.rows > 0 && !self.sweeps()).then(|| {
-                    wgmlp::cpu::evaluate(&self.network, &trainer.params(0)?, &self.test_set)
-                });
-                let losses = progress.iter().map(|p| p.loss).collect();
-                curve.push(epoch, losses, test.transpose()?.map(|t| t.loss));
+            let mut stopped = false;
+            if let (true, Some(stop), Some((evaluation, params))) =
+                (log_point, &mut early_stop, held_out)
+            {
+                stopped = stop.observe(evaluation.loss, || {
+                    let state = trainer.optimizer_state(0)?;
+                    Ok(Snapshot {
+                        epoch,
+                        params,
+                        state,
+                    })
+                })?;
+                if stopped && !last {
+                    stop.stopped = Some(epoch);
+                }
             }
             timing.measuring += trained.elapsed();
-            if epoch >= last_epoch {
+            if last || stopped {
                 bar.finish_and_clear();
-                return Ok((progress, curve, timing));
+                return Ok(Trained {
+                    progress,
+                    curve,
+                    timing,
+                    early_stop,
+                });
             }
         }
+    }
+
+    /// Saves run 0 as it stands to the --save path, for --checkpoint-every.
+    fn save_checkpoint(&self, snapshot: Snapshot) -> anyhow::Result<()> {
+        let path = (self.args.save.as_ref()).expect("--checkpoint-every is refused without --save");
+        self.model(snapshot, self.config)
+            .save(path)
+            .with_context(|| format!("--checkpoint-every: saving to {}", path.display()))
+    }
+
+    /// The model of a run's snapshot, with the checkpoint that resumes it: what --save and
+    /// --checkpoint-every write. `config` is the run's.
+    fn model(&self, snapshot: Snapshot, config: TrainConfig) -> Model {
+        Model {
+            network: self.network.clone(),
+            params: snapshot.params,
+            schema: self.schema.clone(),
+            checkpoint: Some(Checkpoint {
+                epoch: snapshot.epoch,
+                lr: config.lr,
+                optimizer: config.optimizer,
+                batch_size: config.batch_size,
+                shuffle_seed: config.shuffle_seed,
+                state: snapshot.state,
+            }),
+        }
+    }
+
+    /// The first point of a run's curve: its loss before this training, on the training rows and on the
+    /// held-out ones (for a single run, as during training).
+    fn curve_start(&self, start: &Start) -> anyhow::Result<(f64, Option<f64>)> {
+        let loss = |set| wgmlp::cpu::evaluate(&self.network, &start.params, set).map(|e| e.loss);
+        let watched = self.watched().filter(|_| !self.sweeps());
+        Ok((
+            loss(&self.train_set)?,
+            watched.map(|(_, set)| loss(set)).transpose()?,
+        ))
     }
 
     /// "loss 0.123, accuracy 97.5%" for one run; for a sweep, how many have converged and the best loss.
@@ -691,11 +890,81 @@ impl<'a> Job<'a> {
 }
 
 /// Where a run's time went: training (every engine waits for its device before this is read), and
-/// measuring the loss at the log points, with the held-out evaluation and the readbacks.
+/// measuring the loss at the log points, with the held-out evaluation, the readbacks and checkpoints.
 #[derive(Default)]
 struct Timing {
     training: std::time::Duration,
     measuring: std::time::Duration,
+}
+
+/// What the training loop ends with.
+struct Trained {
+    /// Every run's last check.
+    progress: Vec<Progress>,
+    curve: Curve,
+    timing: Timing,
+    early_stop: Option<EarlyStop>,
+}
+
+/// A run's parameters and optimizer state after `epoch` epochs: what a checkpoint holds.
+#[derive(Clone)]
+struct Snapshot {
+    epoch: u64,
+    params: Vec<f32>,
+    state: Vec<f32>,
+}
+
+impl Snapshot {
+    fn of(trainer: &Trainer, run: usize) -> wgmlp::Result<Self> {
+        Ok(Snapshot {
+            epoch: trainer.epoch(),
+            params: trainer.params(run)?,
+            state: trainer.optimizer_state(run)?,
+        })
+    }
+}
+
+/// --early-stop: the log point with the lowest held-out loss so far, and how many have passed since.
+struct EarlyStop {
+    patience: u64,
+    best: Option<(f64, Snapshot)>,
+    since_best: u64,
+    /// The epoch the run stopped at, where that was before --epochs.
+    stopped: Option<u64>,
+}
+
+impl EarlyStop {
+    fn new(patience: u64) -> Self {
+        EarlyStop {
+            patience,
+            best: None,
+            since_best: 0,
+            stopped: None,
+        }
+    }
+
+    /// Takes a log point's held-out loss, and the run's state from `snapshot` where that loss is the lowest
+    /// yet; true once `patience` log points in a row have brought no lower one.
+    fn observe(
+        &mut self,
+        loss: f64,
+        snapshot: impl FnOnce() -> wgmlp::Result<Snapshot>,
+    ) -> wgmlp::Result<bool> {
+        if self.best.as_ref().is_none_or(|(best, _)| loss < *best) {
+            self.best = Some((loss, snapshot()?));
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+        }
+        Ok(self.since_best >= self.patience)
+    }
+
+    /// The lowest held-out loss, and the run's state at it.
+    fn best(&self) -> (f64, &Snapshot) {
+        let (loss, snapshot) = (self.best.as_ref())
+            .expect("the last epoch is a log point, and --early-stop observes every log point");
+        (*loss, snapshot)
+    }
 }
 
 /// A bar of epochs with the latest loss and accuracy, drawn only on a terminal.
@@ -711,69 +980,98 @@ fn progress_bar(epochs: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// The losses the plot draws: one point per check, of every run.
+/// Prints a line above the progress bar, or alone where the bar is hidden (a hidden bar swallows its
+/// println).
+fn log(bar: &ProgressBar, line: String) -> anyhow::Result<()> {
+    if bar.is_hidden() {
+        say!("{line}")
+    } else {
+        bar.println(line);
+        Ok(())
+    }
+}
+
+/// How many times a run checks its loss (and the plot samples it), at most: every epoch of a shorter run.
+const CHECKS: u64 = 100;
+
+/// The losses the plot draws: one point per sample, of every run.
 #[derive(Default)]
 struct Curve {
+    /// Where training started: the epoch of the point before the first sample.
+    first_epoch: u64,
     epochs: Vec<u64>,
-    /// Per check, every run's loss.
+    /// Per sample, every run's loss.
     train: Vec<Vec<f64>>,
-    test: Vec<f64>,
+    held_out: Vec<f64>,
 }
 
 /// One run's curve.
 struct RunCurve {
     epochs: Vec<u64>,
     train: Vec<f64>,
-    test: Vec<f64>,
+    held_out: Vec<f64>,
 }
 
 impl Curve {
-    fn push(&mut self, epoch: u64, train: Vec<f64>, test: Option<f64>) {
+    fn push(&mut self, epoch: u64, train: Vec<f64>, held_out: Option<f64>) {
         self.epochs.push(epoch);
         self.train.push(train);
-        self.test.extend(test);
+        self.held_out.extend(held_out);
     }
 
-    fn of_run(&self, run: usize) -> RunCurve {
+    /// Run `run`'s curve, from its losses before training (on the training rows, and the held-out ones).
+    fn of_run(&self, run: usize, (train, held_out): (f64, Option<f64>)) -> RunCurve {
+        let epochs = std::iter::once(self.first_epoch).chain(self.epochs.iter().copied());
+        let trained = self.train.iter().map(|losses| losses[run]);
         RunCurve {
-            epochs: self.epochs.clone(),
-            train: self.train.iter().map(|losses| losses[run]).collect(),
-            test: self.test.clone(),
+            epochs: epochs.collect(),
+            train: std::iter::once(train).chain(trained).collect(),
+            held_out: held_out
+                .into_iter()
+                .chain(self.held_out.iter().copied())
+                .collect(),
         }
     }
 }
 
-/// The loss curve, and for a classifier of two features its decision regions over the training points.
-fn plot(
-    path: &std::path::Path,
-    curve: &RunCurve,
-    model: &Model,
-    table: &Table,
-    data: &Dataset,
-) -> anyhow::Result<()> {
+/// The loss curve, and for a classifier of two features its decision regions with the training points and
+/// the held-out ones (test split and validation file) marked apart.
+fn plot(path: &std::path::Path, curve: &RunCurve, model: &Model, job: &Job) -> anyhow::Result<()> {
+    let held_out_name = job.watched().map(|(name, _)| format!("{name} rows"));
     let loss_curve = LossCurve {
         epochs: &curve.epochs,
         train: &curve.train,
-        test: (!curve.test.is_empty()).then_some(&curve.test[..]),
+        held_out: held_out_name
+            .as_deref()
+            .filter(|_| !curve.held_out.is_empty())
+            .map(|name| (name, &curve.held_out[..])),
     };
     let network = &model.network;
     let (Some(classes), 2) = (&model.schema.classes, network.inputs()) else {
         return Ok(plot::draw(path, &loss_curve, None)?);
     };
     let loss = network.loss();
-    let raw = model.schema.raw_features(table)?;
-    let (x1, x2): (Vec<f32>, Vec<f32>) = raw.chunks(2).map(|p| (p[0], p[1])).unzip();
     let class_of = |row: &[f32]| class_of(loss, row).expect("a classifier's rows have a class");
-    let class: Vec<usize> = data
-        .targets
-        .chunks(network.outputs())
-        .map(class_of)
-        .collect();
+    let parts = [
+        (&job.train_table, &job.train_set, false),
+        (&job.test_table, &job.test_set, true),
+    ]
+    .into_iter()
+    .chain(job.validation.iter().map(|(table, set)| (table, set, true)));
+    let (mut x1, mut x2, mut class, mut held_out) = (vec![], vec![], vec![], vec![]);
+    for (table, set, held) in parts {
+        let raw = model.schema.raw_features(table)?;
+        x1.extend(raw.chunks(2).map(|p| p[0]));
+        x2.extend(raw.chunks(2).map(|p| p[1]));
+        class.extend(set.targets.chunks(network.outputs()).map(class_of));
+        held_out.extend(std::iter::repeat_n(held, set.rows));
+    }
     let points = Points {
         x1: &x1,
         x2: &x2,
         class: &class,
-        classes: classes.len(),
+        held_out: &held_out,
+        classes,
     };
     let classify = |grid: &[f32]| -> wgmlp::Result<Vec<usize>> {
         let outputs = model.predict(&model.schema.standardized(grid.to_vec()), grid.len() / 2)?;

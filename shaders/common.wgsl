@@ -8,11 +8,14 @@ struct Args {
     a: u32,
     b: u32,
     c: u32,
+    d: u32,
     rows: u32,
     cols: u32,
-    inner: u32,    // matmul: the shared dimension k
-    flags: u32,    // matmul: bit 0 reads `a` transposed, bit 1 reads `b` transposed; activations: which one
-    scale: f32,    // optimizers: the learning rate; loss_backward: the gradient's factor
+    inner: u32,    // matmul: the shared dimension k; next_epoch: the schedule's period
+    flags: u32,    // matmul: bit 0 reads `a` transposed, bit 1 reads `b` transposed; activations: which one;
+                   // next_epoch: the schedule's kind
+    scale: f32,    // optimizers: the base learning rate; loss_backward: the gradient's factor; next_epoch: the
+                   // schedule's parameter
     decay: f32,    // sgd_update: the momentum; adam_update: the weight decay
     beta1: f32,    // adam_update
     beta2: f32,

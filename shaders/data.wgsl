@@ -25,11 +25,15 @@ fn advance_counter(@builtin(local_invocation_index) local: u32) {
     }
 }
 
-// The epoch's end: epoch += 1 and the cursor back to the first position; out = epoch, a = cursor. One thread.
+// The epoch's end: epoch += 1, the cursor back to the first position, and the learning rate's factor for the
+// new epoch; out = epoch, a = cursor, b = the factor, flags, inner and scale = the schedule (`schedule_code`).
+// One thread.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn next_epoch(@builtin(local_invocation_index) local: u32) {
     if local == 0u {
-        arena[args.out] += 1.0;
+        let epoch = arena[args.out] + 1.0;
+        arena[args.out] = epoch;
         arena[args.a] = 0.0;
+        arena[args.b] = schedule_factor(args.flags, args.inner, args.scale, u32(epoch));
     }
 }

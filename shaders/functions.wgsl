@@ -1,5 +1,5 @@
-// Pure functions shared by the layered kernels and the fused engine: the activations, their slopes, and the
-// order in which an epoch visits the rows.
+// Pure functions shared by the layered kernels and the fused engine: the activations, their slopes, the
+// learning rate's schedule, and the order in which an epoch visits the rows.
 
 // Threads per workgroup of the one-dimensional kernels and of the fused engine; src/gpu/kernel.rs has the same
 // number, checked by a test.
@@ -73,6 +73,73 @@ fn slope(a: f32, kind: u32) -> f32 {
             return 1.0;
         }
     }
+}
+
+// Learning-rate schedules, numbered as `schedule_code` in src/gpu/kernel.rs (checked by a test).
+const CONSTANT_SCHEDULE: u32 = 0u;
+const STEP_SCHEDULE: u32 = 1u;
+const COSINE_SCHEDULE: u32 = 2u;
+
+// What the base learning rate is multiplied by at `epoch`: `Schedule::factor` in src/train.rs, operation for
+// operation. step: parameter^⌊epoch/period⌋; cosine, with parameter = π/(2·period): ½(1 + cos(π·epoch/period)).
+fn schedule_factor(kind: u32, period: u32, parameter: f32, epoch: u32) -> f32 {
+    switch kind {
+        case STEP_SCHEDULE: {
+            return power(parameter, epoch / period);
+        }
+        case COSINE_SCHEDULE: {
+            return cosine_factor(epoch, period, parameter);
+        }
+        default: {
+            return 1.0;
+        }
+    }
+}
+
+// base^exponent by squaring, from the exponent's lowest bit up, as `power` in src/train.rs: only
+// multiplications, rounded alike everywhere. Written out a byte at a time so that no loop runs.
+fn power(base: f32, exponent: u32) -> f32 {
+    var powers = vec2<f32>(1.0, base);
+    powers = power_byte(powers, exponent);
+    powers = power_byte(powers, exponent >> 8u);
+    powers = power_byte(powers, exponent >> 16u);
+    return power_byte(powers, exponent >> 24u).x;
+}
+
+// Eight bits of `power`: (the result so far, base^(2^bit)) with the lowest eight bits of `bits` multiplied in.
+fn power_byte(powers: vec2<f32>, bits: u32) -> vec2<f32> {
+    var result = powers.x;
+    var square = powers.y;
+    result = select(result, result * square, (bits & 1u) != 0u);
+    square *= square;
+    result = select(result, result * square, (bits & 2u) != 0u);
+    square *= square;
+    result = select(result, result * square, (bits & 4u) != 0u);
+    square *= square;
+    result = select(result, result * square, (bits & 8u) != 0u);
+    square *= square;
+    result = select(result, result * square, (bits & 16u) != 0u);
+    square *= square;
+    result = select(result, result * square, (bits & 32u) != 0u);
+    square *= square;
+    result = select(result, result * square, (bits & 64u) != 0u);
+    square *= square;
+    result = select(result, result * square, (bits & 128u) != 0u);
+    square *= square;
+    return vec2<f32>(result, square);
+}
+
+// ½(1 + cos(π·epoch/horizon)), 0 from the horizon on, with `angle` = π/(2·horizon): 1 − sin²(angle·epoch) near
+// the start, sin²(angle·(horizon − epoch)) near the end, the sine by a series exact to f32 up to π/4 (a GPU's
+// `cos` may be off by 2^-11, all of the rate near the end); `cosine_factor` in src/train.rs.
+fn cosine_factor(epoch: u32, horizon: u32, angle: f32) -> f32 {
+    let left = horizon - min(epoch, horizon);
+    let near = min(left, horizon - left);
+    let x = f32(near) * angle;
+    let x2 = x * x;
+    let sine = x * (1.0 + x2 * (-1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362880.0)))));
+    let sine2 = sine * sine;
+    return select(1.0 - sine2, sine2, left <= horizon - left);
 }
 
 // The row that `position` of an epoch visits: 24 rounds of the swap-or-not shuffle keyed by (seed, epoch), the

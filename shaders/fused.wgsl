@@ -5,10 +5,10 @@
 // shaders/fused_workgroup.wgsl a larger one in a workgroup's memory, a unit a thread.
 //
 // src/gpu/generate.rs writes, for one network, the constants (INPUTS, OUTPUTS, PARAMS, STATE, UNITS, WIDEST,
-// LOSS, THREADS, LANES, SHUFFLES and the optimizer's) and the straight-line functions the tiers call:
-// `forward(row)`, `backward(row, scale)` and `measure_row(row)`, every loop over units unrolled and every
-// index a constant (or, in the workgroup tier, the thread's unit), so that the only loops left run over
-// epochs, batches and rows.
+// LOSS, THREADS, LANES, SHUFFLES, the optimizer's and the schedule's) and the straight-line functions the
+// tiers call: `forward(row)`, `backward(row, scale)` and `measure_row(row)`, every loop over units unrolled
+// and every index a constant (or, in the workgroup tier, the thread's unit), so that the only loops left run
+// over epochs, batches and rows.
 //
 // The math is the CPU reference's, one row at a time: forward, then backward adding each row's share of
 // dW = Aᵀ·dZ and db = Σ dZ into the gradients in row order, which is the order the reference's matmul sums
@@ -33,7 +33,7 @@ struct Job {
     evaluated: u32,
 }
 
-// A network's own settings: its learning rate and the seed of its row order.
+// A network's own settings: its base learning rate and the seed of its row order.
 struct Run {
     lr: f32,
     seed_lo: u32,
@@ -93,20 +93,30 @@ fn train_epochs(run: Run) {
     let batches = (job.rows + job.batch - 1u) / job.batch;
     for (var e = 0u; e < job.epochs; e++) {
         let epoch = job.first_epoch + e;
+        let lr = scheduled_rate(run.lr, epoch);
         // Only mini-batches shuffle. A full batch takes no loop: on llvmpipe a loop's iteration costs more
         // than a tiny network's whole step.
         if SHUFFLES {
             for (var b = 0u; b < batches; b++) {
-                train_batch(run, epoch, b, batches);
+                train_batch(run, lr, epoch, b, batches);
             }
         } else {
-            train_batch(run, epoch, 0u, 1u);
+            train_batch(run, lr, epoch, 0u, 1u);
         }
     }
 }
 
-// Step `b` of `batches` of `epoch`: the gradient of its rows, then the optimizer's update.
-fn train_batch(run: Run, epoch: u32, b: u32, batches: u32) {
+// The learning rate of `epoch` for a run whose base rate is `lr`; a constant schedule compiles to `lr` itself.
+fn scheduled_rate(lr: f32, epoch: u32) -> f32 {
+    if SCHEDULE == CONSTANT_SCHEDULE {
+        return lr;
+    }
+    return lr * schedule_factor(SCHEDULE, SCHEDULE_PERIOD, SCHEDULE_PARAMETER, epoch);
+}
+
+// Step `b` of `batches` of `epoch` at learning rate `lr`: the gradient of its rows, then the optimizer's
+// update.
+fn train_batch(run: Run, lr: f32, epoch: u32, b: u32, batches: u32) {
     let start = b * job.batch;
     let end = min(start + job.batch, job.rows);
     zero_grads();
@@ -121,7 +131,7 @@ fn train_batch(run: Run, epoch: u32, b: u32, batches: u32) {
             add_row(run, epoch, position, scale);
         }
     }
-    update(run.lr, epoch * batches + b + 1u);
+    update(lr, epoch * batches + b + 1u);
 }
 
 // Adds the gradient of the row at `position` of `epoch`'s order.

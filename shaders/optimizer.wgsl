@@ -1,7 +1,12 @@
 // Parameter updates over len = rows × cols parameters, all layers at once, PyTorch's formulas.
 
+// This epoch's learning rate: the base rate times the schedule's factor, which next_epoch keeps in the arena.
+fn rate() -> f32 {
+    return args.scale * arena[args.d];
+}
+
 // velocity = μ·velocity + grads; params −= lr · velocity.
-// out = params, a = grads, b = velocity, scale = lr, decay = μ.
+// out = params, a = grads, b = velocity, scale = the base rate, d = the schedule's factor, decay = μ.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn sgd_update(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
               @builtin(num_workgroups) workgroups: vec3<u32>) {
@@ -9,14 +14,14 @@ fn sgd_update(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invoca
     if i < args.rows * args.cols {
         let v = args.decay * arena[args.b + i] + arena[args.a + i];
         arena[args.b + i] = v;
-        arena[args.out + i] -= args.scale * v;
+        arena[args.out + i] -= rate() * v;
     }
 }
 
 // AdamW step number t: θ −= lr·λ·θ; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
 // θ −= lr · (m / (1 − β1^t)) / (√(v / (1 − β2^t)) + ε).
 // out = params, a = grads, b = the moments (m, then v, each len long), c = t (advanced by advance_counter
-// before this runs), scale = lr, decay = λ.
+// before this runs), scale = the base rate, d = the schedule's factor, decay = λ.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn adam_update(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
                @builtin(num_workgroups) workgroups: vec3<u32>) {
@@ -24,15 +29,16 @@ fn adam_update(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invoc
     let len = args.rows * args.cols;
     if i < len {
         let t = arena[args.c];
+        let lr = rate();
         let g = arena[args.a + i];
         var p = arena[args.out + i];
-        p = p - args.scale * args.decay * p;
+        p = p - lr * args.decay * p;
         let m = args.beta1 * arena[args.b + i] + (1.0 - args.beta1) * g;
         let v = args.beta2 * arena[args.b + len + i] + (1.0 - args.beta2) * g * g;
         arena[args.b + i] = m;
         arena[args.b + len + i] = v;
         let m_hat = m / (1.0 - pow(args.beta1, t));
         let v_hat = v / (1.0 - pow(args.beta2, t));
-        arena[args.out + i] = p - args.scale * m_hat / (sqrt(v_hat) + args.epsilon);
+        arena[args.out + i] = p - lr * m_hat / (sqrt(v_hat) + args.epsilon);
     }
 }

@@ -539,6 +539,7 @@ impl<T: Real, const FAST: bool> CpuTrainer<T, FAST> {
         let count = self.rows.count;
         let batches = config.batches(count);
         for _ in 0..epochs {
+            let lr = config.schedule.rate(config.lr, self.epoch);
             for batch in &batches {
                 let (x, y) = if config.shuffles(count) {
                     self.rows.gather(
@@ -550,7 +551,7 @@ impl<T: Real, const FAST: bool> CpuTrainer<T, FAST> {
                 };
                 self.layers.forward(x, batch.len());
                 self.layers.backward(x, y, batch.len());
-                self.layers.update();
+                self.layers.update(lr);
             }
             self.epoch += 1;
         }
@@ -686,11 +687,11 @@ impl<T: Real, const FAST: bool> Layers<T, FAST> {
         }
     }
 
-    /// One optimizer step over every parameter at once.
-    fn update(&mut self) {
+    /// One optimizer step over every parameter at once, at the epoch's learning rate `lr`.
+    fn update(&mut self, lr: f32) {
         let c = |v: f32| T::from(v).expect("an f32 converts to any float");
         self.step += 1;
-        let lr = c(self.config.lr);
+        let lr = c(lr);
         // The fast trainer updates a large network a share of the parameters a core; each value's step is
         // its own, so the shares change no result.
         let len = self.layout.len;

@@ -3,7 +3,8 @@
 //!
 //! - [`network`]: the network as data (layer sizes, activations, loss), its parameter layout and initial
 //!   weights;
-//! - [`train`]: the optimizer, the learning rate and the order of mini-batches, shared by both trainers;
+//! - [`train`]: the optimizer, the learning rate and its schedule, and the order of mini-batches, shared by
+//!   both trainers;
 //! - [`cpu`]: the reference implementation, one function per kernel, and [`CpuTrainer`]; beside it the fast
 //!   CPU path ([`cpu::FastCpuTrainer`], [`cpu::predict`]) that the CPU engine trains with;
 //! - [`gpu`]: the device, the kernels and the two GPU engines: [`GpuTrainer`] (layered), which mirrors
@@ -68,4 +69,4 @@ pub use engine::{Engine, Progress, Start, Trainer};
 pub use error::{Error, Result, quote, quote_list};
 pub use gpu::{Gpu, GpuTrainer};
 pub use network::{Activation, DEFAULT_SEED, Dataset, Init, Loss, Network};
-pub use train::{Optimizer, TrainConfig};
+pub use train::{Optimizer, Schedule, TrainConfig};

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::cpu;
 use crate::data::Schema;
 use crate::network::{Activation, Loss, Network};
-use crate::train::{Optimizer, TrainConfig};
+use crate::train::{Optimizer, Schedule, TrainConfig};
 use crate::{Error, Result};
 
 /// The metadata key that holds [`Metadata`] as JSON.
@@ -37,6 +37,9 @@ pub struct Checkpoint {
     pub epoch: u64,
     pub lr: f32,
     pub optimizer: Optimizer,
+    /// Files saved before schedules existed trained at a constant rate.
+    #[serde(default)]
+    pub schedule: Schedule,
     pub batch_size: Option<usize>,
     pub shuffle_seed: u64,
     /// The optimizer's state (velocity, or both Adam moments) laid out like the parameters.
@@ -49,6 +52,7 @@ impl Checkpoint {
         TrainConfig {
             lr: self.lr,
             optimizer: self.optimizer,
+            schedule: self.schedule,
             batch_size: self.batch_size,
             shuffle_seed: self.shuffle_seed,
         }

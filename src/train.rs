@@ -1,6 +1,7 @@
-//! How training proceeds, shared by both trainers: the optimizer and its settings, and the order in which
-//! each epoch visits the rows in mini-batches.
+//! How training proceeds, shared by both trainers: the optimizer and its settings, the learning rate's
+//! schedule, and the order in which each epoch visits the rows in mini-batches.
 
+use std::fmt;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
@@ -88,11 +89,174 @@ impl Optimizer {
     }
 }
 
+/// How the learning rate changes from epoch to epoch: the rate of epoch e (counted from 0) is the base rate
+/// times [`Schedule::factor`]`(e)`, the same on every engine (`schedule_factor` in shaders/functions.wgsl
+/// computes it operation for operation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "name")]
+pub enum Schedule {
+    /// The base rate throughout.
+    #[default]
+    Constant,
+    /// The rate times `factor` every `every` epochs: lr·factor^⌊e/every⌋.
+    Step { every: u32, factor: f32 },
+    /// The rate annealed along half a cosine to 0 at epoch `horizon`, lr·½(1 + cos(π·e/horizon)), and 0 from
+    /// there on: the run is meant to end at the horizon.
+    Cosine { horizon: u32 },
+}
+
+impl Schedule {
+    /// Reads `constant`, `step:EPOCHS:FACTOR` or `cosine[:EPOCHS]` (`--lr-schedule`). A cosine without its
+    /// EPOCHS anneals to `end`, the epoch the run ends at; one with them must not end before the run.
+    pub fn parse(text: &str, end: u64) -> Result<Self> {
+        let invalid = |reason: String| Error::invalid("lr-schedule", text, reason);
+        // Text that is not a number reads as 0 or NaN, which `problem` names.
+        let whole = |value: &str| value.parse::<u32>().unwrap_or(0);
+        let parts: Vec<&str> = text.split(':').collect();
+        let schedule = match parts[..] {
+            ["constant"] => Schedule::Constant,
+            ["step", every, factor] => Schedule::Step {
+                every: whole(every),
+                factor: factor.parse().unwrap_or(f32::NAN),
+            },
+            ["cosine"] => Schedule::Cosine {
+                horizon: u32::try_from(end).map_err(|_| {
+                    invalid(format!(
+                        "the run ends at epoch {end}; a cosine anneals over at most {} epochs",
+                        u32::MAX
+                    ))
+                })?,
+            },
+            ["cosine", horizon] => Schedule::Cosine {
+                horizon: whole(horizon),
+            },
+            _ => {
+                return Err(invalid(
+                    "choose constant, step:EPOCHS:FACTOR (e.g. step:100:0.5) or cosine (to 0 at the \
+                     run's end; cosine:EPOCHS to 0 at that epoch)"
+                        .into(),
+                ));
+            }
+        };
+        if let Some(reason) = schedule.problem() {
+            return Err(invalid(reason));
+        }
+        if let Schedule::Cosine { horizon } = schedule
+            && end > u64::from(horizon)
+        {
+            return Err(invalid(format!(
+                "the run ends at epoch {end}, past the cosine's end, where the rate has reached 0: \
+                 train fewer --epochs, or leave out :{horizon} to anneal to the run's end"
+            )));
+        }
+        Ok(schedule)
+    }
+
+    /// Checks a schedule built in code: a period of at least one epoch, a step's factor in (0, 1].
+    pub fn check(self) -> Result<()> {
+        match self.problem() {
+            Some(reason) => Err(Error::invalid("lr-schedule", self, reason)),
+            None => Ok(()),
+        }
+    }
+
+    fn problem(self) -> Option<String> {
+        let period = |what: &str, example: &str| {
+            format!(
+                "{what} must be a whole number from 1 to {}, e.g. {example}",
+                u32::MAX
+            )
+        };
+        match self {
+            Schedule::Step { every: 0, .. } => Some(period("the step's EPOCHS", "step:100:0.5")),
+            Schedule::Step { factor, .. } if !(factor > 0.0 && factor <= 1.0) => Some(
+                "the step's FACTOR must be a number above 0 and at most 1, e.g. step:100:0.5 halves \
+                 the rate every 100 epochs"
+                    .into(),
+            ),
+            Schedule::Cosine { horizon: 0 } => Some(period("the cosine's EPOCHS", "cosine:1000")),
+            _ => None,
+        }
+    }
+
+    /// What the base rate is multiplied by at epoch `epoch`: 1, factor^⌊epoch/every⌋, or ½(1 + cos(π·e/T)).
+    /// (A period of 0, which [`Schedule::check`] refuses, counts as 1 here.)
+    pub fn factor(self, epoch: u64) -> f32 {
+        match self {
+            Schedule::Constant => 1.0,
+            Schedule::Step { every, factor } => power(factor, epoch / u64::from(every.max(1))),
+            Schedule::Cosine { horizon } => {
+                let (epoch, horizon) = (u32::try_from(epoch).unwrap_or(u32::MAX), horizon.max(1));
+                cosine_factor(epoch, horizon, cosine_angle(horizon))
+            }
+        }
+    }
+
+    /// The learning rate at `epoch` of a run whose base rate is `base_lr`.
+    pub fn rate(self, base_lr: f32, epoch: u64) -> f32 {
+        base_lr * self.factor(epoch)
+    }
+}
+
+/// The schedule as `--lr-schedule` writes it, a cosine with its horizon.
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Schedule::Constant => write!(f, "constant"),
+            Schedule::Step { every, factor } => write!(f, "step:{every}:{factor}"),
+            Schedule::Cosine { horizon } => write!(f, "cosine:{horizon}"),
+        }
+    }
+}
+
+/// base^exponent by squaring, from the exponent's lowest bit up: only multiplications, each rounded alike
+/// on every device, so the GPU's `power` gives the same bits.
+fn power(base: f32, mut exponent: u64) -> f32 {
+    let (mut result, mut square) = (1.0f32, base);
+    while exponent > 0 {
+        if exponent & 1 == 1 {
+            result *= square;
+        }
+        square *= square;
+        exponent >>= 1;
+    }
+    result
+}
+
+/// The angle a cosine schedule over `horizon` epochs turns in one epoch, π/(2·horizon): the parameter the
+/// GPU takes, rounded once here.
+pub(crate) fn cosine_angle(horizon: u32) -> f32 {
+    std::f32::consts::FRAC_PI_2 / horizon as f32
+}
+
+/// ½(1 + cos(π·epoch/horizon)), 0 from the horizon on, with `angle` = π/(2·horizon). It is
+/// 1 − sin²(angle·epoch) near the start and sin²(angle·(horizon − epoch)) near the end, so the sine is only
+/// taken up to π/4, where a short series is exact to f32's precision: a GPU's `cos` may be off by 2^-11, all
+/// of the rate near the end.
+fn cosine_factor(epoch: u32, horizon: u32, angle: f32) -> f32 {
+    let left = horizon - epoch.min(horizon);
+    let near = left.min(horizon - left);
+    let x = near as f32 * angle;
+    let x2 = x * x;
+    let sine = x
+        * (1.0
+            + x2 * (-1.0 / 6.0
+                + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362880.0)))));
+    let sine2 = sine * sine;
+    if left <= horizon - left {
+        sine2
+    } else {
+        1.0 - sine2
+    }
+}
+
 /// Everything about a training run but the network and the data.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainConfig {
+    /// The base learning rate, which `schedule` scales epoch by epoch.
     pub lr: f32,
     pub optimizer: Optimizer,
+    pub schedule: Schedule,
     /// Rows per step; `None` trains on the whole set at once (full batch, the rows in their own order).
     pub batch_size: Option<usize>,
     /// Seeds the order in which each epoch visits the rows.
@@ -105,6 +269,7 @@ impl TrainConfig {
         TrainConfig {
             lr,
             optimizer: Optimizer::Sgd { momentum: 0.0 },
+            schedule: Schedule::Constant,
             batch_size: None,
             shuffle_seed: 0,
         }
@@ -141,6 +306,7 @@ impl TrainConfig {
                 "a batch needs at least one row",
             ));
         }
+        self.schedule.check()?;
         self.optimizer.check()
     }
 

@@ -6,8 +6,8 @@ mod common;
 use common::{HIDDEN, OPTIMIZERS, assert_close, gpu, small_set};
 use wgmlp::gpu::{FusedTrainer, Tier};
 use wgmlp::{
-    Activation, CpuTrainer, DEFAULT_SEED, Dataset, GpuTrainer, Loss, Network, Optimizer, Start,
-    TrainConfig,
+    Activation, CpuTrainer, DEFAULT_SEED, Dataset, GpuTrainer, Loss, Network, Optimizer, Schedule,
+    Start, TrainConfig,
 };
 
 /// Every tier that can train batches of `config` on `rows` rows: the workgroup tier also for networks small
@@ -162,6 +162,7 @@ fn every_optimizer_fused_matches_cpu() {
             let config = TrainConfig {
                 lr,
                 optimizer,
+                schedule: Schedule::Constant,
                 batch_size,
                 shuffle_seed: 9,
             };
@@ -191,6 +192,7 @@ fn fused_matches_layered_on_the_gpu() {
         let config = TrainConfig {
             lr: 0.01,
             optimizer,
+            schedule: Schedule::Constant,
             batch_size: Some(5),
             shuffle_seed: 11,
         };
@@ -276,6 +278,7 @@ fn adam_batches(lr: f32, seed: u64) -> TrainConfig {
     TrainConfig {
         lr,
         optimizer: Optimizer::Adam { weight_decay: 0.01 },
+        schedule: Schedule::Constant,
         batch_size: Some(5),
         shuffle_seed: seed,
     }
@@ -513,6 +516,7 @@ fn a_network_too_large_for_private_memory_trains_in_workgroup_memory() {
     let config = TrainConfig {
         lr: 0.01,
         optimizer,
+        schedule: Schedule::Constant,
         batch_size: Some(16),
         shuffle_seed: 2,
     };

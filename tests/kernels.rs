@@ -7,7 +7,7 @@ use std::ops::Range;
 use common::{assert_close, gpu, random};
 use wgmlp::cpu::{self, MatmulShape};
 use wgmlp::gpu::{Kernel, Op, RowOrder};
-use wgmlp::{Activation, TrainConfig};
+use wgmlp::{Activation, Schedule, TrainConfig};
 
 const ATOL: f32 = 1e-5;
 const RTOL: f32 = 1e-5;
@@ -245,6 +245,7 @@ fn gather_rows_follows_the_cpu_order_from_the_cursor_on_and_next_epoch_moves_on(
     let rsrc = arena.put(&src);
     let repoch = arena.put(&[epoch as f32]).start;
     let rcursor = arena.put(&[cursor as f32]).start;
+    let factor = arena.put(&[f32::NAN]).start;
     let out = arena.put(&vec![f32::NAN; batch * cols]);
     let row_order = RowOrder {
         seed: config.shuffle_seed,
@@ -266,12 +267,68 @@ fn gather_rows_follows_the_cpu_order_from_the_cursor_on_and_next_epoch_moves_on(
         (cursor + batch) as f32,
         "advance_counter moved the cursor on"
     );
-    let result = arena.run(&[Op::next_epoch(row_order).unwrap()]);
+    let schedule = Schedule::Step {
+        every: 2,
+        factor: 0.5,
+    };
+    let result = arena.run(&[Op::next_epoch(row_order, schedule, factor).unwrap()]);
     assert_eq!(
-        (result[repoch], result[rcursor]),
-        ((epoch + 1) as f32, 0.0),
-        "next_epoch moves the epoch on and the cursor back"
+        (result[repoch], result[rcursor], result[factor]),
+        ((epoch + 1) as f32, 0.0, 0.125),
+        "next_epoch moves the epoch on, the cursor back, and the rate's factor to epoch 6's"
     );
+}
+
+#[test]
+fn next_epoch_gives_the_schedule_factor_of_the_cpu() {
+    let schedules = [
+        Schedule::Constant,
+        Schedule::Step {
+            every: 1,
+            factor: 0.999,
+        },
+        Schedule::Step {
+            every: 7,
+            factor: 0.3,
+        },
+        Schedule::Cosine { horizon: 1 },
+        Schedule::Cosine { horizon: 10 },
+        Schedule::Cosine { horizon: 999 },
+        Schedule::Cosine {
+            horizon: 16_000_000,
+        },
+    ];
+    let epochs = [
+        1u64, 2, 5, 6, 7, 10, 14, 499, 500, 998, 999, 1000, 4321, 8_000_000, 15_999_999,
+    ];
+    let mut arena = Arena::default();
+    let mut ops = Vec::new();
+    let mut cases = Vec::new();
+    for schedule in schedules {
+        for epoch in epochs {
+            // next_epoch moves the counter from the epoch before on to `epoch`.
+            let order = RowOrder {
+                seed: 0,
+                rows: 1,
+                epoch: arena.put(&[(epoch - 1) as f32]).start,
+                cursor: arena.put(&[0.0]).start,
+            };
+            let factor = arena.put(&[f32::NAN]).start;
+            ops.push(Op::next_epoch(order, schedule, factor).unwrap());
+            cases.push((schedule, epoch, factor));
+        }
+    }
+    let result = arena.run(&ops);
+    for (schedule, epoch, factor) in cases {
+        // Relative to the factor, which near a cosine's end is small: the formula keeps its precision there.
+        assert_close(
+            &format!("{schedule} at epoch {epoch}"),
+            &[result[factor]],
+            &[schedule.factor(epoch)],
+            0.0,
+            RTOL,
+        );
+    }
 }
 
 #[test]
@@ -321,10 +378,20 @@ fn optimizer_kernels_match_cpu_over_several_steps() {
         let velocity = arena.put(&vec![0.0; len]);
         let moments = arena.put(&vec![0.0; 2 * len]);
         let step = arena.put(&[0.0]).start;
+        // The schedule's factor: the kernels take the base rate times it.
+        let factor = arena.put(&[0.5]).start;
         let mut ops = Vec::new();
         for _ in 0..3 {
             ops.push(
-                Op::sgd_update(rsgd.clone(), rgrads.clone(), velocity.clone(), 0.1, 0.9).unwrap(),
+                Op::sgd_update(
+                    rsgd.clone(),
+                    rgrads.clone(),
+                    velocity.clone(),
+                    0.2,
+                    factor,
+                    0.9,
+                )
+                .unwrap(),
             );
             ops.push(Op::advance_counter(step, 1.0).unwrap());
             ops.push(
@@ -333,7 +400,8 @@ fn optimizer_kernels_match_cpu_over_several_steps() {
                     rgrads.clone(),
                     moments.clone(),
                     step,
-                    0.01,
+                    0.02,
+                    factor,
                     0.1,
                 )
                 .unwrap(),
@@ -345,8 +413,15 @@ fn optimizer_kernels_match_cpu_over_several_steps() {
         let mut v = vec![0.0; len];
         let (mut m1, mut m2) = (vec![0.0; len], vec![0.0; len]);
         for t in 1..=3 {
-            cpu::sgd_update(&mut sgd, &grads, &mut v, 0.1, 0.9);
-            cpu::adam_update(&mut adam, &grads, (&mut m1, &mut m2), t as f32, 0.01, 0.1);
+            cpu::sgd_update(&mut sgd, &grads, &mut v, 0.2 * 0.5, 0.9);
+            cpu::adam_update(
+                &mut adam,
+                &grads,
+                (&mut m1, &mut m2),
+                t as f32,
+                0.02 * 0.5,
+                0.1,
+            );
         }
         assert_close(
             &format!("sgd_update with momentum over {len}"),

@@ -5,8 +5,10 @@ use std::collections::HashMap;
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use wgmlp::data::{Schema, Standardize};
-use wgmlp::model::{METADATA_KEY, Model};
-use wgmlp::{Activation, CpuTrainer, Dataset, Error, Loss, Network, TrainConfig};
+use wgmlp::model::{Checkpoint, METADATA_KEY, Model};
+use wgmlp::{
+    Activation, CpuTrainer, Dataset, Error, Loss, Network, Optimizer, Schedule, TrainConfig,
+};
 
 fn trained_model() -> (Model, Vec<f32>, Dataset) {
     let network = Network::build(
@@ -45,6 +47,17 @@ fn trained_model() -> (Model, Vec<f32>, Dataset) {
         checkpoint: None,
     };
     (model, outputs, data)
+}
+
+/// The safetensors file `bytes` with its `wgmlp` metadata changed by `edit`.
+fn with_metadata(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
+    let mut metadata = header.metadata().clone().unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&metadata[METADATA_KEY]).unwrap();
+    edit(&mut json);
+    metadata.insert(METADATA_KEY.into(), json.to_string());
+    let tensors = SafeTensors::deserialize(bytes).unwrap();
+    safetensors::serialize(tensors.tensors(), Some(metadata)).unwrap()
 }
 
 fn path(name: &str) -> std::path::PathBuf {
@@ -239,17 +252,10 @@ fn a_schema_that_does_not_fit_the_network_is_rejected() {
         assert!(err.to_string().contains("schema"), "case {i}: {err}");
         assert!(!file.exists(), "case {i}");
         // A file crafted with the schema is refused on load.
-        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
-        let mut metadata = header.metadata().clone().unwrap();
-        let mut json: serde_json::Value = serde_json::from_str(&metadata[METADATA_KEY]).unwrap();
-        json["schema"] = serde_json::to_value(&schema).unwrap();
-        metadata.insert(METADATA_KEY.into(), json.to_string());
-        let tensors = SafeTensors::deserialize(&bytes).unwrap();
-        std::fs::write(
-            &file,
-            safetensors::serialize(tensors.tensors(), Some(metadata)).unwrap(),
-        )
-        .unwrap();
+        let crafted = with_metadata(&bytes, |json| {
+            json["schema"] = serde_json::to_value(&schema).unwrap()
+        });
+        std::fs::write(&file, crafted).unwrap();
         let err = Model::load(&file).unwrap_err();
         assert!(
             matches!(err, Error::Model { .. }) && err.to_string().contains("schema"),
@@ -268,4 +274,36 @@ fn parameters_that_are_not_finite_are_not_saved() {
         "{err}"
     );
     assert!(!path("nan").exists());
+}
+
+#[test]
+fn a_checkpoint_keeps_its_schedule_and_one_saved_before_schedules_trained_at_a_constant_rate() {
+    let (mut model, _, _) = trained_model();
+    let schedule = Schedule::Cosine { horizon: 80 };
+    model.checkpoint = Some(Checkpoint {
+        epoch: 50,
+        lr: 0.5,
+        optimizer: Optimizer::Sgd { momentum: 0.0 },
+        schedule,
+        batch_size: None,
+        shuffle_seed: 4,
+        state: vec![0.25; model.params.len()],
+    });
+    let file = path("schedule");
+    model.save(&file).unwrap();
+    assert_eq!(Model::load(&file).unwrap(), model);
+
+    // The same file as an older version wrote it: no schedule in the checkpoint's settings.
+    let older = with_metadata(&std::fs::read(&file).unwrap(), |json| {
+        let checkpoint = json["checkpoint"].as_object_mut().unwrap();
+        let schedule = checkpoint.remove("schedule").unwrap();
+        assert_eq!(
+            schedule,
+            serde_json::json!({"name": "cosine", "horizon": 80})
+        );
+    });
+    std::fs::write(&file, older).unwrap();
+    let old = Model::load(&file).unwrap().checkpoint.unwrap();
+    assert_eq!(old.schedule, Schedule::Constant);
+    assert_eq!(old.epoch, 50);
 }

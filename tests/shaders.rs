@@ -3,11 +3,11 @@
 
 use std::mem::size_of;
 
-use wgmlp::Activation;
 use wgmlp::gpu::{
     Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_REGISTER_THREADS, MATMUL_TILE,
-    SHADERS, WORKGROUP_SIZE, activation_code,
+    SHADERS, WORKGROUP_SIZE, activation_code, schedule_code,
 };
+use wgmlp::{Activation, Schedule};
 
 fn parse(name: &str, source: &str) -> naga::Module {
     naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
@@ -120,6 +120,24 @@ fn activation_numbers_match_the_rust_side() {
 }
 
 #[test]
+fn schedule_numbers_match_the_rust_side() {
+    let source = SHADERS[Kernel::NextEpoch.shader()].1;
+    for (name, schedule) in [
+        ("CONSTANT_SCHEDULE", Schedule::Constant),
+        (
+            "STEP_SCHEDULE",
+            Schedule::Step {
+                every: 3,
+                factor: 0.5,
+            },
+        ),
+        ("COSINE_SCHEDULE", Schedule::Cosine { horizon: 9 }),
+    ] {
+        assert_eq!(constant(source, name), schedule_code(schedule).0, "{name}");
+    }
+}
+
+#[test]
 fn every_entry_point_is_a_kernel() {
     for (name, source) in SHADERS {
         for entry in parse(name, source).entry_points {
@@ -184,8 +202,16 @@ fn the_generated_fused_engine_validates_for_every_activation_loss_optimizer_and_
         )
         .unwrap(),
     ];
-    for network in &networks {
-        for (optimizer, tier) in [
+    let schedules = [
+        Schedule::Constant,
+        Schedule::Step {
+            every: 10,
+            factor: 0.5,
+        },
+        Schedule::Cosine { horizon: 1000 },
+    ];
+    for (n, network) in networks.iter().enumerate() {
+        for (i, (optimizer, tier)) in [
             (Optimizer::Sgd { momentum: 0.5 }, Tier::Private),
             (Optimizer::Adam { weight_decay: 0.1 }, Tier::Private),
             (
@@ -204,16 +230,21 @@ fn the_generated_fused_engine_validates_for_every_activation_loss_optimizer_and_
                 Optimizer::Adam { weight_decay: 0.1 },
                 Tier::Subgroup { lanes: 32 },
             ),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let shuffles = matches!(optimizer, Optimizer::Adam { .. });
+            let schedule = schedules[(n + i) % schedules.len()];
             let variant = Variant {
                 optimizer,
                 tier,
                 shuffles,
+                schedule,
             };
             let source = fused_source(network, variant);
             let name = format!(
-                "fused for [{network}] {} {optimizer:?} {tier:?}",
+                "fused for [{network}] {} {optimizer:?} {schedule} {tier:?}",
                 network.loss()
             );
             let module = parse(&name, &source);

@@ -6,6 +6,7 @@ mod common;
 use common::{fails_with, json, scratch, text, wgmlp};
 use std::path::Path;
 
+use wgmlp::Schedule;
 use wgmlp::model::Model;
 
 #[test]
@@ -240,16 +241,133 @@ fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
     for backend in ["cpu", "gpu"] {
         let (whole, half, resumed) = (dir.join("whole"), dir.join("half"), dir.join("resumed"));
         let run = |epochs: &str, extra: &[&str]| train_resumable(backend, epochs, extra);
-        run("20", &["--save", text(&whole)]);
-        run("8", &["--save", text(&half)]);
-        run("12", &["--init", text(&half), "--save", text(&resumed)]);
-        let (a, b) = (Model::load(&whole).unwrap(), Model::load(&resumed).unwrap());
-        assert_eq!(b.checkpoint.as_ref().unwrap().epoch, 20, "{backend}");
-        assert_eq!(
-            a, b,
-            "{backend}: the resumed run's parameters, optimizer state and epoch are bit-identical"
+        // Along a learning-rate schedule too. A cosine anneals to the run's end: the first half names the
+        // whole run's, which the second half's own end (8 + 12) is.
+        for (schedule, first_half) in [
+            ("constant", "constant"),
+            ("step:5:0.5", "step:5:0.5"),
+            ("cosine", "cosine:20"),
+        ] {
+            let with = |path| ["--lr-schedule", schedule, "--save", text(path)];
+            run("20", &with(&whole));
+            run("8", &["--lr-schedule", first_half, "--save", text(&half)]);
+            run(
+                "12",
+                &[&with(&resumed)[..], &["--init", text(&half)]].concat(),
+            );
+            let (a, b) = (Model::load(&whole).unwrap(), Model::load(&resumed).unwrap());
+            assert_eq!(b.checkpoint.as_ref().unwrap().epoch, 20, "{backend}");
+            assert_eq!(
+                a, b,
+                "{backend}, {schedule}: the resumed run's parameters, optimizer state and epoch are \
+                 bit-identical"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_learning_rate_schedule_is_shown_and_saved_and_a_finished_cosine_fine_tunes() {
+    let dir = scratch("schedule");
+    let [whole, half, tuned] = ["whole", "half", "tuned"].map(|name| dir.join(name));
+    let train = |epochs: &str, schedule: &str, extra: &[&str]| -> String {
+        let mut args = vec!["train", "--dataset", "xor", "--backend", "cpu"];
+        args.extend(["--epochs", epochs, "--lr-schedule", schedule]);
+        args.extend(extra);
+        let out = wgmlp(&args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let report = train("20", "cosine", &["--json", "--save", text(&whole)]);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["lr_schedule"], "cosine:20");
+    let checkpoint = Model::load(&whole).unwrap().checkpoint.unwrap();
+    assert_eq!(checkpoint.schedule, Schedule::Cosine { horizon: 20 });
+
+    train("8", "cosine:20", &["--save", text(&half)]);
+    let summary = train("12", "cosine", &["--init", text(&half)]);
+    assert!(
+        summary.contains("· lr 0.1 · lr schedule cosine:20 ·")
+            && summary.contains("resuming after epoch 8"),
+        "{summary}"
+    );
+
+    // A finished cosine has reached 0: more epochs fine-tune, along a fresh cosine over them.
+    let summary = train(
+        "12",
+        "cosine",
+        &["--init", text(&whole), "--save", text(&tuned)],
+    );
+    assert!(
+        summary.contains("lr schedule cosine:12") && summary.contains("fine-tuning"),
+        "{summary}"
+    );
+    let checkpoint = Model::load(&tuned).unwrap().checkpoint.unwrap();
+    assert_eq!(
+        (checkpoint.epoch, checkpoint.schedule),
+        (12, Schedule::Cosine { horizon: 12 })
+    );
+    // A constant rate, the default, adds nothing to the summary.
+    let summary = train("3", "constant", &[]);
+    assert!(!summary.contains("schedule"), "{summary}");
+}
+
+#[test]
+fn a_malformed_learning_rate_schedule_is_named_with_an_example() {
+    for (schedule, epochs, fragments) in [
+        (
+            "linear",
+            "5",
+            &[
+                "--lr-schedule",
+                "linear",
+                "choose constant",
+                "step:100:0.5",
+                "cosine",
+            ][..],
+        ),
+        (
+            "step:0:0.5",
+            "5",
+            &["--lr-schedule", "EPOCHS", "from 1"][..],
+        ),
+        ("step:10", "5", &["--lr-schedule", "step:EPOCHS:FACTOR"][..]),
+        (
+            "step:10:2",
+            "5",
+            &["--lr-schedule", "FACTOR", "at most 1", "step:100:0.5"][..],
+        ),
+        (
+            "cosine:10",
+            "20",
+            &["--lr-schedule", "ends at epoch 20", "--epochs"][..],
+        ),
+    ] {
+        fails_with(
+            &[
+                "train",
+                "--dataset",
+                "xor",
+                "--backend",
+                "cpu",
+                "--epochs",
+                epochs,
+                "--lr-schedule",
+                schedule,
+            ],
+            fragments,
         );
     }
+    let out = wgmlp(&["train", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("--lr-schedule <SCHEDULE>") && help.contains("step:EPOCHS:FACTOR"),
+        "{help}"
+    );
 }
 
 /// Moons exported from `seed` as a CSV file, `samples` rows; with `flipped` every label swapped, a validation

@@ -6,7 +6,7 @@ mod common;
 use common::{HIDDEN, OPTIMIZERS, assert_close, gpu, small_set};
 use wgmlp::{
     Activation, CpuTrainer, DEFAULT_SEED, Dataset, Error, GpuTrainer, Loss, Network, Optimizer,
-    TrainConfig,
+    Schedule, TrainConfig,
 };
 
 /// Outputs and parameters after `epochs` epochs on each side.
@@ -140,6 +140,7 @@ fn every_optimizer_matches_cpu_with_mini_batches() {
             let config = TrainConfig {
                 lr,
                 optimizer,
+                schedule: Schedule::Constant,
                 batch_size,
                 shuffle_seed: 9,
             };
@@ -390,32 +391,38 @@ fn layer_sizes_are_validated() {
 }
 
 #[test]
-fn a_shuffled_layered_run_refuses_epochs_its_counter_cannot_count() {
+fn a_shuffled_or_scheduled_layered_run_refuses_epochs_its_counter_cannot_count() {
     let network = Network::new(vec![3, 4, 1]).unwrap();
-    let config = TrainConfig {
+    let shuffled = TrainConfig {
         batch_size: Some(5),
         ..TrainConfig::sgd(0.1)
     };
-    let params = network.init_params(1);
-    let mut trainer = pollster::block_on(GpuTrainer::new(
-        gpu(),
-        &network,
-        &params,
-        &small_set(Loss::Sse, 1),
-        config,
-    ))
-    .unwrap();
-    let state = vec![0.0; params.len()];
-    let error = trainer
-        .resume((1 << 24) + 1, &state)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        error.contains("layered") && error.contains("fused"),
-        "{error}"
-    );
-    trainer.resume(1 << 24, &state).unwrap();
-    assert!(trainer.check_epochs(1).is_err() && trainer.check_epochs(0).is_ok());
+    let scheduled = TrainConfig {
+        schedule: Schedule::Cosine { horizon: 1 << 24 },
+        ..TrainConfig::sgd(0.1)
+    };
+    for config in [shuffled, scheduled] {
+        let params = network.init_params(1);
+        let mut trainer = pollster::block_on(GpuTrainer::new(
+            gpu(),
+            &network,
+            &params,
+            &small_set(Loss::Sse, 1),
+            config,
+        ))
+        .unwrap();
+        let state = vec![0.0; params.len()];
+        let error = trainer
+            .resume((1 << 24) + 1, &state)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("layered") && error.contains("fused"),
+            "{error}"
+        );
+        trainer.resume(1 << 24, &state).unwrap();
+        assert!(trainer.check_epochs(1).is_err() && trainer.check_epochs(0).is_ok());
+    }
 }
 
 #[test]

@@ -19,7 +19,7 @@ use wgmlp::plot::{self, LossCurve, Points};
 use wgmlp::train::{divergence, saturation};
 use wgmlp::{
     Activation, DEFAULT_SEED, Dataset, Engine, Error, Gpu, Loss, Network, Optimizer, Progress,
-    Start, TrainConfig, Trainer,
+    Schedule, Start, TrainConfig, Trainer,
 };
 
 use super::sweep::{self, Outcome};
@@ -71,6 +71,12 @@ pub struct TrainArgs {
     /// 0.01,0.03,0.1 trains --runs runs at each
     #[arg(long, value_delimiter = ',', value_parser = super::parse_lr)]
     lr: Vec<f32>,
+
+    /// Learning-rate schedule: constant; step:EPOCHS:FACTOR multiplies the rate by FACTOR (above 0, at most 1)
+    /// every EPOCHS epochs; cosine anneals it along half a cosine to 0 where the run ends (cosine:EPOCHS: at
+    /// epoch EPOCHS). Each run of a sweep follows it from its own --lr; --save keeps it and --init resumes it
+    #[arg(long, value_name = "SCHEDULE", default_value = "constant")]
+    lr_schedule: String,
 
     /// Networks to train side by side from seeds seed, seed+1, ...; reports how many converge, keeps the best
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=crate::MAX_RUNS))]
@@ -290,12 +296,16 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         } else {
             String::new()
         };
+        let schedule = match config.schedule {
+            Schedule::Constant => String::new(),
+            schedule => format!(" · lr schedule {schedule}"),
+        };
         let device = match gpu.as_ref().map(Gpu::adapter) {
             Some(adapter) => format!("{} engine on {adapter}", trainer.engine().name()),
             None => "on the CPU".into(),
         };
         say!(
-            "network {network} ({} parameters) · {} hidden · {} output · {} loss · {} · lr {}{runs} · {} training rows, {} held out{start} · {device}",
+            "network {network} ({} parameters) · {} hidden · {} output · {} loss · {} · lr {}{schedule}{runs} · {} training rows, {} held out{start} · {device}",
             network.layout().len,
             network.hidden_activation(),
             network.output_activation(),
@@ -406,6 +416,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             "parameters": network.layout().len,
             "loss": network.loss().name(),
             "optimizer": config.optimizer.name(),
+            "lr_schedule": config.schedule.to_string(),
             "epochs": trainer.epoch(),
             "final_loss": evaluation.loss,
             "train_accuracy": train_scores.accuracy,
@@ -565,12 +576,14 @@ impl<'a> Job<'a> {
         } else {
             args.lr.clone()
         };
-        let config = TrainConfig {
+        let mut config = TrainConfig {
             lr: lrs[0],
             optimizer,
+            schedule: Schedule::Constant,
             batch_size: args.batch_size,
             shuffle_seed: args.seed,
         };
+        config.schedule = schedule(args, &config, init.as_ref())?;
         for &lr in &lrs {
             TrainConfig { lr, ..config }.check()?;
         }
@@ -850,6 +863,7 @@ impl<'a> Job<'a> {
                 epoch: snapshot.epoch,
                 lr: config.lr,
                 optimizer: config.optimizer,
+                schedule: config.schedule,
                 batch_size: config.batch_size,
                 shuffle_seed: config.shuffle_seed,
                 state: snapshot.state,
@@ -1128,6 +1142,29 @@ fn design(
         );
     }
     Ok((Network::build(sizes, hidden, output, loss)?, schema))
+}
+
+/// The schedule `--lr-schedule` names. A plain cosine anneals to the epoch the run ends at, `--epochs` after
+/// the one it starts at: the checkpoint's where the command resumes it (its settings, that cosine included,
+/// equal the checkpoint's), else 0.
+fn schedule(
+    args: &TrainArgs,
+    config: &TrainConfig,
+    init: Option<&Model>,
+) -> anyhow::Result<Schedule> {
+    let ending_at = |end: u64| Schedule::parse(&args.lr_schedule, end);
+    let checkpoint = init.and_then(|model| model.checkpoint.as_ref());
+    let resumes = checkpoint.filter(|c| {
+        ending_at(c.epoch.saturating_add(args.epochs)).is_ok_and(|schedule| {
+            c.config()
+                == TrainConfig {
+                    schedule,
+                    ..*config
+                }
+        })
+    });
+    let first_epoch = resumes.map_or(0, |c| c.epoch);
+    Ok(ending_at(first_epoch.saturating_add(args.epochs))?)
 }
 
 /// With --init the model fixes the architecture and the columns; options that would change them are an

@@ -324,7 +324,7 @@ impl<'gpu> FusedTrainer<'gpu> {
 
     /// Uploads the data and every network's starting point once and compiles the engine for this network in
     /// `tier`. `starts` holds each network's initial parameters and settings; they may differ in the learning
-    /// rate and the row-order seed only.
+    /// rate and the row-order seed only (each run follows the schedule from its own base rate).
     pub async fn with_tier(
         gpu: &'gpu Gpu,
         network: &Network,
@@ -343,11 +343,12 @@ impl<'gpu> FusedTrainer<'gpu> {
         {
             check_params_len(&layout, params.len())?;
             other.check()?;
-            if (other.optimizer, other.batch_size) != (config.optimizer, config.batch_size) {
+            let shared = |c: &TrainConfig| (c.optimizer, c.batch_size, c.schedule);
+            if shared(other) != shared(config) {
                 return Err(Error::invalid(
                     "runs",
                     starts.len(),
-                    "the networks of one sweep share the optimizer and the batch size",
+                    "the networks of one sweep share the optimizer, the batch size and the schedule",
                 ));
             }
         }
@@ -420,6 +421,7 @@ impl<'gpu> FusedTrainer<'gpu> {
             optimizer: config.optimizer,
             tier,
             shuffles: config.shuffles(data.rows),
+            schedule: config.schedule,
         };
         let (kernels, layout) = compile(gpu, network, variant);
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -11,7 +11,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::cpu::MatmulShape;
 use crate::network::Activation;
-use crate::train::Optimizer;
+use crate::train::{Optimizer, Schedule, cosine_angle};
 use crate::{Error, Result};
 
 /// Threads per workgroup of the one-dimensional kernels (`WORKGROUP_SIZE` in shaders/common.wgsl).
@@ -209,6 +209,16 @@ pub fn activation_code(f: Activation) -> Result<u32> {
     })
 }
 
+/// The numbers `schedule_factor` in shaders/functions.wgsl knows a schedule by: its kind (the constants above
+/// it), its period in epochs, and its parameter (the step's factor, or the angle of a cosine's epoch).
+pub fn schedule_code(schedule: Schedule) -> (u32, u32, f32) {
+    match schedule {
+        Schedule::Constant => (0, 1, 1.0),
+        Schedule::Step { every, factor } => (1, every, factor),
+        Schedule::Cosine { horizon } => (2, horizon, cosine_angle(horizon)),
+    }
+}
+
 /// One dispatch's arguments, laid out as `struct Args` in shaders/common.wgsl. Offsets count f32 elements.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
@@ -217,6 +227,7 @@ pub struct Args {
     pub a: u32,
     pub b: u32,
     pub c: u32,
+    pub d: u32,
     pub rows: u32,
     pub cols: u32,
     pub inner: u32,
@@ -379,34 +390,47 @@ impl Op {
         Ok(op)
     }
 
-    /// The epoch's end: epoch += 1, cursor = 0.
-    pub fn next_epoch(order: RowOrder) -> Result<Op> {
+    /// The epoch's end: epoch += 1, cursor = 0, and `factor` = the schedule's factor for the new epoch.
+    pub fn next_epoch(order: RowOrder, schedule: Schedule, factor: usize) -> Result<Op> {
         let (epoch, cursor) = (order.epoch..order.epoch + 1, order.cursor..order.cursor + 1);
-        Op::new(Kernel::NextEpoch, [&epoch, &cursor, &EMPTY], [1, 1, 0], 0)
+        let (kind, period, parameter) = schedule_code(schedule);
+        let mut op = Op::new(
+            Kernel::NextEpoch,
+            [&epoch, &cursor, &(factor..factor + 1)],
+            [1, 1, period as usize],
+            kind,
+        )?;
+        op.args.scale = parameter;
+        Ok(op)
     }
 
-    /// velocity = μ·velocity + grads; params −= lr · velocity
+    /// velocity = μ·velocity + grads; params −= lr·f · velocity, where f is the schedule's factor, which the
+    /// arena holds at `factor`
     pub fn sgd_update(
         params: Range<usize>,
         grads: Range<usize>,
         velocity: Range<usize>,
         lr: f32,
+        factor: usize,
         momentum: f32,
     ) -> Result<Op> {
         expect_len("sgd_update", "grads", &grads, params.len())?;
         expect_len("sgd_update", "velocity", &velocity, params.len())?;
         let mut op = Op::elementwise(Kernel::SgdUpdate, [&params, &grads, &velocity], 0)?;
+        op.args.d = word(Kernel::SgdUpdate, factor)?;
         (op.args.scale, op.args.decay) = (lr, momentum);
         Ok(op)
     }
 
-    /// One AdamW step; `moments` holds m then v, `step` the step count that `advance_counter` moves on.
+    /// One AdamW step; `moments` holds m then v, `step` the step count that `advance_counter` moves on; the
+    /// rate is lr·f as in [`Op::sgd_update`].
     pub fn adam_update(
         params: Range<usize>,
         grads: Range<usize>,
         moments: Range<usize>,
         step: usize,
         lr: f32,
+        factor: usize,
         weight_decay: f32,
     ) -> Result<Op> {
         expect_len("adam_update", "grads", &grads, params.len())?;
@@ -418,6 +442,7 @@ impl Op {
         )?;
         let mut op = Op::elementwise(Kernel::AdamUpdate, [&params, &grads, &moments], 0)?;
         op.args.c = word(Kernel::AdamUpdate, step)?;
+        op.args.d = word(Kernel::AdamUpdate, factor)?;
         (op.args.scale, op.args.decay) = (lr, weight_decay);
         (op.args.beta1, op.args.beta2, op.args.epsilon) = (
             Optimizer::ADAM_BETA1,

@@ -16,7 +16,7 @@ pub use fused::{FUSED_PRIVATE_FLOATS, FusedTrainer, Metrics, Tier, Variant, fuse
 pub use generate::fused_source;
 pub use kernel::{
     Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_REGISTER_THREADS, MATMUL_TILE, Op,
-    RowOrder, SHADERS, WORKGROUP_SIZE, activation_code,
+    RowOrder, SHADERS, WORKGROUP_SIZE, activation_code, schedule_code,
 };
 pub use trainer::GpuTrainer;
 

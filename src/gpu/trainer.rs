@@ -6,7 +6,7 @@ use std::ops::Range;
 use super::{ErrorScopes, Gpu, Op, Program, RowOrder};
 use crate::cpu::{Evaluation, MatmulShape, check_params_len, check_state_len};
 use crate::network::{Activation, Carver, Dataset, Network, ParamLayout};
-use crate::train::{Optimizer, TrainConfig, check_run};
+use crate::train::{Optimizer, Schedule, TrainConfig, check_run};
 use crate::{Error, Result};
 
 /// Training steps recorded into one command buffer: enough to keep the queue busy, few enough to bound its
@@ -16,7 +16,7 @@ const STEPS_PER_SUBMIT: usize = 256;
 /// The most rows a shuffled data set may have: the cursor counts positions in f32, exact up to 2^24.
 const MAX_SHUFFLED_ROWS: usize = 1 << 24;
 
-/// The most epochs a shuffled run may reach: the device counts them in f32 too.
+/// The most epochs a shuffled or scheduled run may reach: the device counts them in f32 too.
 const MAX_COUNTED_EPOCHS: u64 = 1 << 24;
 
 /// Where every tensor sits in the arena. Parameters come first, so the [`ParamLayout`] ranges are arena
@@ -28,6 +28,8 @@ struct Arena {
     grads: Range<usize>,
     state: Range<usize>,
     step: usize,
+    /// The learning rate's factor in this epoch (`Schedule::factor`), which `next_epoch` moves on.
+    factor: usize,
     inputs: Range<usize>,
     targets: Range<usize>,
     epoch: usize,
@@ -54,6 +56,7 @@ impl Arena {
         let grads = carve.take(layout.len);
         let state = carve.take(layout.len * config.optimizer.state_per_param());
         let step = carve.take(1).start;
+        let factor = carve.take(1).start;
         let inputs = carve.take(rows * network.inputs());
         let targets = carve.take(rows * network.outputs());
         let epoch = carve.take(1).start;
@@ -79,6 +82,7 @@ impl Arena {
             grads,
             state,
             step,
+            factor,
             inputs,
             targets,
             epoch,
@@ -183,6 +187,7 @@ impl<'gpu> GpuTrainer<'gpu> {
 
         let mut initial = vec![0.0; arena.len];
         initial[arena.params.clone()].copy_from_slice(params);
+        initial[arena.factor] = config.schedule.factor(0);
         initial[arena.inputs.clone()].copy_from_slice(&data.inputs);
         initial[arena.targets.clone()].copy_from_slice(&data.targets);
         let buffer = gpu.create_arena("arena", &initial)?;
@@ -257,16 +262,16 @@ impl<'gpu> GpuTrainer<'gpu> {
         )
     }
 
-    /// Checks that `epochs` more epochs keep a shuffled run's device epoch counter exact: it is an f32 in the
-    /// arena, exact up to 2^24.
+    /// Checks that `epochs` more epochs keep a shuffled or scheduled run's device epoch counter exact: it is
+    /// an f32 in the arena, exact up to 2^24.
     pub fn check_epochs(&self, epochs: usize) -> Result<()> {
         self.check_epoch_reached(self.epoch.saturating_add(epochs as u64))
     }
 
     fn check_epoch_reached(&self, end: u64) -> Result<()> {
-        if self.config.shuffles(self.rows) && end > MAX_COUNTED_EPOCHS {
+        if counts_epochs(&self.config, self.rows) && end > MAX_COUNTED_EPOCHS {
             return Err(Error::TooLarge {
-                what: format!("{end} shuffled epochs on the layered engine"),
+                what: format!("{end} shuffled or scheduled epochs on the layered engine"),
                 needed: end,
                 limit: MAX_COUNTED_EPOCHS,
                 unit: "epochs (the device counts them in f32); the fused engine counts in u32",
@@ -357,6 +362,11 @@ impl<'gpu> GpuTrainer<'gpu> {
         );
         self.gpu.queue.write_buffer(
             &self.buffer,
+            offset(self.arena.factor),
+            bytemuck::bytes_of(&self.config.schedule.factor(epoch)),
+        );
+        self.gpu.queue.write_buffer(
+            &self.buffer,
             offset(self.arena.state.start),
             bytemuck::cast_slice(state),
         );
@@ -372,6 +382,11 @@ impl<'gpu> GpuTrainer<'gpu> {
     pub fn gpu(&self) -> &Gpu {
         self.gpu
     }
+}
+
+/// Whether the device counts the epochs: for the row order of a shuffled run, for the rate of a scheduled one.
+fn counts_epochs(config: &TrainConfig, rows: usize) -> bool {
+    config.shuffles(rows) || config.schedule != Schedule::Constant
 }
 
 /// Builds op lists: the twin of `CpuTrainer`'s forward, backward and update.
@@ -454,8 +469,8 @@ impl Plan<'_> {
         if shuffles {
             ops.push(Op::advance_counter(arena.cursor, rows as f32)?);
         }
-        if shuffles && ends_epoch {
-            ops.push(Op::next_epoch(order)?);
+        if counts_epochs(config, total_rows) && ends_epoch {
+            ops.push(Op::next_epoch(order, config.schedule, arena.factor)?);
         }
         Ok(ops)
     }
@@ -529,13 +544,14 @@ impl Plan<'_> {
             arena.grads.clone(),
             arena.state.clone(),
         );
+        let (lr, factor) = (config.lr, arena.factor);
         Ok(match config.optimizer {
             Optimizer::Sgd { momentum } => {
-                vec![Op::sgd_update(params, grads, state, config.lr, momentum)?]
+                vec![Op::sgd_update(params, grads, state, lr, factor, momentum)?]
             }
             Optimizer::Adam { weight_decay } => vec![
                 Op::advance_counter(arena.step, 1.0)?,
-                Op::adam_update(params, grads, state, arena.step, config.lr, weight_decay)?,
+                Op::adam_update(params, grads, state, arena.step, lr, factor, weight_decay)?,
             ],
         })
     }

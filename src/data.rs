@@ -700,6 +700,38 @@ impl Schema {
         self.categories.get(feature).map_or(1, Vec::len)
     }
 
+    /// The numeric features that number the rows: a different whole number on every row, with no gaps
+    /// (1 to N in any order), as a row ID does. A network learns nothing true from one, so the user hears of it.
+    pub fn row_numbering_features(&self, table: &Table) -> Vec<&str> {
+        const FEWEST_ROWS: usize = 10;
+        let rows = table.rows.len();
+        if rows < FEWEST_ROWS {
+            return Vec::new();
+        }
+        let numbers = |c: usize| -> Option<Vec<i64>> {
+            let whole = |cell: &String| {
+                let value: f64 = cell.parse().ok()?;
+                (value.fract() == 0.0 && value.abs() < 1e15).then_some(value as i64)
+            };
+            table.rows.iter().map(|r| whole(&r.cells[c])).collect()
+        };
+        self.features
+            .iter()
+            .filter(|name| !self.categories.contains_key(*name))
+            .filter(|name| {
+                let Some(c) = table.header.iter().position(|h| h == *name) else {
+                    return false;
+                };
+                let Some(mut values) = numbers(c) else {
+                    return false;
+                };
+                values.sort_unstable();
+                values.windows(2).all(|w| w[1] == w[0] + 1)
+            })
+            .map(String::as_str)
+            .collect()
+    }
+
     /// The features for a message: "2 feature column(s) (a, b)", and for text features how they are
     /// encoded: "3 feature column(s) (a, b, city) as 5 inputs (city one-hot over 3 categories)".
     pub fn describe_inputs(&self) -> String {

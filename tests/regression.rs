@@ -601,3 +601,34 @@ fn a_text_target_is_classified_and_evaluated_with_a_confusion_matrix() {
         &["cannot read"],
     );
 }
+
+#[test]
+fn a_column_that_numbers_the_rows_is_pointed_out_until_columns_are_chosen() {
+    let dir = scratch("row-ids");
+    let data = dir.join("table.csv");
+    // IDs 101..=130 shuffled, beside a feature of whole numbers that repeat and one with a gap.
+    let rows: Vec<String> = (0..30)
+        .map(|i| format!("{},{},{},{}", 101 + (i * 7) % 30, i % 4, 2 * i, i % 3))
+        .collect();
+    write(&data, &format!("id,a,even,y\n{}\n", rows.join("\n")));
+    let train = |extra: &[&str]| {
+        let args = [
+            &["train", "--dataset", text(&data), "--epochs", "1"][..],
+            &["--backend", "cpu"],
+            extra,
+        ]
+        .concat();
+        succeeds(&args)
+    };
+    let out = train(&[]);
+    let notes: Vec<&str> = out.lines().filter(|l| l.starts_with("note:")).collect();
+    assert_eq!(
+        notes,
+        [
+            "note: column \"id\" numbers the rows, like a row ID, and is a feature; if it is an ID, --ignore id leaves it out"
+        ],
+        "{out}"
+    );
+    assert!(!train(&["--ignore", "id"]).contains("note:"));
+    assert!(!train(&["--features", "id,a"]).contains("note:"));
+}

@@ -318,6 +318,13 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         if !job.schema.categories.is_empty() {
             say!("inputs: {}", job.schema.describe_inputs())?;
         }
+        for name in &job.row_ids {
+            say!(
+                "note: column {} numbers the rows, like a row ID, and is a feature; if it is an ID, \
+                 --ignore {name} leaves it out",
+                wgmlp::quote(name)
+            )?;
+        }
     }
 
     let first_epoch = trainer.epoch();
@@ -512,6 +519,8 @@ struct Job<'a> {
     test_set: Dataset,
     /// The --validation file's rows, read with the training rows' schema and scaling.
     validation: Option<(Table, Dataset)>,
+    /// Features that number the rows like an ID, taken in only because no columns were chosen.
+    row_ids: Vec<String>,
 }
 
 impl<'a> Job<'a> {
@@ -553,6 +562,12 @@ impl<'a> Job<'a> {
             }
             None => design(args, builtin, &table)?,
         };
+        let chose_columns = args.feature_columns() != FeatureColumns::AllButTarget;
+        let row_ids = match (&init, chose_columns) {
+            (None, false) => schema.row_numbering_features(&table),
+            _ => Vec::new(),
+        };
+        let row_ids = row_ids.into_iter().map(str::to_string).collect();
         let regression = builtin.is_none() && !network.loss().is_classification();
         let (train_rows, test_rows) = split(table.rows.len(), args.test_split, args.seed)?;
         let (train_table, test_table) = (table.select(&train_rows), table.select(&test_rows));
@@ -615,6 +630,7 @@ impl<'a> Job<'a> {
             train_table,
             test_table,
             validation,
+            row_ids,
         };
         job.check_workflow()?;
         Ok(job)

@@ -855,8 +855,8 @@ impl Schema {
     }
 
     /// Records the mean and standard deviation of each input of `table` (one-hot inputs are left as they
-    /// are) and, for regression, of the target.
-    pub fn fit_standardize(&mut self, table: &Table) -> Result<()> {
+    /// are) and, for regression with `scale_target` (an unbounded output), of the target.
+    pub fn fit_standardize(&mut self, table: &Table, scale_target: bool) -> Result<()> {
         (self.standardize, self.target_standardize) = (None, None);
         let mut names = Vec::with_capacity(self.inputs());
         let mut one_hot = Vec::with_capacity(self.inputs());
@@ -872,6 +872,7 @@ impl Schema {
         let standardize = Standardize::fit(&inputs, &names, &one_hot, &table.source)?;
         let target_standardize = match self.classes {
             Some(_) => None,
+            None if !scale_target => None,
             None => {
                 // Regression: one output, the value, read unscaled (no target statistics yet).
                 let targets = self.targets(table, Loss::Mse)?;

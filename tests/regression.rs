@@ -632,3 +632,25 @@ fn a_column_that_numbers_the_rows_is_pointed_out_until_columns_are_chosen() {
     assert!(!train(&["--ignore", "id"]).contains("note:"));
     assert!(!train(&["--features", "id,a"]).contains("note:"));
 }
+
+#[test]
+fn standardize_leaves_the_target_of_a_bounded_output_alone() {
+    let dir = scratch("bounded-target");
+    let model = dir.join("xor.safetensors");
+    // XOR's sse loss has a sigmoid output, which a target scaled to mean 0 could never reach.
+    succeeds(&[
+        "train",
+        "--dataset",
+        "xor",
+        "--standardize",
+        "--backend",
+        "cpu",
+        "--epochs",
+        "5",
+        "--save",
+        text(&model),
+    ]);
+    let schema = Model::load(&model).unwrap().schema;
+    assert!(schema.standardize.is_some(), "{schema:?}");
+    assert_eq!(schema.target_standardize, None);
+}

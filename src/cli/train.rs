@@ -572,7 +572,9 @@ impl<'a> Job<'a> {
         let (train_rows, test_rows) = split(table.rows.len(), args.test_split, args.seed)?;
         let (train_table, test_table) = (table.select(&train_rows), table.select(&test_rows));
         if init.is_none() && args.standardize {
-            schema.fit_standardize(&train_table)?;
+            // A bounded output (sigmoid) could never reach a target scaled to mean 0 and deviation 1.
+            let scale_target = network.output_activation() == Activation::Identity;
+            schema.fit_standardize(&train_table, scale_target)?;
         }
         let default_optimizer = if regression { "adam" } else { "sgd" };
         let optimizer = Optimizer::parse(
@@ -1151,12 +1153,6 @@ fn design(
         Loss::Ce => Activation::Softmax,
         Loss::Mse => Activation::Identity,
     });
-    if args.standardize && !loss.is_classification() && output != Activation::Identity {
-        bail!(
-            "--output-activation {output}: --standardize scales the target to mean 0 and deviation 1, which \
-             {output} outputs cannot reach; use --output-activation identity, or leave out --standardize"
-        );
-    }
     Ok((Network::build(sizes, hidden, output, loss)?, schema))
 }
 

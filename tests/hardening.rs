@@ -254,12 +254,12 @@ fn an_output_that_is_an_input_is_refused() {
             "xor",
             "--init",
             text(&model),
-            "--save",
+            "--plot",
             text(&model),
             "--backend",
             "cpu",
         ],
-        &["--save", "--init"],
+        &["--plot", "--init"],
     );
     fails_with(
         &[
@@ -755,4 +755,34 @@ fn a_resumed_run_near_a_perfect_fit_is_not_called_diverged() {
     let network = wgmlp::Network::new(vec![2, 3, 1]).unwrap();
     assert_eq!(saturation(&network, 0.0, 0.0, &[0.0, 1.0, 1.0, 0.0]), None);
     assert!(saturation(&network, 0.6, 1.0, &[1.0, 1.0, 1.0, 1.0]).is_some());
+}
+
+#[test]
+fn a_checkpoint_resumes_in_place() {
+    let dir = scratch("in-place");
+    let model = dir.join("m.safetensors");
+    let train = |extra: &[&str]| {
+        let args = [
+            &[
+                "train",
+                "--dataset",
+                "xor",
+                "--backend",
+                "cpu",
+                "--epochs",
+                "4",
+            ][..],
+            &["--save", text(&model), "--quiet"],
+            extra,
+        ]
+        .concat();
+        succeeds(&args);
+    };
+    train(&[]);
+    train(&["--init", text(&model)]);
+    let checkpoint = wgmlp::model::Model::load(&model)
+        .unwrap()
+        .checkpoint
+        .unwrap();
+    assert_eq!(checkpoint.epoch, 8);
 }

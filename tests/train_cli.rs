@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails_with, json, scratch, text, wgmlp};
+use common::{fails_with, json, scratch, succeeds, text, wgmlp};
 use std::path::Path;
 
 use wgmlp::Schedule;
@@ -1217,5 +1217,41 @@ fn auto_backend_trains_a_large_network_on_the_cpu_where_the_adapter_is_software(
         (small["backend"].as_str(), small["engine"].as_str()),
         (Some("gpu"), Some("fused")),
         "{small:#}"
+    );
+}
+
+#[test]
+fn a_checkpoint_that_is_fine_tuned_says_why_and_a_cosine_is_never_run_past_its_end() {
+    let dir = scratch("why-fine-tune");
+    let half = dir.join("half");
+    let train = |epochs: &str, extra: &[&str]| {
+        let args = [
+            &["train", "--dataset", "xor", "--backend", "cpu"][..],
+            &["--epochs", epochs],
+            extra,
+        ]
+        .concat();
+        succeeds(&args)
+    };
+    train("8", &["--lr-schedule", "cosine:20", "--save", text(&half)]);
+    let init = ["--init", text(&half)];
+    // Twenty more would run past the cosine's end at 20: that is no resume, and the summary says what is.
+    for schedule in ["cosine", "cosine:20"] {
+        let out = train("20", &[&init[..], &["--lr-schedule", schedule]].concat());
+        assert!(
+            out.contains(
+                "fine-tuning the --init model (its cosine ends at epoch 20: --epochs 12 resumes it)"
+            ),
+            "{schedule}: {out}"
+        );
+    }
+    let out = train("12", &[&init[..], &["--lr-schedule", "cosine"]].concat());
+    assert!(out.contains("resuming after epoch 8"), "{out}");
+    let out = train("5", &[&init[..], &["--lr", "0.3"]].concat());
+    assert!(
+        out.contains(
+            "(its checkpoint differs: lr 0.3, not 0.1; lr schedule constant, not cosine:20)"
+        ),
+        "{out}"
     );
 }

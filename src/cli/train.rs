@@ -274,7 +274,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     let mut trainer = Trainer::new(gpu.as_ref(), engine, network, &starts, &job.train_set)
         .map_err(super::layers_error(network))?;
     let checkpoint = job.init.as_ref().and_then(|m| m.checkpoint.as_ref());
-    let resumed = checkpoint.filter(|c| c.config() == *config);
+    let resumed = checkpoint.filter(|c| resumes(c, config, args.epochs));
     if let Some(checkpoint) = resumed {
         trainer.resume(checkpoint.epoch, &checkpoint.state)?;
     }
@@ -287,7 +287,10 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         }
         let start = match (&job.init, resumed) {
             (_, Some(c)) => format!(" · resuming after epoch {}", c.epoch),
-            (Some(_), None) => " · fine-tuning the --init model".into(),
+            (Some(_), None) => format!(
+                " · fine-tuning the --init model{}",
+                checkpoint.map_or(String::new(), |c| why_not_resumed(c, config, args.epochs))
+            ),
             (None, None) => String::new(),
         };
         let lrs: Vec<String> = job.lrs.iter().map(f32::to_string).collect();
@@ -504,6 +507,63 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
 /// Values from which on unscaled data earns the advice to --standardize it.
 const LARGE_VALUE: f32 = 1000.0;
 
+/// Why a checkpoint is fine-tuned rather than resumed: the settings in which the command differs from it,
+/// and for a cosine cut short, the `--epochs` that would finish it.
+fn why_not_resumed(checkpoint: &Checkpoint, config: &TrainConfig, epochs: u64) -> String {
+    let saved = checkpoint.config();
+    let mut differences = Vec::new();
+    let mut differ = |what: &str, command: String, saved: String| {
+        if command != saved {
+            differences.push(format!("{what} {command}, not {saved}"));
+        }
+    };
+    differ("lr", config.lr.to_string(), saved.lr.to_string());
+    differ(
+        "optimizer",
+        format!("{:?}", config.optimizer),
+        format!("{:?}", saved.optimizer),
+    );
+    differ(
+        "lr schedule",
+        config.schedule.to_string(),
+        saved.schedule.to_string(),
+    );
+    let batch = |size: Option<usize>| size.map_or("all rows".into(), |s| s.to_string());
+    differ(
+        "batch size",
+        batch(config.batch_size),
+        batch(saved.batch_size),
+    );
+    differ(
+        "seed",
+        config.shuffle_seed.to_string(),
+        saved.shuffle_seed.to_string(),
+    );
+    let mut reasons = Vec::new();
+    if !differences.is_empty() {
+        reasons.push(format!(
+            "its checkpoint differs: {}",
+            differences.join("; ")
+        ));
+    }
+    if let (Schedule::Cosine { horizon }, Schedule::Cosine { .. }) =
+        (saved.schedule, config.schedule)
+    {
+        let left = u64::from(horizon).saturating_sub(checkpoint.epoch);
+        if left == 0 {
+            reasons.push(format!("its cosine ended at epoch {horizon}"));
+        } else if epochs != left {
+            reasons.push(format!(
+                "its cosine ends at epoch {horizon}: --epochs {left} resumes it"
+            ));
+        }
+    }
+    match reasons.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", reasons.join("; ")),
+    }
+}
+
 /// Everything a run needs before it touches a device: the data split and scaled, the network, the settings.
 struct Job<'a> {
     args: &'a TrainArgs,
@@ -535,11 +595,15 @@ impl<'a> Job<'a> {
             .chain(args.validation.as_ref().map(|file| ("--validation", file)))
             .collect();
         let outputs = [
-            ("--save", args.save.as_ref()),
             ("--plot", args.plot.as_ref()),
             ("--export", args.export.as_ref()),
         ];
         super::check_outputs_spare_inputs(&inputs, &outputs)?;
+        // --save may replace --init's file: the model is read whole before training and the save is atomic,
+        // so a checkpoint resumes in place.
+        let mut spared = inputs;
+        spared.retain(|(option, _)| *option != "--init");
+        super::check_outputs_spare_inputs(&spared, &[("--save", args.save.as_ref())])?;
         let table = match builtin {
             Some(_) if args.format.delimiter.is_some() => {
                 bail!("--delimiter reads a file; leave it out with a built-in dataset")
@@ -1156,6 +1220,18 @@ fn design(
     Ok((Network::build(sizes, hidden, output, loss)?, schema))
 }
 
+/// Whether `epochs` more of `config` continue `checkpoint` exactly: the same settings, and no further than
+/// where its cosine ends.
+fn resumes(checkpoint: &Checkpoint, config: &TrainConfig, epochs: u64) -> bool {
+    let within = match config.schedule {
+        Schedule::Cosine { horizon } => {
+            checkpoint.epoch.saturating_add(epochs) <= u64::from(horizon)
+        }
+        _ => true,
+    };
+    checkpoint.config() == *config && within
+}
+
 /// The schedule `--lr-schedule` names. A plain cosine anneals to the epoch the run ends at, `--epochs` after
 /// the one it starts at: the checkpoint's where the command resumes it (its settings, that cosine included,
 /// equal the checkpoint's), else 0.
@@ -1168,11 +1244,11 @@ fn schedule(
     let checkpoint = init.and_then(|model| model.checkpoint.as_ref());
     let resumes = checkpoint.filter(|c| {
         ending_at(c.epoch.saturating_add(args.epochs)).is_ok_and(|schedule| {
-            c.config()
-                == TrainConfig {
-                    schedule,
-                    ..*config
-                }
+            let config = TrainConfig {
+                schedule,
+                ..*config
+            };
+            resumes(c, &config, args.epochs)
         })
     });
     let first_epoch = resumes.map_or(0, |c| c.epoch);

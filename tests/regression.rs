@@ -220,7 +220,7 @@ fn large_values_without_standardize_point_to_it() {
         "--standardize",
     ]);
     assert!(!out.contains("note:"), "{out}");
-    // A standardized target cannot be reached through a bounded output.
+    // A target beyond 0 and 1 cannot be reached through a sigmoid output, scaled or not.
     fails_with(
         &[
             "train",

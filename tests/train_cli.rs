@@ -1178,7 +1178,7 @@ fn the_decision_regions_have_a_legend_of_classes_and_markers() {
 }
 
 #[test]
-fn auto_backend_trains_a_large_network_on_the_cpu_where_the_adapter_is_software() {
+fn auto_backend_trains_on_the_cpu_where_the_adapter_is_software_but_for_small_sweeps() {
     let args = |backend: &str| -> serde_json::Value {
         json(&[
             "train",
@@ -1211,12 +1211,34 @@ fn auto_backend_trains_a_large_network_on_the_cpu_where_the_adapter_is_software(
     );
     let forced = args("gpu");
     assert_eq!(forced["engine"], "layered", "{forced:#}");
-    // A network the fused engine holds stays on the adapter whatever it is.
-    let small = json(&["train", "--dataset", "moons", "--epochs", "2", "--json"]);
+    // A sweep the fused engine holds one an invocation stays on the adapter whatever it is; a single network
+    // goes to the CPU on an emulated one, and so does a sweep that needs the fused engine's workgroup tier.
+    let moons = |extra: &[&str]| {
+        let args = [
+            &["train", "--dataset", "moons", "--epochs", "2", "--json"][..],
+            extra,
+        ]
+        .concat();
+        let report = json(&args);
+        let chosen = (report["backend"].clone(), report["engine"].clone());
+        (chosen, report)
+    };
+    let software = common::gpu().is_software();
+    let on_gpu = (serde_json::json!("gpu"), serde_json::json!("fused"));
+    let on_cpu = (serde_json::json!("cpu"), serde_json::json!("cpu"));
+    let (chosen, report) = moons(&["--runs", "4"]);
+    assert_eq!(chosen, on_gpu, "{report:#}");
+    let (chosen, report) = moons(&[]);
     assert_eq!(
-        (small["backend"].as_str(), small["engine"].as_str()),
-        (Some("gpu"), Some("fused")),
-        "{small:#}"
+        chosen,
+        if software { &on_cpu } else { &on_gpu }.clone(),
+        "{report:#}"
+    );
+    let (chosen, report) = moons(&["--runs", "2", "--layers", "2,64,64,1"]);
+    assert_eq!(
+        chosen,
+        if software { &on_cpu } else { &on_gpu }.clone(),
+        "{report:#}"
     );
 }
 

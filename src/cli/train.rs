@@ -13,6 +13,7 @@ use wgmlp::bench::millis;
 use wgmlp::cpu::Evaluation;
 use wgmlp::data::{Builtin, FeatureColumns, Schema, Table, class_of, split};
 use wgmlp::engine::Chosen;
+use wgmlp::gpu::{FusedTrainer, Tier};
 use wgmlp::metrics::Scores;
 use wgmlp::model::{Checkpoint, Model};
 use wgmlp::plot::{self, LossCurve, Points};
@@ -127,8 +128,8 @@ pub struct TrainArgs {
     seed: u64,
 
     /// Where to train: auto takes the GPU, or the CPU where there is no adapter, or where the adapter is a
-    /// software one (llvmpipe, WARP) and the network too large for the fused engine, which the CPU path
-    /// then trains many times faster
+    /// software one (llvmpipe, WARP: the CPU emulating a GPU), which the CPU path outruns, except for a
+    /// sweep of networks small enough for the fused engine to train side by side
     #[arg(long, value_enum, default_value_t = TrainBackend::Auto)]
     backend: TrainBackend,
 
@@ -235,19 +236,31 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     let on_gpu = Trainer::choose(gpu.as_ref(), args.engine, network, rows, config, runs);
     let cpu_can = || Trainer::choose(None, Engine::Auto, network, rows, config, runs).is_ok();
     // Auto takes the CPU where the adapter cannot train the network at all, and where it is a software one
-    // that would run the layered engine, which the CPU path outruns many times over.
+    // (the CPU itself, emulating a GPU), except for a sweep in the fused engine's invocation-sized tiers,
+    // which trains many networks side by side: otherwise the CPU path is faster there, and it compiles no
+    // shader, which takes seconds on a software adapter.
+    let cpu_is_faster = |gpu: &Gpu, chosen: Chosen| {
+        let tier = || FusedTrainer::check_size(gpu, network, rows, config, runs);
+        runs == 1 || chosen != Chosen::Fused || matches!(tier(), Ok(Tier::Workgroup { .. }))
+    };
     let to_cpu = match (&gpu, &on_gpu) {
         (Some(gpu), Err(e)) if backend == TrainBackend::Auto && cpu_can() => Some(format!(
             "{} cannot train this network ({e}): training on the CPU",
             gpu.adapter().name
         )),
-        (Some(gpu), Ok(Chosen::Layered))
-            if backend == TrainBackend::Auto && gpu.is_software() && cpu_can() =>
+        (Some(gpu), Ok(chosen))
+            if backend == TrainBackend::Auto
+                && gpu.is_software()
+                && cpu_is_faster(gpu, *chosen)
+                && cpu_can() =>
         {
+            let what = match runs {
+                1 => "a single network",
+                _ => "a sweep of networks this large",
+            };
             Some(format!(
                 "{} is a software adapter (the CPU emulates a GPU): training on the CPU, which is \
-                 faster here for a network the fused engine cannot hold; --backend gpu trains on the \
-                 adapter",
+                 faster here for {what}; --backend gpu trains on the adapter",
                 gpu.adapter().name
             ))
         }
@@ -1217,6 +1230,16 @@ fn design(
         Loss::Ce => Activation::Softmax,
         Loss::Mse => Activation::Identity,
     });
+    if !loss.is_classification() && output == Activation::Sigmoid {
+        let targets = schema.targets(table, loss)?;
+        if let Some(value) = targets.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+            bail!(
+                "--output-activation sigmoid: its outputs lie between 0 and 1, but the target {} holds {value}; \
+                 use --output-activation identity",
+                wgmlp::quote(&schema.target)
+            );
+        }
+    }
     Ok((Network::build(sizes, hidden, output, loss)?, schema))
 }
 

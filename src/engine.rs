@@ -251,6 +251,14 @@ impl<'gpu> Trainer<'gpu> {
         }
     }
 
+    /// The parameters of every run, as [`Trainer::params`] gives each (the fused engine's in one readback).
+    pub fn all_params(&self) -> Result<Vec<Vec<f32>>> {
+        match &self.runs {
+            Runs::Fused(t) => pollster::block_on(t.all_params()),
+            _ => (0..self.runs()).map(|run| self.params(run)).collect(),
+        }
+    }
+
     /// The optimizer's state of run `run`, laid out like the parameters one after another.
     pub fn optimizer_state(&self, run: usize) -> Result<Vec<f32>> {
         self.check_run(run)?;

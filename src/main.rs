@@ -293,36 +293,38 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
     let starts = sweep::starts(network, None, config, cli.seed, &cli.lr, runs);
 
     // Setup: opening the device and compiling the kernels (GPU), then laying out and uploading the network.
-    let run_on =
-        |gpu: Option<&Gpu>, starts: &[(u64, Start)], opened: Instant| -> anyhow::Result<Side> {
-            let (seeds, starts): (Vec<u64>, Vec<Start>) = starts.iter().cloned().unzip();
-            let engine = if gpu.is_some() {
-                cli.engine
-            } else {
-                Engine::Auto
-            };
-            let mut trainer = Trainer::new(gpu, engine, network, &starts, &data)
-                .map_err(cli::layers_error(network))?;
-            let setup_ms = millis(opened.elapsed());
-            let start = Instant::now();
-            trainer.train(epochs)?;
-            let train_ms = millis(start.elapsed());
-            let outcomes = trainer
-                .progress()?
-                .iter()
-                .zip(seeds.iter().zip(&starts))
-                .map(|(progress, (&seed, start))| Outcome::new(seed, start.config.lr, progress))
-                .collect();
-            let first = trainer.evaluate(0)?;
-            Ok(Side {
-                engine: trainer.engine(),
-                outcomes,
-                outputs: first.outputs,
-                loss: first.loss,
-                setup_ms,
-                train_ms,
-            })
+    let run_on = |gpu: Option<&Gpu>,
+                  starts: &[(u64, Start)],
+                  opened: Instant|
+     -> anyhow::Result<Side> {
+        let (seeds, starts): (Vec<u64>, Vec<Start>) = starts.iter().cloned().unzip();
+        let engine = if gpu.is_some() {
+            cli.engine
+        } else {
+            Engine::Auto
         };
+        let mut trainer = Trainer::new(gpu, engine, network, &starts, &data)
+            .map_err(cli::layers_error(network))?;
+        let setup_ms = millis(opened.elapsed());
+        let start = Instant::now();
+        trainer.train(epochs)?;
+        let train_ms = millis(start.elapsed());
+        let outcomes = trainer
+            .progress()?
+            .iter()
+            .zip(seeds.iter().zip(&starts))
+            .map(|(progress, (&seed, start))| Outcome::new(seed, start.config.lr, progress, true))
+            .collect();
+        let first = trainer.evaluate(0)?;
+        Ok(Side {
+            engine: trainer.engine(),
+            outcomes,
+            outputs: first.outputs,
+            loss: first.loss,
+            setup_ms,
+            train_ms,
+        })
+    };
     let gpu_side = gpu
         .as_ref()
         .map(|gpu| run_on(Some(gpu), &starts, opened))

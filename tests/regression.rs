@@ -654,3 +654,42 @@ fn standardize_leaves_the_target_of_a_bounded_output_alone() {
     assert!(schema.standardize.is_some(), "{schema:?}");
     assert_eq!(schema.target_standardize, None);
 }
+
+#[test]
+fn a_regression_sweep_is_ranked_on_held_out_rows_without_a_convergence_verdict() {
+    let dir = scratch("regression-sweep");
+    let data = dir.join("housing.csv");
+    write(&data, &housing(200, 5));
+    let args = [
+        "train",
+        "--dataset",
+        text(&data),
+        "--standardize",
+        "--test-split",
+        "0.25",
+        "--lr",
+        "0.001,0.01,0.1",
+        "--epochs",
+        "100",
+        "--backend",
+        "cpu",
+    ];
+    let report = json(&[&args[..], &["--json"]].concat());
+    let runs = report["runs"].as_array().unwrap();
+    let held_out: Vec<f64> = runs.iter().map(|r| number(r, "held_out_loss")).collect();
+    assert!(
+        runs.iter().all(|r| r.get("converged").is_none()),
+        "{report:#}"
+    );
+    let best = report["best_run"].as_u64().unwrap() as usize;
+    assert!(
+        held_out.iter().all(|&l| l >= held_out[best]),
+        "the best run has the lowest held-out loss: {held_out:?}, best {best}"
+    );
+    assert_eq!(number(&report, "test_loss"), held_out[best]);
+    let text = succeeds(&args);
+    assert!(
+        !text.contains("converged") && text.contains("best run by held-out loss"),
+        "{text}"
+    );
+}

@@ -27,6 +27,8 @@ fn moons_classifier_reaches_95_percent_on_held_out_rows_on_the_gpu() {
         "0.2",
         "--epochs",
         "300",
+        "--backend",
+        "gpu",
         "--json",
     ]);
     assert_eq!(report["backend"], "gpu");
@@ -71,6 +73,8 @@ fn spirals_with_softmax_reach_90_percent_train_accuracy_on_the_gpu() {
         "300",
         "--seed",
         "3",
+        "--backend",
+        "gpu",
         "--json",
     ]);
     let train_accuracy = report["train_accuracy"].as_f64().unwrap();

@@ -37,17 +37,25 @@ pub struct Outcome {
     pub lr: f64,
     pub loss: f64,
     pub accuracy: Option<f64>,
-    pub converged: bool,
+    /// The tutorial's criterion (see [`Progress::converged`]), where it means something: for classifiers,
+    /// and for targets of 0 and 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converged: Option<bool>,
+    /// The loss on the held-out rows (validation or test split), where there are some: what ranks runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_out_loss: Option<f64>,
 }
 
 impl Outcome {
-    pub fn new(seed: u64, lr: f32, progress: &Progress) -> Self {
+    /// The outcome of a run that ended at `progress`; `judged` says whether the convergence criterion applies.
+    pub fn new(seed: u64, lr: f32, progress: &Progress, judged: bool) -> Self {
         Outcome {
             seed,
             lr: decimal(lr),
             loss: progress.loss,
             accuracy: progress.accuracy,
-            converged: progress.converged(),
+            converged: judged.then(|| progress.converged()),
+            held_out_loss: None,
         }
     }
 }
@@ -60,7 +68,8 @@ pub fn decimal(value: f32) -> f64 {
         .expect("an f32's decimal text parses as f64")
 }
 
-/// The run with the lowest final loss (a diverged run, whose loss is NaN, never).
+/// The run with the lowest held-out loss where there are held-out rows, else the lowest final loss (a
+/// diverged run, whose loss is NaN, never).
 pub fn best(outcomes: &[Outcome]) -> usize {
     let lowest = outcomes
         .iter()
@@ -69,16 +78,14 @@ pub fn best(outcomes: &[Outcome]) -> usize {
     lowest.map_or(0, |(i, _)| i)
 }
 
-/// A run's final loss for ranking: a diverged run (NaN) after every other.
+/// A run's loss for ranking: a diverged run (NaN) after every other.
 fn ranked(outcome: &Outcome) -> f64 {
-    if outcome.loss.is_nan() {
-        f64::INFINITY
-    } else {
-        outcome.loss
-    }
+    let loss = outcome.held_out_loss.unwrap_or(outcome.loss);
+    if loss.is_nan() { f64::INFINITY } else { loss }
 }
 
-/// One line per learning rate: how many converged, the final losses' min, median and max, the best seed.
+/// One line per learning rate: how many converged (where that is judged), the final losses' min, median and
+/// max, the best held-out loss, the best seed.
 pub fn summary(outcomes: &[Outcome]) -> Vec<String> {
     let mut lrs: Vec<f64> = Vec::new();
     for outcome in outcomes {
@@ -89,7 +96,11 @@ pub fn summary(outcomes: &[Outcome]) -> Vec<String> {
     lrs.iter()
         .map(|&lr| {
             let group: Vec<&Outcome> = outcomes.iter().filter(|o| o.lr == lr).collect();
-            let converged = group.iter().filter(|o| o.converged).count();
+            let converged = group
+                .iter()
+                .map(|o| o.converged)
+                .collect::<Option<Vec<bool>>>()
+                .map(|all| all.iter().filter(|&&c| c).count());
             let mut losses: Vec<f64> = group.iter().map(|o| o.loss).collect();
             losses.sort_by(f64::total_cmp);
             let n = losses.len();
@@ -102,9 +113,17 @@ pub fn summary(outcomes: &[Outcome]) -> Vec<String> {
                 .iter()
                 .min_by(|a, b| ranked(a).total_cmp(&ranked(b)))
                 .map_or(0, |o| o.seed);
+            let converged = converged.map_or(String::new(), |c| {
+                format!("{c} of {n} converged ({:.1}%) · ", 100.0 * c as f64 / n as f64)
+            });
+            let held_out = group
+                .iter()
+                .filter_map(|o| o.held_out_loss)
+                .filter(|l| !l.is_nan())
+                .min_by(f64::total_cmp)
+                .map_or(String::new(), |l| format!(" · best held-out loss {l:.6}"));
             format!(
-                "lr {lr}: {converged} of {n} converged ({:.1}%) · final loss min {:.6}, median {median:.6}, max {:.6} · best seed {}",
-                100.0 * converged as f64 / n as f64,
+                "lr {lr}: {converged}final loss min {:.6}, median {median:.6}, max {:.6}{held_out} · best seed {}",
                 losses[0],
                 losses[n - 1],
                 best_seed,

@@ -352,11 +352,18 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         early_stop,
     } = job.train(&mut trainer, start_loss, quiet)?;
     let (train_ms, measure_ms) = (millis(timing.training), millis(timing.measuring));
-    let outcomes: Vec<Outcome> = progress
+    let judged = job.judges_convergence();
+    let mut outcomes: Vec<Outcome> = progress
         .iter()
         .zip(seeds.iter().zip(&starts))
-        .map(|(progress, (&seed, start))| Outcome::new(seed, start.config.lr, progress))
+        .map(|(progress, (&seed, start))| Outcome::new(seed, start.config.lr, progress, judged))
         .collect();
+    // A sweep keeps the run that does best on rows it did not train on, where there are some.
+    if let (true, Some((_, watched))) = (job.sweeps(), job.watched()) {
+        for (outcome, params) in outcomes.iter_mut().zip(trainer.all_params()?) {
+            outcome.held_out_loss = Some(wgmlp::cpu::evaluate(network, &params, watched)?.loss);
+        }
+    }
     let best = sweep::best(&outcomes);
     let best_config = starts[best].config;
     // With --early-stop the model kept is the best log point's, which the trainer has moved past.
@@ -494,8 +501,11 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             for line in sweep::summary(&outcomes) {
                 say!("  {line}")?;
             }
+            let by = job
+                .watched()
+                .map_or("training".to_string(), |(name, _)| name.to_string());
             say!(
-                "best run (seed {}, lr {}): {train_scores}",
+                "best run by {by} loss (seed {}, lr {}): {train_scores}",
                 seeds[best],
                 best_config.lr,
             )?;
@@ -756,6 +766,13 @@ impl<'a> Job<'a> {
         }
     }
 
+    /// Whether "converged" (every output within 0.1 of its target, or every row classified right) means
+    /// something here: for classifiers, and for targets of 0 and 1 such as XOR's, not for a price.
+    fn judges_convergence(&self) -> bool {
+        self.network.loss().is_classification()
+            || self.train_set.targets.iter().all(|&t| t == 0.0 || t == 1.0)
+    }
+
     /// Whether more than one run trains.
     fn sweeps(&self) -> bool {
         self.args.runs > 1 || self.lrs.len() > 1
@@ -985,12 +1002,15 @@ impl<'a> Job<'a> {
                 None => format!("loss {:.6}", one.loss),
             };
         }
-        let converged = progress.iter().filter(|p| p.converged()).count();
         let best = progress
             .iter()
             .map(|p| p.loss)
             .filter(|l| !l.is_nan())
             .fold(f64::INFINITY, f64::min);
+        if !self.judges_convergence() {
+            return format!("{} runs, best loss {best:.6}", progress.len());
+        }
+        let converged = progress.iter().filter(|p| p.converged()).count();
         format!(
             "{converged} of {} converged, best loss {best:.6}",
             progress.len()

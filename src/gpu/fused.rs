@@ -543,6 +543,18 @@ impl<'gpu> FusedTrainer<'gpu> {
         self.read_weights(run, 0, self.params_len()).await
     }
 
+    /// The parameters of every network, in one readback.
+    pub async fn all_params(&self) -> Result<Vec<Vec<f32>>> {
+        let n = self.networks;
+        let all = self
+            .gpu
+            .read(&self.weights, 0..self.params_len() * n)
+            .await?;
+        Ok((0..n)
+            .map(|run| all.iter().skip(run).step_by(n).copied().collect())
+            .collect())
+    }
+
     /// The optimizer's state of network `run`, laid out like the parameters one after another.
     pub async fn optimizer_state(&self, run: usize) -> Result<Vec<f32>> {
         let state = self.params_len() * self.config.optimizer.state_per_param();

@@ -442,6 +442,10 @@ fn a_validation_file_is_scored_at_each_log_point_and_reported() {
         assert!(line.matches("accuracy").count() == 2, "{line}");
     }
     assert!(printed.contains("\nvalidation: loss "), "{printed}");
+    assert!(
+        printed.contains("80 training rows, 0 held out, 50 validation rows"),
+        "{printed}"
+    );
 
     // Both: the file is the validation set, the split's rows a test set scored at the end.
     let report: serde_json::Value = serde_json::from_str(&train(&[
@@ -473,6 +477,7 @@ fn a_validation_file_is_scored_at_each_log_point_and_reported() {
         (&report["test_loss"], &serde_json::Value::Null),
         "the file changes no training"
     );
+    assert_eq!(without["validation_rows"], 0, "{without:#}");
 }
 
 /// Moons in mini-batches with Adam, for the early-stopping test.

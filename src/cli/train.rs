@@ -320,8 +320,11 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             Some(adapter) => format!("{} engine on {adapter}", trainer.engine().name()),
             None => "on the CPU".into(),
         };
+        let validation = job.validation.as_ref().map_or(String::new(), |(_, set)| {
+            format!(", {} validation rows", set.rows)
+        });
         say!(
-            "network {network} ({} parameters) · {} hidden · {} output · {} loss · {} · lr {}{schedule}{runs} · {} training rows, {} held out{start} · {device}",
+            "network {network} ({} parameters) · {} hidden · {} output · {} loss · {} · lr {}{schedule}{runs} · {} training rows, {} held out{validation}{start} · {device}",
             network.layout().len,
             network.hidden_activation(),
             network.output_activation(),
@@ -464,7 +467,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             "stopped_epoch": early_stop.as_ref().and_then(|stop| stop.stopped),
             "train_rows": job.train_set.rows,
             "test_rows": job.test_set.rows,
-            "validation_rows": validation.map(|set| set.rows),
+            "validation_rows": validation.map_or(0, |set| set.rows),
             "setup_ms": setup_ms,
             "train_ms": train_ms,
             "measure_ms": measure_ms,
@@ -517,11 +520,11 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         if let Some(test) = &test_scores {
             say!("held out: {test}")?;
         }
-        if let Some(hint) = job.standardize_hint() {
-            say!("note: {hint}")?;
-        }
         if let Some(validation) = &validation_scores {
             say!("validation: {validation}")?;
+        }
+        if let Some(hint) = job.standardize_hint() {
+            say!("note: {hint}")?;
         }
     }
     Ok(())

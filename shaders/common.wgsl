@@ -3,24 +3,23 @@
 // All tensors live in one storage buffer, the arena; each dispatch reads its offsets and sizes from `args`,
 // one slot of a uniform buffer selected by a dynamic offset.
 
+// What each field is for each kernel: the table on `Args` in src/gpu/kernel.rs.
 struct Args {
     out: u32,      // arena offsets, in f32 elements
     a: u32,
     b: u32,
     c: u32,
     d: u32,
-    rows: u32,
+    rows: u32,     // sizes
     cols: u32,
-    inner: u32,    // matmul: the shared dimension k; next_epoch: the schedule's period
-    flags: u32,    // matmul: bit 0 reads `a` transposed, bit 1 reads `b` transposed; activations: which one;
-                   // next_epoch: the schedule's kind
-    scale: f32,    // optimizers: the base learning rate; loss_backward: the gradient's factor; next_epoch: the
-                   // schedule's parameter
-    decay: f32,    // sgd_update: the momentum; adam_update: the weight decay
-    beta1: f32,    // adam_update
+    inner: u32,
+    flags: u32,    // a code: the transposes, the activation, the loss or the schedule
+    scale: f32,    // numbers
+    decay: f32,
+    beta1: f32,
     beta2: f32,
     epsilon: f32,
-    seed_lo: u32,  // gather_rows: the two halves of the order's seed
+    seed_lo: u32,
     seed_hi: u32,
 }
 

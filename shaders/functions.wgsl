@@ -2,11 +2,11 @@
 // learning rate's schedule, and the order in which an epoch visits the rows.
 
 // Threads per workgroup of the one-dimensional kernels and of the fused engine; src/gpu/kernel.rs has the same
-// number, checked by a test.
+// number, checked through naga's reflection by tests/shaders.rs.
 const WORKGROUP_SIZE: u32 = 64u;
 
 // The number of a workgroup in a one-dimensional grid. Large grids spill into y, since a dispatch may have
-// at most 65535 workgroups per dimension.
+// at most the device's max_compute_workgroups_per_dimension workgroups along each (`spill` in kernel.rs).
 fn workgroup_index(workgroup: vec3<u32>, workgroups: vec3<u32>) -> u32 {
     return workgroup.y * workgroups.x + workgroup.x;
 }
@@ -15,6 +15,12 @@ fn workgroup_index(workgroup: vec3<u32>, workgroups: vec3<u32>) -> u32 {
 fn thread_index(workgroup: vec3<u32>, local: u32, workgroups: vec3<u32>) -> u32 {
     return workgroup_index(workgroup, workgroups) * WORKGROUP_SIZE + local;
 }
+
+// Losses, numbered as `loss_code` in src/gpu/kernel.rs (checked by a test).
+const SSE: u32 = 0u;
+const MSE: u32 = 1u;
+const BCE: u32 = 2u;
+const CE: u32 = 3u;
 
 // Element-wise activations, numbered as `activation_code` in src/gpu/kernel.rs (checked by a test).
 const IDENTITY: u32 = 0u;

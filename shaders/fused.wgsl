@@ -17,10 +17,7 @@
 const SGD: u32 = 0u;
 const ADAM: u32 = 1u;
 
-const SSE: u32 = 0u;
-const MSE: u32 = 1u;
-const BCE: u32 = 2u;
-const CE: u32 = 3u;
+// The losses' numbers (SSE, MSE, BCE, CE) are in shaders/functions.wgsl.
 
 // What one dispatch does: `epochs` epochs from `first_epoch` on (fused_train), or the metrics of every network
 // (fused_measure), or the outputs of network `evaluated` on every row (fused_evaluate).

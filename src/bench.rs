@@ -338,8 +338,13 @@ async fn matmul_figures(gpu: &Gpu, size: usize) -> Result<MatmulFigures> {
             needed: u64::MAX,
             limit: u32::MAX as u64,
             unit: "elements",
+            remedy: "benchmark smaller matmuls (--sizes)",
         })?;
-    gpu.check_fits(&format!("a {size}×{size} matmul's three matrices"), 3 * len)?;
+    gpu.check_fits(
+        &format!("a {size}×{size} matmul's three matrices"),
+        3 * len,
+        "benchmark smaller matmuls (--sizes)",
+    )?;
     let mut rng = StdRng::seed_from_u64(DEFAULT_SEED);
     let mut arena: Vec<f32> = (0..2 * len).map(|_| rng.random_range(-1.0..1.0)).collect();
     arena.resize(3 * len, 0.0);

@@ -9,6 +9,7 @@
 
 use num_traits::Float;
 
+use crate::data::class_of;
 use crate::network::{Activation, Dataset, Loss, Network, ParamLayout};
 use crate::train::{Optimizer, TrainConfig, check_run};
 use crate::{Error, Result};
@@ -289,32 +290,59 @@ pub fn loss_backward<T: Real>(d: &mut [T], output: &[T], target: &[T], scale: T)
 /// pre-activation): max(z, 0) − z·y + ln(1 + e^(−|z|)) never takes log(0), nor does log-sum-exp.
 pub fn loss_value<T: Real>(loss: Loss, z: &[T], output: &[T], target: &[T], cols: usize) -> f64 {
     let f = |v: T| v.to_f64().expect("a float converts to f64");
-    let rows = (target.len() / cols.max(1)).max(1) as f64;
+    let rows = target.len() / cols.max(1);
     let pairs = output.iter().zip(target).map(|(&o, &y)| (f(o), f(y)));
-    match loss {
+    let sum: f64 = match loss {
         Loss::Sse => pairs.map(|(o, y)| 0.5 * (y - o) * (y - o)).sum(),
-        Loss::Mse => {
-            pairs.map(|(o, y)| (y - o) * (y - o)).sum::<f64>() / target.len().max(1) as f64
-        }
-        Loss::Bce => {
-            let terms = z.iter().zip(target).map(|(&z, &y)| {
+        Loss::Mse => pairs.map(|(o, y)| (y - o) * (y - o)).sum(),
+        Loss::Bce => z
+            .iter()
+            .zip(target)
+            .map(|(&z, &y)| {
                 let (z, y) = (f(z), f(y));
                 z.max(0.0) - z * y + (-z.abs()).exp().ln_1p()
-            });
-            terms.sum::<f64>() / rows
-        }
-        Loss::Ce => {
-            let rows_loss = z
-                .chunks_exact(cols)
-                .zip(target.chunks_exact(cols))
-                .map(|(z, y)| {
-                    let z: Vec<f64> = z.iter().map(|&v| f(v)).collect();
-                    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let log_sum_exp = max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
-                    log_sum_exp - z.iter().zip(y).map(|(z, &y)| z * f(y)).sum::<f64>()
-                });
-            rows_loss.sum::<f64>() / rows
-        }
+            })
+            .sum(),
+        Loss::Ce => z
+            .chunks_exact(cols)
+            .zip(target.chunks_exact(cols))
+            .map(|(z, y)| {
+                let z: Vec<f64> = z.iter().map(|&v| f(v)).collect();
+                let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let log_sum_exp = max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+                log_sum_exp - z.iter().zip(y).map(|(z, &y)| z * f(y)).sum::<f64>()
+            })
+            .sum(),
+    };
+    sum / loss.mean_over(rows, cols) as f64
+}
+
+/// How a network stands on a data set: what the progress of a run reports.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Metrics {
+    /// The loss as [`loss_value`] defines it (the GPU engines sum it in f32).
+    pub loss: f64,
+    /// The largest |output − target| over every output of every row; NaN if any is NaN.
+    pub max_error: f32,
+    /// Rows whose predicted class is the target's ([`crate::data::class_of`]); 0 for regression losses.
+    pub correct: usize,
+}
+
+/// The metrics of `output` (and the logits `z`) against `target`, rows of `cols`: the twin of the GPU's
+/// `measure_rows` and `measure_sum` together.
+pub fn measure(loss: Loss, z: &[f32], output: &[f32], target: &[f32], cols: usize) -> Metrics {
+    let correct = match loss.is_classification() {
+        true => output
+            .chunks(cols.max(1))
+            .zip(target.chunks(cols.max(1)))
+            .filter(|(o, y)| class_of(loss, o) == class_of(loss, y))
+            .count(),
+        false => 0,
+    };
+    Metrics {
+        loss: loss_value(loss, z, output, target, cols),
+        max_error: crate::bench::max_abs_diff(output, target),
+        correct,
     }
 }
 

@@ -1,9 +1,8 @@
 //! One interface over the three ways to train: the fused engine and the layered engine on the GPU, and the
 //! CPU reference; for one run or for a sweep of many runs side by side.
 
-use crate::cpu::{Evaluation, FastCpuTrainer};
-use crate::data::accuracy;
-use crate::gpu::{FusedTrainer, Metrics};
+use crate::cpu::{Evaluation, FastCpuTrainer, measure};
+use crate::gpu::FusedTrainer;
 use crate::network::{Dataset, Network, named};
 use crate::train::TrainConfig;
 use crate::{Error, Gpu, GpuTrainer, Result};
@@ -195,40 +194,35 @@ impl<'gpu> Trainer<'gpu> {
         }
     }
 
-    /// Where every run stands: the fused engine measures on the device and reads back three numbers a run;
-    /// the others evaluate the whole set.
+    /// Where every run stands on the whole training set under its current parameters: the GPU engines
+    /// measure on the device and read back three numbers a run; the CPU measures its own evaluation.
     pub fn progress(&mut self) -> Result<Vec<Progress>> {
         let (loss, outputs) = (self.network.loss(), self.network.outputs());
         let rows = self.targets.len() / outputs;
-        if let Runs::Fused(t) = &self.runs {
-            let metrics = pollster::block_on(t.metrics())?;
-            return Ok(metrics
-                .into_iter()
-                .map(
-                    |Metrics {
-                         loss: value,
-                         max_error,
-                         correct,
-                     }| Progress {
-                        loss: value,
-                        accuracy: loss
-                            .is_classification()
-                            .then(|| correct as f64 / rows as f64),
-                        max_error,
-                    },
-                )
-                .collect());
-        }
-        (0..self.runs())
-            .map(|run| {
-                let evaluation = self.evaluate(run)?;
-                Ok(Progress {
-                    loss: evaluation.loss,
-                    accuracy: accuracy(loss, &evaluation.outputs, &self.targets, outputs),
-                    max_error: crate::bench::max_abs_diff(&evaluation.outputs, &self.targets),
+        let metrics = match &mut self.runs {
+            Runs::Fused(t) => pollster::block_on(t.metrics())?,
+            Runs::Layered(ts) => ts
+                .iter()
+                .map(|t| pollster::block_on(t.metrics()))
+                .collect::<Result<_>>()?,
+            Runs::Cpu(ts) => ts
+                .iter_mut()
+                .map(|t| {
+                    let e = t.evaluate();
+                    measure(loss, &e.logits, &e.outputs, &self.targets, outputs)
                 })
+                .collect(),
+        };
+        Ok(metrics
+            .into_iter()
+            .map(|m| Progress {
+                loss: m.loss,
+                accuracy: loss
+                    .is_classification()
+                    .then(|| m.correct as f64 / rows.max(1) as f64),
+                max_error: m.max_error,
             })
-            .collect()
+            .collect())
     }
 
     /// Outputs, logits and loss of run `run` over the whole data set.

@@ -19,15 +19,15 @@ pub enum Error {
         got: String,
     },
 
-    /// The network or data do not fit in what the device can hold or dispatch.
-    #[error(
-        "{what} needs {needed} {unit}, but the device allows at most {limit}; use smaller layers or a device with larger limits"
-    )]
+    /// The network or data do not fit in what the device can hold or dispatch. `remedy` names the option
+    /// that shrinks what is too large (--layers, --batch-size, the rows, ...), since that differs by case.
+    #[error("{what} needs {needed} {unit}, but the device allows at most {limit}: {remedy}")]
     TooLarge {
         what: String,
         needed: u64,
         limit: u64,
         unit: &'static str,
+        remedy: &'static str,
     },
 
     /// An environment variable that selects the adapter holds a value it cannot take.

@@ -102,6 +102,15 @@ impl Loss {
         }
     }
 
+    /// How many terms the loss is the mean of, over `rows` rows of `cols` outputs: 1 for sse, which is a sum.
+    pub fn mean_over(self, rows: usize, cols: usize) -> usize {
+        match self {
+            Loss::Sse => 1,
+            Loss::Mse => (rows * cols).max(1),
+            Loss::Bce | Loss::Ce => rows.max(1),
+        }
+    }
+
     /// Classification losses have class labels and an accuracy.
     pub fn is_classification(self) -> bool {
         matches!(self, Loss::Bce | Loss::Ce)

@@ -692,7 +692,7 @@ fn library_calls_that_panicked_return_errors() {
         "{error}"
     );
     let huge = Op::bias_add(0..1 << 33, 0..1 << 16, 1 << 17).unwrap();
-    let error = huge.workgroups().unwrap_err().to_string();
+    let error = huge.workgroups(65535).unwrap_err().to_string();
     assert!(error.contains("bias_add over 131072×65536"), "{error}");
 }
 

@@ -6,8 +6,8 @@ use std::ops::Range;
 
 use common::{assert_close, gpu, random};
 use wgmlp::cpu::{self, MatmulShape};
-use wgmlp::gpu::{Kernel, Op, RowOrder};
-use wgmlp::{Activation, Schedule, TrainConfig};
+use wgmlp::gpu::{Kernel, Metrics, Op, RowOrder, groups};
+use wgmlp::{Activation, Gpu, Loss, Schedule, TrainConfig};
 
 const ATOL: f32 = 1e-5;
 const RTOL: f32 = 1e-5;
@@ -480,4 +480,119 @@ fn loss_backward_matches_cpu() {
             RTOL,
         );
     }
+}
+
+/// The metrics of `output` (with `logits`) against `target` on `gpu`, measured as the layered trainer does:
+/// `measure_rows`, then `measure_sum` until one tally is left.
+fn measure_on(
+    gpu: &Gpu,
+    loss: Loss,
+    (logits, output, target): (&[f32], &[f32], &[f32]),
+    cols: usize,
+) -> Metrics {
+    let mut arena = Arena::default();
+    let (rz, ro, ry) = (arena.put(logits), arena.put(output), arena.put(target));
+    let mut tallies = arena.put(&vec![f32::NAN; 3 * groups(output.len() / cols)]);
+    let mut ops = vec![Op::measure_rows(tallies.clone(), ro, ry, rz, loss, cols).unwrap()];
+    while tallies.len() > 3 {
+        let sums = arena.put(&vec![f32::NAN; 3 * groups(tallies.len() / 3)]);
+        ops.push(Op::measure_sum(sums.clone(), tallies).unwrap());
+        tallies = sums;
+    }
+    let result = pollster::block_on(gpu.run(&arena.values, &ops)).expect("the kernels run");
+    let rows = output.len() / cols;
+    Metrics {
+        loss: f64::from(result[tallies.start]) / loss.mean_over(rows, cols) as f64,
+        max_error: result[tallies.start + 1],
+        correct: result[tallies.start + 2] as usize,
+    }
+}
+
+/// Logits, outputs as the loss's output activation makes them, and targets that suit the loss; every fifth
+/// row's outputs all equal, so that the predicted class is a tie (the last of equals wins).
+fn measured_set(loss: Loss, rows: usize, cols: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let logits: Vec<f32> = random(rows * cols, 31).iter().map(|z| 4.0 * z).collect();
+    let mut output = match loss {
+        Loss::Sse | Loss::Bce => logits.iter().map(|z| 1.0 / (1.0 + (-z).exp())).collect(),
+        Loss::Mse => logits.clone(),
+        Loss::Ce => {
+            let mut a = vec![0.0; logits.len()];
+            cpu::softmax_forward(&mut a, &logits, cols);
+            a
+        }
+    };
+    for row in output.chunks_mut(cols).step_by(5) {
+        row.fill(0.5);
+    }
+    (logits, output, common::targets_for(loss, rows, cols, 32))
+}
+
+#[test]
+fn measure_kernels_match_cpu_for_every_loss_on_awkward_row_counts() {
+    for &loss in Loss::ALL {
+        for (rows, cols) in [(1, 1), (5, 3), (63, 2), (65, 4), (4097, 3), (9000, 1)] {
+            let cols = if loss == Loss::Ce { cols.max(2) } else { cols };
+            let (logits, output, target) = measured_set(loss, rows, cols);
+            let what = format!("{loss} on {rows}×{cols}");
+            let gpu_metrics = measure_on(gpu(), loss, (&logits, &output, &target), cols);
+            let expected = cpu::measure(loss, &logits, &output, &target, cols);
+            // The largest error and the rows right are exact: the same f32 differences and comparisons.
+            assert_eq!(gpu_metrics.max_error, expected.max_error, "{what}");
+            assert_eq!(gpu_metrics.correct, expected.correct, "{what}");
+            let largest = logits.iter().fold(0.0f32, |m, z| m.max(z.abs()));
+            let shape = (cols, common::measure_passes(rows), largest);
+            common::assert_loss_close(&what, gpu_metrics.loss, expected.loss, loss, shape);
+        }
+    }
+}
+
+#[test]
+fn measuring_keeps_a_nan_error_and_loss() {
+    let (rows, cols) = (300, 2);
+    let (logits, mut output, target) = measured_set(Loss::Mse, rows, cols);
+    output[2 * 150 + 1] = f32::NAN;
+    let m = measure_on(gpu(), Loss::Mse, (&logits, &output, &target), cols);
+    assert!(m.max_error.is_nan() && m.loss.is_nan(), "{m:?}");
+}
+
+#[test]
+fn grids_follow_the_device_limit_and_spill_or_fail_beyond_it() {
+    // 4 workgroups a dimension: at most 4 × 4 workgroups of 64 threads for a one-dimensional kernel.
+    let small = common::gpu_with_limits(|l| l.max_compute_workgroups_per_dimension = 4);
+    assert_eq!(small.limits().max_compute_workgroups_per_dimension, 4);
+    // 900 rows: 15 workgroups spilled to 4 × 4, one to spare, which must write nothing.
+    let (rows, cols) = (900, 2);
+    let (logits, output, target) = measured_set(Loss::Ce, rows, cols);
+    let m = measure_on(&small, Loss::Ce, (&logits, &output, &target), cols);
+    let expected = cpu::measure(Loss::Ce, &logits, &output, &target, cols);
+    assert_eq!(
+        (m.max_error, m.correct),
+        (expected.max_error, expected.correct)
+    );
+    common::assert_loss_close(
+        "ce, spilled",
+        m.loss,
+        expected.loss,
+        Loss::Ce,
+        (cols, 2, 4.0),
+    );
+
+    let (z, bias) = (random(1000, 3), random(1, 4));
+    let mut arena = Arena::default();
+    let (rz, rbias) = (arena.put(&z), arena.put(&bias));
+    let op = Op::bias_add(rz.clone(), rbias.clone(), 1000).unwrap();
+    assert_eq!(op.workgroups(4).unwrap(), [4, 4, 1]);
+    let result = pollster::block_on(small.run(&arena.values, &[op])).unwrap();
+    let mut added = z.clone();
+    cpu::bias_add(&mut added, &bias);
+    assert_close("bias_add, spilled", &result[rz], &added, ATOL, RTOL);
+
+    // 1025 elements need 17 workgroups: more than 4 × 4.
+    let op = Op::bias_add(0..1025, 1025..1026, 1025).unwrap();
+    let err = pollster::block_on(small.run(&vec![0.0; 1026], &[op])).unwrap_err();
+    assert!(
+        err.to_string().contains("5 workgroups in one dimension")
+            && err.to_string().contains("at most 4"),
+        "{err}"
+    );
 }

@@ -5,9 +5,10 @@ use std::mem::size_of;
 
 use wgmlp::gpu::{
     Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_REGISTER_THREADS, MATMUL_TILE,
-    SHADERS, WORKGROUP_SIZE, activation_code, schedule_code,
+    SHADERS, Tier, Variant, WORKGROUP_SIZE, activation_code, fused_source, loss_code,
+    schedule_code,
 };
-use wgmlp::{Activation, Schedule};
+use wgmlp::{Activation, Loss, Network, Optimizer, Schedule};
 
 fn parse(name: &str, source: &str) -> naga::Module {
     naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
@@ -69,34 +70,45 @@ fn every_kernel_has_its_entry_point_with_the_workgroup_size_rust_dispatches() {
     }
 }
 
-/// The value of `const NAME: u32 = VALUE;` in a shader's source. (naga folds constants into the
-/// expressions that use them, so the source is where they are still named.)
-fn constant(source: &str, name: &str) -> u32 {
-    let prefix = format!("const {name}: u32 = ");
-    let line = source
-        .lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no `{prefix}...` line"));
-    let value = line.split(';').next().unwrap().trim().trim_end_matches('u');
-    value
-        .parse()
-        .unwrap_or_else(|_| panic!("const {name} = {value:?} is not a u32 literal"))
+/// The value of `const NAME: u32` in a parsed shader, read through naga's reflection: the module's named
+/// constants and the value each is initialised with (naga evaluates a constant expression to its literal).
+fn constant(module: &naga::Module, name: &str) -> u32 {
+    let (_, constant) = module
+        .constants
+        .iter()
+        .find(|(_, c)| c.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no `const {name}` in the module"));
+    match module.global_expressions[constant.init] {
+        naga::Expression::Literal(naga::Literal::U32(value)) => value,
+        ref other => panic!("const {name} is {other:?}, not a u32 literal"),
+    }
+}
+
+/// The parsed shader file that holds `kernel`.
+fn module_of(kernel: Kernel) -> naga::Module {
+    let (name, source) = SHADERS[kernel.shader()];
+    parse(name, source)
 }
 
 #[test]
 fn tile_and_workgroup_constants_match_the_rust_side() {
-    let small = SHADERS[Kernel::Matmul.shader()].1;
-    let blocked = SHADERS[Kernel::MatmulBlocked.shader()].1;
-    assert_eq!(constant(small, "WORKGROUP_SIZE"), WORKGROUP_SIZE);
-    assert_eq!(constant(small, "SMALL_TILE"), MATMUL_TILE);
-    assert_eq!(constant(blocked, "BLOCK"), MATMUL_BLOCK);
-    assert_eq!(constant(blocked, "BLOCK_THREADS"), MATMUL_BLOCK_THREADS);
+    for (name, source) in SHADERS {
+        assert_eq!(
+            constant(&parse(name, source), "WORKGROUP_SIZE"),
+            WORKGROUP_SIZE,
+            "{name}"
+        );
+    }
+    let matmul = module_of(Kernel::Matmul);
+    assert_eq!(constant(&matmul, "SMALL_TILE"), MATMUL_TILE);
+    assert_eq!(constant(&matmul, "BLOCK"), MATMUL_BLOCK);
+    assert_eq!(constant(&matmul, "BLOCK_THREADS"), MATMUL_BLOCK_THREADS);
     assert_eq!(
-        constant(blocked, "PER_THREAD") * MATMUL_BLOCK_THREADS,
+        constant(&matmul, "PER_THREAD") * MATMUL_BLOCK_THREADS,
         MATMUL_BLOCK
     );
     assert_eq!(
-        constant(blocked, "REGISTER_THREADS"),
+        constant(&matmul, "REGISTER_THREADS"),
         MATMUL_REGISTER_THREADS
     );
     // matmul_registers: 8 rows a thread, and as many columns.
@@ -104,15 +116,33 @@ fn tile_and_workgroup_constants_match_the_rust_side() {
 }
 
 #[test]
+fn a_missing_or_mistyped_constant_is_caught() {
+    let module = parse(
+        "test",
+        "const A: u32 = 3u;\nconst B: u32 = A * 2u;\nconst C: f32 = 1.0;",
+    );
+    assert_eq!(constant(&module, "A"), 3);
+    assert_eq!(
+        constant(&module, "B"),
+        6,
+        "a constant expression is evaluated"
+    );
+    for name in ["C", "D"] {
+        let caught = std::panic::catch_unwind(|| constant(&module, name));
+        assert!(caught.is_err(), "const {name} is no u32");
+    }
+}
+
+#[test]
 fn activation_numbers_match_the_rust_side() {
-    let source = SHADERS[Kernel::ActivationForward.shader()].1;
+    let module = module_of(Kernel::ActivationForward);
     for f in Activation::ALL
         .iter()
         .filter(|&&f| f != Activation::Softmax)
     {
         let name = f.name().to_uppercase();
         assert_eq!(
-            constant(source, &name),
+            constant(&module, &name),
             activation_code(*f).unwrap(),
             "{name}"
         );
@@ -120,8 +150,31 @@ fn activation_numbers_match_the_rust_side() {
 }
 
 #[test]
+fn loss_numbers_match_the_rust_side_in_the_kernels_and_the_fused_engine() {
+    let module = module_of(Kernel::MeasureRows);
+    for &loss in Loss::ALL {
+        let name = loss.name().to_uppercase();
+        assert_eq!(constant(&module, &name), loss_code(loss), "{name}");
+        let (output, outputs) = match loss {
+            Loss::Sse | Loss::Bce => (Activation::Sigmoid, 1),
+            Loss::Mse => (Activation::Identity, 2),
+            Loss::Ce => (Activation::Softmax, 2),
+        };
+        let network = Network::build(vec![2, 3, outputs], Activation::Relu, output, loss).unwrap();
+        let variant = Variant {
+            optimizer: Optimizer::Sgd { momentum: 0.0 },
+            tier: Tier::Private,
+            shuffles: false,
+            schedule: Schedule::Constant,
+        };
+        let fused = parse("fused", &fused_source(&network, variant));
+        assert_eq!(constant(&fused, "LOSS"), constant(&fused, &name), "{name}");
+    }
+}
+
+#[test]
 fn schedule_numbers_match_the_rust_side() {
-    let source = SHADERS[Kernel::NextEpoch.shader()].1;
+    let module = module_of(Kernel::NextEpoch);
     for (name, schedule) in [
         ("CONSTANT_SCHEDULE", Schedule::Constant),
         (
@@ -133,7 +186,7 @@ fn schedule_numbers_match_the_rust_side() {
         ),
         ("COSINE_SCHEDULE", Schedule::Cosine { horizon: 9 }),
     ] {
-        assert_eq!(constant(source, name), schedule_code(schedule).0, "{name}");
+        assert_eq!(constant(&module, name), schedule_code(schedule).0, "{name}");
     }
 }
 
@@ -175,8 +228,6 @@ fn args_struct_has_the_size_rust_writes() {
 
 #[test]
 fn the_generated_fused_engine_validates_for_every_activation_loss_optimizer_and_tier() {
-    use wgmlp::gpu::{Tier, Variant, fused_source};
-    use wgmlp::{Loss, Network, Optimizer};
     let networks = [
         Network::new(vec![2, 3, 1]).unwrap(),
         Network::build(

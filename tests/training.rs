@@ -4,9 +4,10 @@
 mod common;
 
 use common::{HIDDEN, OPTIMIZERS, assert_close, gpu, small_set};
+use wgmlp::engine::{Engine, Progress, Start, Trainer};
 use wgmlp::{
     Activation, CpuTrainer, DEFAULT_SEED, Dataset, Error, GpuTrainer, Loss, Network, Optimizer,
-    Schedule, TrainConfig,
+    Schedule, TrainConfig, cpu,
 };
 
 /// Outputs and parameters after `epochs` epochs on each side.
@@ -454,4 +455,192 @@ fn the_layered_engine_refuses_loops_longer_than_a_software_adapter_runs() {
         check(70_000, &batches).is_ok(),
         "mini-batches keep the loops short"
     );
+}
+
+/// A data set of `rows` rows of 3 inputs with targets that suit `loss`.
+fn rows_for(loss: Loss, rows: usize, outputs: usize) -> Dataset {
+    Dataset {
+        rows,
+        inputs: common::random(rows * 3, 41),
+        targets: common::targets_for(loss, rows, outputs, 42),
+    }
+}
+
+/// Checks that `trainer`'s metrics, reduced on the device, are `cpu::measure` of its own outputs over
+/// `data`: the largest error and the rows right exactly (the same forward pass, the same f32 comparisons),
+/// the loss within f32 summation order (`common::assert_loss_close`).
+fn assert_metrics_measure_the_outputs(
+    what: &str,
+    trainer: &GpuTrainer,
+    network: &Network,
+    data: &Dataset,
+) {
+    let metrics = pollster::block_on(trainer.metrics()).unwrap();
+    let evaluation = pollster::block_on(trainer.evaluate()).unwrap();
+    let (loss, cols) = (network.loss(), network.outputs());
+    let expected = cpu::measure(
+        loss,
+        &evaluation.logits,
+        &evaluation.outputs,
+        &data.targets,
+        cols,
+    );
+    assert_eq!(metrics.max_error, expected.max_error, "{what}");
+    assert_eq!(metrics.correct, expected.correct, "{what}");
+    assert_eq!(
+        expected.loss, evaluation.loss,
+        "{what}: measure's loss is loss_value's"
+    );
+    let largest = evaluation.logits.iter().fold(0.0f32, |m, z| m.max(z.abs()));
+    let shape = (cols, common::measure_passes(data.rows), largest);
+    common::assert_loss_close(what, metrics.loss, expected.loss, loss, shape);
+}
+
+#[test]
+fn layered_metrics_reduced_on_the_device_measure_the_whole_set_for_every_loss() {
+    let config = TrainConfig {
+        batch_size: Some(1000),
+        shuffle_seed: 4,
+        ..TrainConfig::sgd(0.05)
+    };
+    for (output, loss, outputs) in [
+        (Activation::Sigmoid, Loss::Sse, 2),
+        (Activation::Identity, Loss::Mse, 3),
+        (Activation::Sigmoid, Loss::Bce, 1),
+        (Activation::Softmax, Loss::Ce, 5),
+    ] {
+        let network = Network::build(vec![3, 9, outputs], Activation::Tanh, output, loss).unwrap();
+        // 4100 rows: three passes of measuring (65 tallies, then 2, then 1).
+        for rows in [1, 70, 4100] {
+            let data = rows_for(loss, rows, outputs);
+            let params = network.init_params(3);
+            let mut trainer =
+                pollster::block_on(GpuTrainer::new(gpu(), &network, &params, &data, config))
+                    .unwrap();
+            let what = format!("{loss} on {rows} rows");
+            assert_metrics_measure_the_outputs(
+                &format!("{what}, untrained"),
+                &trainer,
+                &network,
+                &data,
+            );
+            trainer.train(2).unwrap();
+            assert_metrics_measure_the_outputs(
+                &format!("{what}, trained"),
+                &trainer,
+                &network,
+                &data,
+            );
+        }
+    }
+}
+
+#[test]
+fn layered_progress_means_what_the_cpu_progress_means() {
+    let network = Network::build(
+        vec![3, 6, 4],
+        Activation::Relu,
+        Activation::Softmax,
+        Loss::Ce,
+    )
+    .unwrap();
+    let data = rows_for(Loss::Ce, 300, 4);
+    let start = Start {
+        params: network.init_params(5),
+        config: TrainConfig::sgd(0.1),
+    };
+    let progress = |engine| {
+        let gpu = (engine != Engine::Auto).then(gpu);
+        let mut trainer =
+            Trainer::new(gpu, engine, &network, std::slice::from_ref(&start), &data).unwrap();
+        trainer.train(3).unwrap();
+        trainer.progress().unwrap()[0]
+    };
+    let (layered, cpu) = (progress(Engine::Layered), progress(Engine::Auto));
+    // Three epochs from the same start on different matmul orders: close, not equal.
+    let accuracy = |p: Progress| p.accuracy.expect("ce has an accuracy");
+    assert!(
+        (layered.loss - cpu.loss).abs() <= 1e-5 * cpu.loss,
+        "{layered:?} vs {cpu:?}"
+    );
+    assert!(
+        (accuracy(layered) - accuracy(cpu)).abs() <= 1.0 / 300.0,
+        "{layered:?} vs {cpu:?}"
+    );
+    assert!(
+        (layered.max_error - cpu.max_error).abs() <= 1e-5,
+        "{layered:?} vs {cpu:?}"
+    );
+}
+
+#[test]
+fn layered_metrics_follow_a_device_with_fewer_workgroups_a_dimension() {
+    // 8 workgroups a dimension: 8 × 8 workgroups of 64 threads for a one-dimensional kernel.
+    let small = common::gpu_with_limits(|l| l.max_compute_workgroups_per_dimension = 8);
+    let network = Network::build(
+        vec![3, 5, 2],
+        Activation::Relu,
+        Activation::Identity,
+        Loss::Mse,
+    )
+    .unwrap();
+    // 600 rows: 10 workgroups of rows, spilled to 8 × 2; the forward's 600×5 elements to 8 × 6.
+    let data = rows_for(Loss::Mse, 600, 2);
+    let mut trainer = pollster::block_on(GpuTrainer::new(
+        &small,
+        &network,
+        &network.init_params(1),
+        &data,
+        TrainConfig::sgd(0.1),
+    ))
+    .unwrap();
+    trainer.train(2).unwrap();
+    assert_metrics_measure_the_outputs(
+        "600 rows, 8 workgroups a dimension",
+        &trainer,
+        &network,
+        &data,
+    );
+}
+
+#[test]
+fn the_layered_engine_names_the_rows_or_the_batch_that_exceed_the_device_grid() {
+    let small = common::gpu_with_limits(|l| l.max_compute_workgroups_per_dimension = 8);
+    let batches = |batch_size| TrainConfig {
+        batch_size: Some(batch_size),
+        shuffle_seed: 1,
+        ..TrainConfig::sgd(0.1)
+    };
+    // A batch of 200-wide rows is gathered an element a thread: 999 × 200 elements need 3122 workgroups,
+    // more than 8 × 8; the whole set's forward pass and measuring, 1000 × 2 at most, fit.
+    let wide = Network::new(vec![200, 2, 1]).unwrap();
+    let error = GpuTrainer::check_size(&small, &wide, 1000, &batches(999))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("a batch of 999 rows")
+            && error.contains("--batch-size")
+            && !error.contains("--layers"),
+        "{error}"
+    );
+    assert!(GpuTrainer::check_size(&small, &wide, 1000, &batches(20)).is_ok());
+    // Measuring 5000 rows takes 79 workgroups of rows; no batch size helps.
+    let narrow = Network::new(vec![2, 2, 1]).unwrap();
+    let error = GpuTrainer::check_size(&small, &narrow, 5000, &batches(20))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("all 5000 rows") && error.contains("fewer rows"),
+        "{error}"
+    );
+    // The same check comes before any weights are drawn, through the engine's choice.
+    let chosen = Trainer::choose(
+        Some(&small),
+        Engine::Layered,
+        &narrow,
+        5000,
+        &batches(20),
+        1,
+    );
+    assert!(chosen.unwrap_err().to_string().contains("all 5000 rows"));
 }

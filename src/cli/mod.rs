@@ -130,12 +130,11 @@ pub fn parse_lr(text: &str) -> Result<f32, String> {
     }
 }
 
-/// Names `--layers` in a "does not fit on the device" error, the option to change.
+/// Names `--layers` in a "does not fit in memory" error, the option to change. A "does not fit on the
+/// device" error (`Error::TooLarge`) names its own option, which may be another (`--batch-size`, the rows).
 pub fn layers_error(network: &Network) -> impl Fn(Error) -> anyhow::Error + '_ {
     move |error| match error {
-        Error::TooLarge { .. } | Error::OutOfMemory { .. } => {
-            anyhow::anyhow!("--layers {network}: {error}")
-        }
+        Error::OutOfMemory { .. } => anyhow::anyhow!("--layers {network}: {error}"),
         error => error.into(),
     }
 }

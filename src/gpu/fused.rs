@@ -14,7 +14,7 @@ use wgpu::util::DeviceExt;
 use super::generate::fused_source;
 pub use super::generate::{Tier, Variant};
 use super::{ErrorScopes, Gpu, kernel::WORKGROUP_SIZE, kernel::spill};
-use crate::cpu::{Evaluation, check_params_len, check_state_len};
+use crate::cpu::{Evaluation, Metrics, check_params_len, check_state_len};
 use crate::engine::Start;
 use crate::network::{Dataset, Network};
 use crate::train::{Optimizer, TrainConfig, check_run};
@@ -96,17 +96,6 @@ impl LoopCount {
     fn epochs_within(&self, limit: u64) -> u64 {
         limit.saturating_sub(self.per_dispatch) / self.per_epoch
     }
-}
-
-/// How a trained network stands on the whole training set, measured on the device.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Metrics {
-    /// The loss as `cpu::loss_value` defines it, summed in f32.
-    pub loss: f64,
-    /// The largest |output − target| over every output of every row.
-    pub max_error: f32,
-    /// Rows whose predicted class is the target's (meaningful for bce and ce).
-    pub correct: usize,
 }
 
 /// Trains `networks` networks of one shape on one data set, each with its own initial parameters, learning
@@ -211,6 +200,7 @@ impl<'gpu> FusedTrainer<'gpu> {
             needed,
             limit,
             unit,
+            remedy: "use smaller layers (--layers), or the layered engine (--engine layered)",
         };
         let private = match floats > FUSED_PRIVATE_FLOATS {
             true => Err(too_large(
@@ -281,27 +271,49 @@ impl<'gpu> FusedTrainer<'gpu> {
                 needed: (loops.per_dispatch + loops.per_epoch).max(loops.measure),
                 limit: SOFTWARE_LOOP_LIMIT,
                 unit: "loop iterations per invocation (llvmpipe ends longer loops)",
+                remedy: "use fewer rows, a smaller network (--layers) or --batch-size, or the layered \
+                         engine (--engine layered)",
             });
         }
         let params = network.layout().len;
         let state = params * config.optimizer.state_per_param();
         let what =
             |part: &str| format!("{part} of {networks} network(s) [{network}] on {rows} rows");
+        let fewer = "use fewer rows";
         gpu.check_fits(
             &what("the data"),
             rows * (network.inputs() + network.outputs()),
+            fewer,
         )?;
         gpu.check_fits(
             &what("the parameters and state"),
             (params + state) * networks,
+            "use fewer runs (--runs, --lr) or smaller layers (--layers)",
         )?;
-        gpu.check_fits(&what("the results"), results_len(network, rows, networks))?;
+        gpu.check_fits(
+            &what("the results"),
+            results_len(network, rows, networks),
+            fewer,
+        )?;
         if u32::try_from(networks.max(rows)).is_err() {
             return Err(Error::TooLarge {
                 what: "a sweep or a data set".into(),
                 needed: networks.max(rows) as u64,
                 limit: u64::from(u32::MAX),
                 unit: "networks or rows",
+                remedy: "use fewer rows or runs (--runs, --lr)",
+            });
+        }
+        // A dispatch has up to a workgroup per network or row, spilled from x into y (`spill`).
+        let per_dimension = u64::from(gpu.limits().max_compute_workgroups_per_dimension);
+        let workgroups = networks.max(rows) as u64;
+        if workgroups > per_dimension * per_dimension {
+            return Err(Error::TooLarge {
+                what: format!("{networks} network(s) on {rows} rows in the fused engine"),
+                needed: workgroups,
+                limit: per_dimension * per_dimension,
+                unit: "workgroups in one dispatch",
+                remedy: "use fewer rows or runs (--runs, --lr), or the layered engine (--engine layered)",
             });
         }
         Ok(())
@@ -483,6 +495,7 @@ impl<'gpu> FusedTrainer<'gpu> {
                 needed: end.saturating_mul(batches),
                 limit: u64::from(u32::MAX),
                 unit: "steps",
+                remedy: "train fewer --epochs, or take fewer steps an epoch with a larger --batch-size",
             });
         }
         while self.epoch < end {
@@ -643,7 +656,10 @@ impl<'gpu> FusedTrainer<'gpu> {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             pass.set_pipeline(&kernel.pipeline);
             pass.set_bind_group(0, &self.bind_group, &[]);
-            let [x, y] = spill((threads as u32).div_ceil(kernel.per_workgroup));
+            let [x, y] = spill(
+                (threads as u32).div_ceil(kernel.per_workgroup),
+                self.gpu.limits().max_compute_workgroups_per_dimension,
+            );
             pass.dispatch_workgroups(x, y, 1);
         }
         self.gpu.queue.submit([encoder.finish()]);

@@ -13,7 +13,7 @@
 
 use std::fmt::Write;
 
-use super::kernel::schedule_code;
+use super::kernel::{loss_code, schedule_code};
 use crate::network::{Activation, Loss, Network};
 use crate::train::{Optimizer, Schedule};
 
@@ -224,12 +224,7 @@ fn constants(network: &Network, variant: Variant, shape: &Shape) -> String {
         schedule,
     } = variant;
     let params = network.layout().len;
-    let loss = match network.loss() {
-        Loss::Sse => 0,
-        Loss::Mse => 1,
-        Loss::Bce => 2,
-        Loss::Ce => 3,
-    };
+    let loss = loss_code(network.loss());
     let (kind, momentum, weight_decay) = match optimizer {
         Optimizer::Sgd { momentum } => (0, momentum, 0.0),
         Optimizer::Adam { weight_decay } => (1, 0.0, weight_decay),

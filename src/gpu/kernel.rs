@@ -10,7 +10,7 @@ use std::ops::Range;
 use bytemuck::{Pod, Zeroable};
 
 use crate::cpu::MatmulShape;
-use crate::network::Activation;
+use crate::network::{Activation, Loss};
 use crate::train::{Optimizer, Schedule, cosine_angle};
 use crate::{Error, Result};
 
@@ -27,9 +27,6 @@ pub const MATMUL_BLOCK: u32 = 64;
 pub const MATMUL_BLOCK_THREADS: u32 = 16;
 /// Threads along each side of a `matmul_registers` workgroup, each holding 8×8 elements of its block.
 pub const MATMUL_REGISTER_THREADS: u32 = 8;
-
-/// The most workgroups wgpu lets a dispatch have in one dimension by default.
-const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65535;
 
 /// The shader files (`shaders/NAME.wgsl`), each with the shared prelude and functions in front of it.
 pub const SHADERS: [(&str, &str); 6] = [
@@ -95,6 +92,8 @@ pub enum Kernel {
     ActivationBackward,
     SoftmaxForward,
     LossBackward,
+    MeasureRows,
+    MeasureSum,
     GatherRows,
     SgdUpdate,
     AdamUpdate,
@@ -103,7 +102,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 14] = [
+    pub const ALL: [Kernel; 16] = [
         Kernel::Matmul,
         Kernel::MatmulBlocked,
         Kernel::MatmulRegisters,
@@ -113,6 +112,8 @@ impl Kernel {
         Kernel::ActivationBackward,
         Kernel::SoftmaxForward,
         Kernel::LossBackward,
+        Kernel::MeasureRows,
+        Kernel::MeasureSum,
         Kernel::GatherRows,
         Kernel::SgdUpdate,
         Kernel::AdamUpdate,
@@ -139,7 +140,8 @@ impl Kernel {
     }
 
     /// The WGSL entry point, which is also the CPU twin's name (`matmul_blocked` is a twin of `matmul`;
-    /// `advance_counter` and `next_epoch` move the counters the CPU keeps in fields).
+    /// `advance_counter` and `next_epoch` move the counters the CPU keeps in fields; `measure_rows` and
+    /// `measure_sum` together are `cpu::measure`).
     pub fn entry_point(self) -> &'static str {
         match self {
             Kernel::Matmul => "matmul",
@@ -151,6 +153,8 @@ impl Kernel {
             Kernel::ActivationBackward => "activation_backward",
             Kernel::SoftmaxForward => "softmax_forward",
             Kernel::LossBackward => "loss_backward",
+            Kernel::MeasureRows => "measure_rows",
+            Kernel::MeasureSum => "measure_sum",
             Kernel::GatherRows => "gather_rows",
             Kernel::SgdUpdate => "sgd_update",
             Kernel::AdamUpdate => "adam_update",
@@ -165,7 +169,7 @@ impl Kernel {
             Kernel::Matmul | Kernel::MatmulBlocked | Kernel::MatmulRegisters => 0,
             Kernel::BiasAdd | Kernel::BiasBackward => 1,
             Kernel::ActivationForward | Kernel::ActivationBackward | Kernel::SoftmaxForward => 2,
-            Kernel::LossBackward => 3,
+            Kernel::LossBackward | Kernel::MeasureRows | Kernel::MeasureSum => 3,
             Kernel::GatherRows | Kernel::AdvanceCounter | Kernel::NextEpoch => 4,
             Kernel::SgdUpdate | Kernel::AdamUpdate => 5,
         }
@@ -209,6 +213,16 @@ pub fn activation_code(f: Activation) -> Result<u32> {
     })
 }
 
+/// The number the shaders know a loss by (the constants SSE, MSE, BCE and CE in shaders/functions.wgsl).
+pub fn loss_code(loss: Loss) -> u32 {
+    match loss {
+        Loss::Sse => 0,
+        Loss::Mse => 1,
+        Loss::Bce => 2,
+        Loss::Ce => 3,
+    }
+}
+
 /// The numbers `schedule_factor` in shaders/functions.wgsl knows a schedule by: its kind (the constants above
 /// it), its period in epochs, and its parameter (the step's factor, or the angle of a cosine's epoch).
 pub fn schedule_code(schedule: Schedule) -> (u32, u32, f32) {
@@ -220,6 +234,32 @@ pub fn schedule_code(schedule: Schedule) -> (u32, u32, f32) {
 }
 
 /// One dispatch's arguments, laid out as `struct Args` in shaders/common.wgsl. Offsets count f32 elements.
+///
+/// One layout serves every kernel, so a field holds one kind of thing everywhere (`out`, `a`, `b`, `c`, `d`
+/// an arena offset; `rows`, `cols`, `inner` a size; `flags` a code; the rest numbers), and what it is for
+/// each kernel is this table, the one place that says so (a kernel leaves the fields it does not name zero):
+///
+/// ```text
+/// kernel               out, a, b, c, d (offsets)              rows × cols, inner     flags        scale, decay
+/// matmul*              C, A, B                                m × n, k               transposes
+/// bias_add             z, bias                                rows × cols
+/// bias_backward        dbias, dz                              rows × cols
+/// activation_forward   a, z                                   1 × len                activation
+/// activation_backward  dz, da, a                              1 × len                activation
+/// softmax_forward      a, z                                   rows × cols
+/// loss_backward        d, output, target                      1 × len                             factor
+/// measure_rows         partials, output, target, logits       rows × cols            loss
+/// measure_sum          sums, tallies                          n × 1
+/// gather_rows          out, src, epoch, cursor                rows × cols, data rows
+/// sgd_update           params, grads, velocity, -, factor     1 × len                             lr, μ
+/// adam_update          params, grads, moments, step, factor   1 × len                             lr, λ
+/// advance_counter      counter                                1 × 1                               amount
+/// next_epoch           epoch, cursor, factor                  1 × 1, period          schedule     parameter
+/// ```
+///
+/// Besides: `beta1`, `beta2` and `epsilon` are Adam's; `seed_lo` and `seed_hi` the two halves of
+/// gather_rows's seed. Codes: transposes bit 0 for A, bit 1 for B; [`activation_code`], [`loss_code`],
+/// [`schedule_code`]. `factor` in sgd_update and adam_update is the schedule's factor that next_epoch keeps.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct Args {
@@ -359,6 +399,46 @@ impl Op {
         Ok(op)
     }
 
+    /// partials[⌈rows/WORKGROUP_SIZE⌉ × 3] = for each workgroup's rows of output (and the logits) against
+    /// target, rows×cols each: (Σ the rows' loss terms, the largest |output − target|, the rows right)
+    pub fn measure_rows(
+        partials: Range<usize>,
+        output: Range<usize>,
+        target: Range<usize>,
+        logits: Range<usize>,
+        loss: Loss,
+        cols: usize,
+    ) -> Result<Op> {
+        expect_len("measure_rows", "target", &target, output.len())?;
+        expect_len("measure_rows", "logits", &logits, output.len())?;
+        if cols == 0 || !output.len().is_multiple_of(cols) {
+            return Err(Error::ShapeMismatch {
+                op: "measure_rows",
+                expected: format!("whole rows of {cols} columns"),
+                got: format!("{} elements", output.len()),
+            });
+        }
+        let rows = output.len() / cols;
+        expect_len("measure_rows", "partials", &partials, 3 * groups(rows))?;
+        let mut op = Op::new(
+            Kernel::MeasureRows,
+            [&partials, &output, &target],
+            [rows, cols, 0],
+            loss_code(loss),
+        )?;
+        op.args.c = word(Kernel::MeasureRows, logits.start)?;
+        Ok(op)
+    }
+
+    /// sums[⌈n/WORKGROUP_SIZE⌉ × 3] = the tallies[n × 3] of `measure_rows` combined a workgroup at a time:
+    /// loss terms and rows right added, errors by their largest.
+    pub fn measure_sum(sums: Range<usize>, tallies: Range<usize>) -> Result<Op> {
+        let n = tallies.len() / 3;
+        expect_len("measure_sum", "tallies (3 a row)", &tallies, 3 * n)?;
+        expect_len("measure_sum", "sums", &sums, 3 * groups(n))?;
+        Op::new(Kernel::MeasureSum, [&sums, &tallies, &EMPTY], [n, 1, 0], 0)
+    }
+
     /// out[rows×cols] = the rows of src at positions cursor, cursor + 1, ... of the order that `seed` gives
     /// epoch `epoch` over `total_rows` rows; `cursor` and `epoch` are counters in the arena.
     pub fn gather_rows(
@@ -490,9 +570,11 @@ impl Op {
         })
     }
 
-    /// The workgroup grid: one workgroup per output tile or block for matmul, one thread per row for
-    /// softmax_forward and per column for bias_backward, one per element otherwise.
-    pub fn workgroups(&self) -> Result<[u32; 3]> {
+    /// The workgroup grid, with at most `per_dimension` workgroups a dimension (the device's
+    /// `max_compute_workgroups_per_dimension`): one workgroup per output tile or block for matmul, one
+    /// thread per row for softmax_forward and measure_rows and per column for bias_backward, one per element
+    /// otherwise.
+    pub fn workgroups(&self, per_dimension: u32) -> Result<[u32; 3]> {
         let Args { rows, cols, .. } = self.args;
         // The shaders index elements in u32; rows × cols can pass it even where each fits.
         let elements = u64::from(rows) * u64::from(cols);
@@ -502,31 +584,33 @@ impl Op {
                 needed: elements,
                 limit: u64::from(u32::MAX),
                 unit: "elements (the shaders count them in u32)",
+                remedy: "use fewer rows or smaller layers (--layers)",
             });
         }
         // A matmul's blocks of rows spill from y into z (`row_block` in shaders/matmul.wgsl), others' long
         // grids from x into y.
         let matmul = |block: u32| {
-            let [y, z] = spill(rows.div_ceil(block));
+            let [y, z] = spill(rows.div_ceil(block), per_dimension);
             [cols.div_ceil(block), y, z]
         };
         let flat = |workgroups: u32| {
-            let [x, y] = spill(workgroups);
+            let [x, y] = spill(workgroups, per_dimension);
             [x, y, 1]
         };
         let grid = match self.kernel {
             Kernel::Matmul => matmul(MATMUL_TILE),
             Kernel::MatmulBlocked | Kernel::MatmulRegisters => matmul(MATMUL_BLOCK),
             Kernel::BiasBackward => flat(cols.div_ceil(WORKGROUP_SIZE)),
-            Kernel::SoftmaxForward => flat(rows.div_ceil(WORKGROUP_SIZE)),
+            Kernel::SoftmaxForward | Kernel::MeasureRows => flat(rows.div_ceil(WORKGROUP_SIZE)),
             _ => flat((rows * cols).div_ceil(WORKGROUP_SIZE)),
         };
-        if let Some(&largest) = grid.iter().find(|&&n| n > MAX_WORKGROUPS_PER_DIMENSION) {
+        if let Some(&largest) = grid.iter().find(|&&n| n > per_dimension) {
             return Err(Error::TooLarge {
                 what: format!("{} over {rows}×{cols}", self.kernel.entry_point()),
                 needed: u64::from(largest),
-                limit: u64::from(MAX_WORKGROUPS_PER_DIMENSION),
+                limit: u64::from(per_dimension),
                 unit: "workgroups in one dimension",
+                remedy: "use fewer rows or smaller layers (--layers)",
             });
         }
         Ok(grid)
@@ -553,19 +637,23 @@ fn word(kernel: Kernel, x: usize) -> Result<u32> {
         needed: x as u64,
         limit: u64::from(u32::MAX),
         unit: "arena elements (offsets are u32)",
+        remedy: "use fewer rows or smaller layers (--layers)",
     })
 }
 
-/// Folds a long one-dimensional grid into x·y workgroups (see `thread_index` in shaders/common.wgsl).
-pub(crate) fn spill(workgroups: u32) -> [u32; 2] {
-    if workgroups <= MAX_WORKGROUPS_PER_DIMENSION {
+/// Folds a long one-dimensional grid into x·y workgroups, at most `per_dimension` along x (see
+/// `thread_index` in shaders/functions.wgsl); y may still be too long, which [`Op::workgroups`] checks.
+pub(crate) fn spill(workgroups: u32, per_dimension: u32) -> [u32; 2] {
+    if workgroups <= per_dimension {
         [workgroups, 1]
     } else {
-        [
-            MAX_WORKGROUPS_PER_DIMENSION,
-            workgroups.div_ceil(MAX_WORKGROUPS_PER_DIMENSION),
-        ]
+        [per_dimension, workgroups.div_ceil(per_dimension)]
     }
+}
+
+/// How many workgroups of WORKGROUP_SIZE threads `n` threads fill: the tallies a measuring pass leaves.
+pub fn groups(n: usize) -> usize {
+    n.div_ceil(WORKGROUP_SIZE as usize)
 }
 
 fn expect_len(op: &'static str, what: &str, range: &Range<usize>, len: usize) -> Result<()> {

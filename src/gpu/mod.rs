@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use wgpu::util::DeviceExt;
 
-pub use fused::{FUSED_PRIVATE_FLOATS, FusedTrainer, Metrics, Tier, Variant, fused_floats};
+pub use crate::cpu::Metrics;
+pub use fused::{FUSED_PRIVATE_FLOATS, FusedTrainer, Tier, Variant, fused_floats};
 pub use generate::fused_source;
 pub use kernel::{
     Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_REGISTER_THREADS, MATMUL_TILE, Op,
-    RowOrder, SHADERS, WORKGROUP_SIZE, activation_code, schedule_code,
+    RowOrder, SHADERS, WORKGROUP_SIZE, activation_code, groups, loss_code, schedule_code,
 };
 pub use trainer::GpuTrainer;
 
@@ -170,7 +171,7 @@ impl Gpu {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgmlp"),
-                required_limits: limits.clone(),
+                required_limits: limits,
                 required_features: subgroups,
                 ..Default::default()
             })
@@ -181,18 +182,19 @@ impl Gpu {
             })?;
         let adapter = AdapterSummary::from(&info);
         let subgroup_lanes = (!subgroups.is_empty()).then_some(info.subgroup_min_size);
-        Gpu::from_device(device, queue, adapter, limits, subgroup_lanes).await
+        Gpu::from_device(device, queue, adapter, subgroup_lanes).await
     }
 
-    /// Builds the pipelines on a device the caller already has: opened with `limits`, and with
-    /// `Features::SUBGROUP` where `subgroup_lanes` gives the adapter's smallest subgroup.
+    /// Builds the pipelines on a device the caller already has, with `Features::SUBGROUP` where
+    /// `subgroup_lanes` gives the adapter's smallest subgroup. Every size check follows the limits the device
+    /// was opened with (`wgpu::Device::limits`), so a device opened with lower ones is held to them.
     pub async fn from_device(
         device: wgpu::Device,
         queue: wgpu::Queue,
         adapter: AdapterSummary,
-        limits: wgpu::Limits,
         subgroup_lanes: Option<u32>,
     ) -> Result<Self> {
+        let limits = device.limits();
         let faults = Arc::new(Mutex::new(Faults::default()));
         let record = Arc::clone(&faults);
         device.on_uncaptured_error(Arc::new(move |error| {
@@ -307,8 +309,9 @@ impl Gpu {
         &self.adapter
     }
 
-    /// Checks that an arena of `len` f32 values fits in one storage buffer binding of this device.
-    pub fn check_fits(&self, what: &str, len: usize) -> Result<()> {
+    /// Checks that an arena of `len` f32 values fits in one storage buffer binding of this device; `remedy`
+    /// says what makes it smaller.
+    pub fn check_fits(&self, what: &str, len: usize, remedy: &'static str) -> Result<()> {
         let limit = self
             .limits
             .max_storage_buffer_binding_size
@@ -320,6 +323,7 @@ impl Gpu {
                 needed: bytes,
                 limit,
                 unit: "bytes in one buffer",
+                remedy,
             });
         }
         Ok(())
@@ -327,7 +331,7 @@ impl Gpu {
 
     /// Creates a storage buffer holding `values`, after checking it fits the device's limits.
     pub fn create_arena(&self, what: &str, values: &[f32]) -> Result<wgpu::Buffer> {
-        self.check_fits(what, values.len())?;
+        self.check_fits(what, values.len(), "use fewer or smaller tensors")?;
         // A binding may not be empty; one spare element keeps zero-sized problems valid.
         let bytes = (values.len().max(1) * size_of::<f32>()) as u64;
         let mut contents = bytemuck::cast_slice(values).to_vec();
@@ -360,11 +364,12 @@ impl Gpu {
                 needed: offset,
                 limit: u64::from(u32::MAX),
                 unit: "bytes of arguments",
+                remedy: "use fewer layers (--layers)",
             })?;
             dispatches.push(Dispatch {
                 kernel: op.kernel,
                 offset,
-                workgroups: op.workgroups()?,
+                workgroups: op.workgroups(self.limits.max_compute_workgroups_per_dimension)?,
             });
         }
         let args = self

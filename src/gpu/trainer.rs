@@ -3,8 +3,8 @@
 
 use std::ops::Range;
 
-use super::{ErrorScopes, Gpu, Op, Program, RowOrder};
-use crate::cpu::{Evaluation, MatmulShape, check_params_len, check_state_len};
+use super::{ErrorScopes, Gpu, Op, Program, RowOrder, groups};
+use crate::cpu::{Evaluation, MatmulShape, Metrics, check_params_len, check_state_len};
 use crate::network::{Activation, Carver, Dataset, Network, ParamLayout};
 use crate::train::{Optimizer, Schedule, TrainConfig, check_run};
 use crate::{Error, Result};
@@ -21,7 +21,8 @@ const MAX_COUNTED_EPOCHS: u64 = 1 << 24;
 
 /// Where every tensor sits in the arena. Parameters come first, so the [`ParamLayout`] ranges are arena
 /// ranges; gradients follow in the same layout. Per weight layer l: `pre[l]` = z and `post[l]` = f(z), for
-/// every row of the data set; their gradients `dpre[l]`, `dpost[l]` for the rows of one batch.
+/// every row of the data set; their gradients `dpre[l]`, `dpost[l]` for the rows of one batch. `tallies[p]`
+/// holds what pass p of measuring leaves (`measure_rows`, then `measure_sum` until one tally is left).
 struct Arena {
     len: usize,
     params: Range<usize>,
@@ -40,6 +41,7 @@ struct Arena {
     post: Vec<Range<usize>>,
     dpre: Vec<Range<usize>>,
     dpost: Vec<Range<usize>>,
+    tallies: Vec<Range<usize>>,
 }
 
 impl Arena {
@@ -76,6 +78,12 @@ impl Arena {
             per_layer(batch),
             per_layer(batch),
         );
+        let mut tallies = vec![carve.take(3 * groups(rows))];
+        let mut left = groups(rows);
+        while left > 1 {
+            left = groups(left);
+            tallies.push(carve.take(3 * left));
+        }
         Arena {
             len: carve.used(),
             params,
@@ -93,25 +101,66 @@ impl Arena {
             post,
             dpre,
             dpost,
+            tallies,
         }
     }
 
-    /// The layout, once checked to fit in one buffer on `gpu`.
+    /// Where the last pass of measuring leaves its one tally: the metrics.
+    fn metrics(&self) -> Range<usize> {
+        self.tallies[self.tallies.len() - 1].clone()
+    }
+
+    /// The layout, once checked to fit on `gpu`: in one buffer, within the loops of a software adapter, and
+    /// every dispatch of measuring and of a training step within the device's grid. An error says what is
+    /// too large (the rows, a batch, the layers) and the option that shrinks it.
     fn fitting(gpu: &Gpu, network: &Network, rows: usize, config: &TrainConfig) -> Result<Self> {
-        let arena = Arena::new(network, &network.layout(), config, rows);
+        let layout = network.layout();
+        let arena = Arena::new(network, &layout, config, rows);
+        // Parameters, gradients and state come first; nearly all the rest grows with the rows, since the
+        // forward pass over the whole set keeps every layer's z and f(z) for each row.
+        let fixed = arena.inputs.start;
+        let per_row =
+            network.inputs() + network.outputs() + 2 * network.sizes()[1..].iter().sum::<usize>();
         gpu.check_fits(
-            &format!("the network [{network}] on {rows} rows"),
+            &format!(
+                "the network [{network}] on {rows} rows in the layered engine, {per_row} values a row and \
+                 {fixed} for the parameters and optimizer state"
+            ),
             arena.len,
+            match arena.len - fixed > fixed {
+                true => "train on fewer rows or with smaller layers (--layers)",
+                false => "use smaller layers (--layers)",
+            },
         )?;
+        if config.shuffles(rows) && rows > MAX_SHUFFLED_ROWS {
+            return Err(Error::TooLarge {
+                what: format!("shuffling {rows} rows into mini-batches in the layered engine"),
+                needed: rows as u64,
+                limit: MAX_SHUFFLED_ROWS as u64,
+                unit: "rows (the device counts the batch cursor in f32)",
+                remedy: "train on fewer rows, or on a full batch (leave out --batch-size)",
+            });
+        }
         // llvmpipe ends every loop of an invocation once it has run 65535 iterations in all, silently. The
         // kernels loop over a product's inner dimension (a layer's width, or the batch's rows for dW) and
         // over the batch's rows (bias_backward); `matmul` takes 17 iterations for every 16 of them.
-        let batch = config.batches(rows).first().map_or(0, |b| b.len());
+        let batches = config.batches(rows);
+        let batch = batches.first().map_or(0, |b| b.len());
         let widest = network.sizes().iter().copied().max().unwrap_or(0);
         if gpu.is_software() && batch.max(widest) > SOFTWARE_INNER_LIMIT {
-            let (what, needed, unit) = match batch >= widest {
-                true => ("a batch (--batch-size, or train on the CPU)", batch, "rows"),
-                false => ("a layer", widest, "units"),
+            let (what, needed, unit, remedy) = match batch >= widest {
+                true => (
+                    "a batch",
+                    batch,
+                    "rows",
+                    "use a smaller --batch-size, or train on the CPU",
+                ),
+                false => (
+                    "a layer",
+                    widest,
+                    "units",
+                    "use narrower layers (--layers), or train on the CPU",
+                ),
             };
             return Err(Error::TooLarge {
                 what: format!(
@@ -120,7 +169,47 @@ impl Arena {
                 needed: needed as u64,
                 limit: SOFTWARE_INNER_LIMIT as u64,
                 unit,
+                remedy,
             });
+        }
+        let plan = Plan {
+            network,
+            layout: &layout,
+            arena: &arena,
+        };
+        let per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
+        let within_grid = |ops: Vec<Op>, what: &str, remedy| {
+            ops.iter()
+                .try_for_each(|op| match op.workgroups(per_dimension) {
+                    Err(Error::TooLarge {
+                        what: op,
+                        needed,
+                        limit,
+                        unit,
+                        ..
+                    }) => Err(Error::TooLarge {
+                        what: format!("{what} ({op})"),
+                        needed,
+                        limit,
+                        unit,
+                        remedy,
+                    }),
+                    other => other.map(drop),
+                })
+        };
+        let mut measuring = plan.forward(&arena.inputs, rows)?;
+        measuring.extend(plan.measure()?);
+        within_grid(
+            measuring,
+            &format!("measuring all {rows} rows of the training set"),
+            "train on fewer rows",
+        )?;
+        for len in [batch, batches.last().map_or(0, |b| b.len())] {
+            within_grid(
+                plan.step(config, rows, len, true)?,
+                &format!("a training step on a batch of {len} rows"),
+                "use a smaller --batch-size",
+            )?;
         }
         Ok(arena)
     }
@@ -149,7 +238,11 @@ pub struct GpuTrainer<'gpu> {
     targets: Vec<f32>,
     arena: Arena,
     buffer: wgpu::Buffer,
+    /// The forward pass over every row.
     evaluate: Program,
+    /// After `evaluate`: the metrics reduced into the arena, to be read through `metrics_staging`.
+    measure: Program,
+    metrics_staging: wgpu::Buffer,
     steps: Steps,
     epoch: u64,
 }
@@ -175,14 +268,6 @@ impl<'gpu> GpuTrainer<'gpu> {
         let layout = check_run(network, data, &config)?;
         let arena = Arena::fitting(gpu, network, data.rows, &config)?;
         check_params_len(&layout, params.len())?;
-        if config.shuffles(data.rows) && data.rows > MAX_SHUFFLED_ROWS {
-            return Err(Error::TooLarge {
-                what: "a shuffled data set".into(),
-                needed: data.rows as u64,
-                limit: MAX_SHUFFLED_ROWS as u64,
-                unit: "rows",
-            });
-        }
         let scopes = ErrorScopes::push(&gpu.device);
 
         let mut initial = vec![0.0; arena.len];
@@ -211,6 +296,8 @@ impl<'gpu> GpuTrainer<'gpu> {
         let trainer = GpuTrainer {
             gpu,
             evaluate: gpu.program(&buffer, &evaluate)?,
+            measure: gpu.program(&buffer, &plan.measure()?)?,
+            metrics_staging: gpu.staging(3),
             steps,
             network: network.clone(),
             config,
@@ -274,7 +361,8 @@ impl<'gpu> GpuTrainer<'gpu> {
                 what: format!("{end} shuffled or scheduled epochs on the layered engine"),
                 needed: end,
                 limit: MAX_COUNTED_EPOCHS,
-                unit: "epochs (the device counts them in f32); the fused engine counts in u32",
+                unit: "epochs (the device counts them in f32)",
+                remedy: "train fewer --epochs, or with the fused engine (--engine fused), which counts in u32",
             });
         }
         Ok(())
@@ -302,6 +390,32 @@ impl<'gpu> GpuTrainer<'gpu> {
         pollster::block_on(scopes.pop("training"))?;
         self.epoch += epochs as u64;
         Ok(())
+    }
+
+    /// The loss, the largest error and the rows classified right over the whole data set under the current
+    /// parameters: a forward pass, then sums reduced on the device; three numbers are read back, through a
+    /// staging buffer made once.
+    pub async fn metrics(&self) -> Result<Metrics> {
+        self.gpu.submit(&[(&self.evaluate, 1), (&self.measure, 1)]);
+        let tally = self
+            .gpu
+            .read_via(&self.metrics_staging, &self.buffer, self.arena.metrics())
+            .await?;
+        let &[sum, max_error, correct] = &tally[..] else {
+            return Err(Error::Readback(format!(
+                "the metrics came back as {} numbers, not 3",
+                tally.len()
+            )));
+        };
+        let count = self
+            .network
+            .loss()
+            .mean_over(self.rows, self.network.outputs());
+        Ok(Metrics {
+            loss: f64::from(sum) / count as f64,
+            max_error,
+            correct: correct as usize,
+        })
     }
 
     /// Outputs, logits and loss over the whole data set under the current parameters.
@@ -532,6 +646,25 @@ impl Plan<'_> {
                 let dprev = first(&arena.dpost[l - 1], rows * layer.inputs);
                 ops.push(Op::matmul(dprev, dz, layer.weight.clone(), dinput)?);
             }
+        }
+        Ok(ops)
+    }
+
+    /// After the forward pass over every row: the metrics' tallies, per workgroup of rows and then summed a
+    /// workgroup at a time, down to the one that `Arena::metrics` names.
+    fn measure(&self) -> Result<Vec<Op>> {
+        let arena = self.arena;
+        let last = self.layout.layers.len() - 1;
+        let mut ops = vec![Op::measure_rows(
+            arena.tallies[0].clone(),
+            arena.post[last].clone(),
+            arena.targets.clone(),
+            arena.pre[last].clone(),
+            self.network.loss(),
+            self.network.outputs(),
+        )?];
+        for pass in arena.tallies.windows(2) {
+            ops.push(Op::measure_sum(pass[1].clone(), pass[0].clone())?);
         }
         Ok(ops)
     }

@@ -24,6 +24,38 @@ pub fn gpu() -> &'static Gpu {
     })
 }
 
+/// A device on the adapter `Gpu::new` opens, with the limits it asks for changed by `lower` (fewer workgroups
+/// a grid dimension, say): the checks and spills that follow the device's limits, tried where the real
+/// limits are too large to reach on a test's data.
+pub fn gpu_with_limits(lower: impl FnOnce(&mut wgpu::Limits)) -> Gpu {
+    pollster::block_on(async {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&Default::default())
+            .await
+            .expect("an adapter");
+        let supported = adapter.limits();
+        let mut limits = wgpu::Limits {
+            max_storage_buffer_binding_size: supported.max_storage_buffer_binding_size,
+            max_buffer_size: supported.max_buffer_size,
+            ..wgpu::Limits::downlevel_defaults()
+        };
+        lower(&mut limits);
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                required_limits: limits,
+                ..Default::default()
+            })
+            .await
+            .expect("a device with lower limits");
+        let summary = wgmlp::gpu::AdapterSummary::from(&adapter.get_info());
+        Gpu::from_device(device, queue, summary, None)
+            .await
+            .expect("the kernels compile")
+    })
+}
+
 /// Asserts |gpu − cpu| ≤ atol + rtol·|cpu| element by element; on failure reports the worst element.
 pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], atol: f32, rtol: f32) {
     assert_eq!(
@@ -165,3 +197,42 @@ pub const OPTIMIZERS: [(Optimizer, f32); 4] = [
     (Optimizer::Adam { weight_decay: 0.0 }, 0.01),
     (Optimizer::Adam { weight_decay: 0.1 }, 0.01),
 ];
+
+/// Asserts that a loss summed on the device in f32 (`measure_rows`, then `measure_sum` over `passes`
+/// passes) is `cpu`, the f64 `cpu::loss_value` of the same outputs and logits, within what f32 summation
+/// order allows. Every term is ≥ 0, so rounding errors are relative to the sum itself: each row sums its
+/// `cols` terms in order (≤ (cols + 2)·u relative, u = 2^-24), and the rows go through a binary tree of
+/// depth 6 a pass (≤ 6·passes·u). bce and ce also take exp and log of the logits: WGSL allows log an
+/// absolute 2^-21 and exp 3 + 2|x| ulp, and z·y and the log-sum-exp lose u·|z| each, so a row may be off by
+/// 2^-20·(1 + cols·|z|max) absolutely, and the mean over rows by as much.
+pub fn assert_loss_close(
+    what: &str,
+    gpu: f64,
+    cpu: f64,
+    loss: Loss,
+    (cols, passes, largest_logit): (usize, usize, f32),
+) {
+    let u = f64::from(f32::EPSILON) / 2.0;
+    let rtol = (cols + 2 + 6 * passes) as f64 * u;
+    let atol = match loss {
+        Loss::Sse | Loss::Mse => 0.0,
+        Loss::Bce | Loss::Ce => 2f64.powi(-20) * (1.0 + cols as f64 * f64::from(largest_logit)),
+    };
+    let allowed = atol + rtol * cpu.abs();
+    assert!(
+        (gpu - cpu).abs() <= allowed,
+        "{what}: loss GPU {gpu} vs CPU {cpu} (|diff| {:e}, allowed {allowed:e} = {atol:e} + {rtol:e}·|cpu|)",
+        (gpu - cpu).abs()
+    );
+}
+
+/// How many passes measuring `rows` rows takes: `measure_rows`, then `measure_sum` until one tally is left.
+pub fn measure_passes(rows: usize) -> usize {
+    let mut passes = 1;
+    let mut left = wgmlp::gpu::groups(rows);
+    while left > 1 {
+        left = wgmlp::gpu::groups(left);
+        passes += 1;
+    }
+    passes
+}

@@ -34,19 +34,25 @@ const STANDARD_INPUT: &str = "standard input";
 pub const DELIMITERS: [u8; 4] = [b',', b'\t', b';', b'|'];
 
 impl Table {
-    /// Reads a table with a header row from a file, or from standard input where `path` is `-`. Cells are
-    /// separated by `delimiter`, or where it is None by the one of [`DELIMITERS`] that splits the header into
-    /// the most cells. Every row must have as many cells as the header.
+    /// Reads a table with a header row and at least one data row from a file, or from standard input where
+    /// `path` is `-`. Cells are separated by `delimiter`, or where it is None by the one of [`DELIMITERS`]
+    /// that splits the header into the most cells. Every row must have as many cells as the header.
     pub fn read(path: &Path, delimiter: Option<u8>) -> Result<Table> {
+        Table::read_maybe_empty(path, delimiter)?.with_rows()
+    }
+
+    /// [`Table::read`], where a header without data rows is a table of no rows: what `predict` answers with
+    /// a header alone.
+    pub fn read_maybe_empty(path: &Path, delimiter: Option<u8>) -> Result<Table> {
         if path == Path::new("-") {
             let mut bytes = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut bytes)
                 .map_err(|e| Error::io(Path::new(STANDARD_INPUT), "read", e))?;
-            return Table::parse(&bytes, STANDARD_INPUT, delimiter);
+            return Table::parse_maybe_empty(&bytes, STANDARD_INPUT, delimiter);
         }
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
-        Table::parse(&bytes, &path.display().to_string(), delimiter)
+        Table::parse_maybe_empty(&bytes, &path.display().to_string(), delimiter)
     }
 
     /// [`Table::read`] with the delimiter detected from the header.
@@ -56,6 +62,11 @@ impl Table {
 
     /// A table from the text of a file; `source` names it in messages. See [`Table::read`].
     pub fn parse(bytes: &[u8], source: &str, delimiter: Option<u8>) -> Result<Table> {
+        Table::parse_maybe_empty(bytes, source, delimiter)?.with_rows()
+    }
+
+    /// [`Table::parse`], where a header without data rows is a table of no rows.
+    pub fn parse_maybe_empty(bytes: &[u8], source: &str, delimiter: Option<u8>) -> Result<Table> {
         let source = source.to_string();
         let delimiter = match delimiter {
             Some(delimiter) => check_delimiter(delimiter)?,
@@ -98,13 +109,6 @@ impl Table {
                 cells: record.iter().map(str::to_string).collect(),
             });
         }
-        if rows.is_empty() {
-            return Err(Error::data(
-                &source,
-                None,
-                "it has a header but no data rows",
-            ));
-        }
         if let Some(hint) = delimiter_hint(&header, &rows, delimiter) {
             return Err(Error::data(&source, Some(1), hint));
         }
@@ -113,6 +117,18 @@ impl Table {
             header,
             rows,
         })
+    }
+
+    /// The table, where it has data rows.
+    fn with_rows(self) -> Result<Table> {
+        match self.rows.is_empty() {
+            true => Err(Error::data(
+                &self.source,
+                None,
+                "it has a header but no data rows",
+            )),
+            false => Ok(self),
+        }
     }
 
     /// Writes the table as CSV (see [`crate::output::write`]): a reader never sees half a file.
@@ -132,39 +148,47 @@ impl Table {
         writer.into_inner().map_err(|e| failed(&e))
     }
 
-    /// The index of the column called `name`.
-    pub fn column(&self, name: &str, option: &'static str) -> Result<usize> {
-        self.header.iter().position(|h| h == name).ok_or_else(|| {
-            Error::invalid(
-                option,
-                name,
-                format!(
-                    "{} has no such column; its columns are {}",
-                    self.source,
-                    quote_list(&self.header)
-                ),
-            )
-        })
+    /// The indices of the columns called `names`, in their order. The one place columns are found by name:
+    /// a name the header lacks is an error that lists the columns there are, where `role` says what the
+    /// missing column was wanted for ("which --features names", "the target column").
+    pub fn columns<S: AsRef<str>>(&self, names: &[S], role: &str) -> Result<Vec<usize>> {
+        let index: HashMap<&str, usize> = (self.header.iter().enumerate())
+            .map(|(i, h)| (h.as_str(), i))
+            .collect();
+        let find = |name: &S| {
+            index.get(name.as_ref()).copied().ok_or_else(|| {
+                Error::data(
+                    &self.source,
+                    Some(1),
+                    format!(
+                        "there is no column {}, {role}; its columns are {}",
+                        quote(name.as_ref()),
+                        quote_list(&self.header)
+                    ),
+                )
+            })
+        };
+        names.iter().map(find).collect()
+    }
+
+    /// The index of the column called `name`: [`Table::columns`] for one name.
+    pub fn column(&self, name: &str, role: &str) -> Result<usize> {
+        Ok(self.columns(&[name], role)?[0])
     }
 
     /// The cell at `column` of `row` as a finite number.
     fn number(&self, row: &Row, column: usize) -> Result<f32> {
         let cell = &row.cells[column];
-        let name = &self.header[column];
-        let value: f32 = cell.parse().map_err(|_| {
-            Error::data(
-                &self.source,
-                Some(row.line),
-                format!("column {} holds {}, not a number", quote(name), quote(cell)),
-            )
-        })?;
+        let Some(value) = cell.parse::<f32>().ok().filter(|_| !is_missing(cell)) else {
+            return Err(not_numbers(self, column));
+        };
         if !value.is_finite() {
             return Err(Error::data(
                 &self.source,
                 Some(row.line),
                 format!(
                     "column {} holds {}; values must be finite",
-                    quote(name),
+                    quote(&self.header[column]),
                     quote(cell)
                 ),
             ));
@@ -253,16 +277,21 @@ pub fn parse_delimiter(text: &str) -> Result<u8> {
 }
 
 /// Refuses a delimiter that cannot separate cells: the quote, a character that numbers are written with, a
-/// control character other than tab, a byte beyond ASCII.
+/// letter, a control character other than tab, a byte beyond ASCII.
 fn check_delimiter(delimiter: u8) -> Result<u8> {
     let reason = match delimiter {
         b'"' => "the quote encloses cells; it cannot also separate them",
-        d if d.is_ascii_alphanumeric() || b".-+".contains(&d) => {
+        d if d.is_ascii_digit() || b".-+eE".contains(&d) => {
             "numbers are written with it; use , ; | or tab"
+        }
+        d if d.is_ascii_alphabetic() => {
+            "a letter belongs to words and names in cells; use , ; | or tab"
         }
         b'\t' | b' ' => return Ok(delimiter),
         d if d.is_ascii_punctuation() => return Ok(d),
-        _ => "it cannot separate cells; use , ; | tab or another ASCII punctuation character",
+        _ => {
+            "it cannot separate cells; use , ; | tab, space or another ASCII punctuation character"
+        }
     };
     Err(Error::invalid(
         "delimiter",
@@ -539,11 +568,9 @@ impl FeatureColumns {
             FeatureColumns::Only(names) => ("features", names),
             FeatureColumns::AllBut(names) => ("ignore", names),
         };
-        let named = names
-            .iter()
-            .map(|name| table.column(name, option))
-            .collect::<Result<Vec<_>>>()?;
-        if named.contains(&target) {
+        let named = table.columns(names, &format!("which --{option} names"))?;
+        // Leaving out the target is harmless: it is never a feature.
+        if let (FeatureColumns::Only(_), true) = (self, named.contains(&target)) {
             return Err(Error::invalid(
                 option,
                 &table.header[target],
@@ -575,7 +602,7 @@ impl FeatureColumns {
 
     /// The feature columns' names in `table`, whose target is the column `target`.
     pub fn names(&self, table: &Table, target: &str) -> Result<Vec<String>> {
-        let target = table.column(target, "target")?;
+        let target = table.column(target, "which --target names")?;
         let indices = self.indices(table, target)?;
         Ok(indices
             .into_iter()
@@ -604,28 +631,28 @@ pub struct Schema {
 }
 
 impl Schema {
-    /// The loss a table's target suggests: cross-entropy where it holds text alone (its values are
-    /// classes), mse where it holds numbers (a stray word among them is an error, not a class).
+    /// The loss a table's target suggests: cross-entropy where it holds text (its values are classes), mse
+    /// where it holds numbers (a missing value or a stray word among them is an error, not a class).
     pub fn default_loss(table: &Table, target: Option<&str>) -> Result<Loss> {
         let target = Schema::target_column(table, target)?;
-        let text = |row: &Row| row.cells[target].parse::<f32>().is_err();
-        Ok(match table.rows.iter().all(text) {
-            true => Loss::Ce,
-            false => Loss::Mse,
+        Ok(match is_numeric(table, target) {
+            true => Loss::Mse,
+            false => Loss::Ce,
         })
     }
 
     /// The index of the target column: `target`, or the last one.
     fn target_column(table: &Table, target: Option<&str>) -> Result<usize> {
         match target {
-            Some(name) => table.column(name, "target"),
+            Some(name) => table.column(name, "which --target names"),
             None => Ok(table.header.len() - 1),
         }
     }
 
-    /// The features are the `columns` chosen; a text feature column with at most [`MAX_CATEGORIES`]
-    /// distinct values, fewer than half the rows, is one-hot encoded over them. For bce and ce the target's
-    /// distinct values become the classes, sorted numerically where they are all numbers.
+    /// The features are the `columns` chosen; a column of numbers is one input (missing values in it are
+    /// an error), and a text feature column with at most [`MAX_CATEGORIES`] distinct values, fewer than half
+    /// the rows, is one-hot encoded over them. For bce and ce the target's distinct values become the
+    /// classes, sorted numerically where they are all numbers.
     pub fn infer(
         table: &Table,
         target: Option<&str>,
@@ -642,13 +669,28 @@ impl Schema {
         }
         let features = columns.indices(table, target_column)?;
         let mut categories = BTreeMap::new();
+        let mut unusable = Vec::new();
         for &c in &features {
-            if let Some(levels) = category_levels(table, c)? {
-                categories.insert(table.header[c].clone(), levels);
+            match encoding(table, c)? {
+                Encoding::Number => {}
+                Encoding::OneHot(levels) => {
+                    categories.insert(table.header[c].clone(), levels);
+                }
+                Encoding::TooManyValues { distinct, example } => {
+                    unusable.push((c, distinct, example))
+                }
             }
         }
+        if !unusable.is_empty() {
+            unusable.sort_by_key(|&(c, ..)| c);
+            return Err(unusable_text(table, &unusable, columns));
+        }
         let target = &table.header[target_column];
-        if let (false, Some(row)) = (loss.is_classification(), first_text(table, target_column)) {
+        if is_numeric(table, target_column) {
+            check_numbers(table, target_column)?;
+        } else if let (false, Some(row)) =
+            (loss.is_classification(), first_word(table, target_column))
+        {
             return Err(Error::invalid(
                 "loss",
                 loss,
@@ -913,27 +955,10 @@ impl Schema {
     /// The inputs of every row as they are in the table: a numeric feature's value, or a text feature's
     /// one-hot row.
     pub fn raw_features(&self, table: &Table) -> Result<Vec<f32>> {
-        let index: HashMap<&str, usize> = table
-            .header
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (h.as_str(), i))
-            .collect();
-        let columns = self
-            .features
-            .iter()
-            .map(|name| {
-                let column = index.get(name.as_str()).copied().ok_or_else(|| {
-                    Error::data(
-                        &table.source,
-                        Some(1),
-                        format!(
-                            "there is no column {}; the model was trained on {}",
-                            quote(name),
-                            quote_list(&self.features)
-                        ),
-                    )
-                })?;
+        let role = format!("one of the feature columns {}", quote_list(&self.features));
+        let columns = (self.features.iter())
+            .zip(table.columns(&self.features, &role)?)
+            .map(|(name, column)| {
                 let levels = self.categories.get(name).map(|levels| {
                     let positions: HashMap<&str, usize> = levels
                         .iter()
@@ -942,9 +967,9 @@ impl Schema {
                         .collect();
                     (levels, positions)
                 });
-                Ok((column, levels))
+                (column, levels)
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Vec<_>>();
         let mut values = Vec::with_capacity(table.rows.len() * self.inputs());
         for row in &table.rows {
             for (c, levels) in &columns {
@@ -958,8 +983,8 @@ impl Schema {
                         &table.source,
                         Some(row.line),
                         format!(
-                            "column {} holds {}, which is not one of the categories the model was trained \
-                             on: {}",
+                            "column {} holds {}, a category that training did not see; its categories \
+                             are {}",
                             quote(&table.header[*c]),
                             quote(cell),
                             quote_list(levels)
@@ -975,21 +1000,7 @@ impl Schema {
     /// The targets of every row: the value for regression (standardised if fitted), 0/1 for bce, a one-hot
     /// row for ce.
     pub fn targets(&self, table: &Table, loss: Loss) -> Result<Vec<f32>> {
-        let column = table
-            .header
-            .iter()
-            .position(|h| *h == self.target)
-            .ok_or_else(|| {
-                Error::data(
-                    &table.source,
-                    Some(1),
-                    format!(
-                        "there is no target column {}; its columns are {}",
-                        quote(&self.target),
-                        quote_list(&table.header)
-                    ),
-                )
-            })?;
+        let column = table.column(&self.target, "the target column")?;
         let numeric = self
             .classes
             .as_ref()
@@ -1041,21 +1052,115 @@ impl Schema {
     }
 }
 
-/// The first row whose cell in `column` is not a number.
-fn first_text(table: &Table, column: usize) -> Option<&Row> {
-    table
-        .rows
-        .iter()
-        .find(|row| row.cells[column].parse::<f32>().is_err())
+/// How a missing value is written: a cell that is empty or one of these (in any case). Missing values are
+/// errors, not imputed; they only keep a column of numbers from reading as text.
+const MISSING: [&str; 5] = ["NA", "N/A", "nan", "null", "?"];
+
+fn is_missing(cell: &str) -> bool {
+    cell.is_empty() || MISSING.iter().any(|m| cell.eq_ignore_ascii_case(m))
 }
 
-/// The categories of a text column, sorted: its distinct values, where they are at most [`MAX_CATEGORIES`]
-/// and fewer than half the rows; None for a column of numbers. Other text columns are an error that says
-/// how to leave them out.
-fn category_levels(table: &Table, column: usize) -> Result<Option<Vec<String>>> {
-    let Some(row) = first_text(table, column) else {
-        return Ok(None);
+/// Whether a cell is a number (finite or not: an infinite one is an error of its own).
+fn is_number(cell: &str) -> bool {
+    !is_missing(cell) && cell.parse::<f32>().is_ok()
+}
+
+/// Whether a cell is a number written with a decimal comma ("1,5"), as some locales write them.
+fn has_decimal_comma(cell: &str) -> bool {
+    cell.matches(',').count() == 1
+        && !cell.contains('.')
+        && (cell.replace(',', ".").parse::<f32>()).is_ok_and(f32::is_finite)
+}
+
+/// Whether a column holds numbers: where its numbers (those with a decimal comma too) outnumber its other
+/// cells, missing values aside, or it has nothing else. Such a column is never one-hot encoded: a cell in
+/// it that holds no number is an error ([`not_numbers`]).
+fn is_numeric(table: &Table, column: usize) -> bool {
+    let (mut numbers, mut words) = (0usize, 0usize);
+    for row in &table.rows {
+        let cell = row.cells[column].as_str();
+        if is_number(cell) || has_decimal_comma(cell) {
+            numbers += 1;
+        } else if !is_missing(cell) {
+            words += 1;
+        }
+    }
+    numbers > words || words == 0
+}
+
+/// The first row whose cell in `column` is text: neither a number nor a missing value.
+fn first_word(table: &Table, column: usize) -> Option<&Row> {
+    (table.rows.iter())
+        .find(|row| !is_number(&row.cells[column]) && !is_missing(&row.cells[column]))
+}
+
+/// Refuses a column of numbers that has cells without one ([`not_numbers`]).
+fn check_numbers(table: &Table, column: usize) -> Result<()> {
+    match table.rows.iter().all(|row| is_number(&row.cells[column])) {
+        true => Ok(()),
+        false => Err(not_numbers(table, column)),
+    }
+}
+
+/// The rows of a column of numbers that a message lists by their cell and line; the rest are counted.
+const LISTED_ROWS: usize = 3;
+
+/// Why a column that must hold numbers does not: a number written with a decimal comma, or the rows that
+/// hold no number (missing values and stray text), which are to be removed or filled.
+fn not_numbers(table: &Table, column: usize) -> Error {
+    let name = quote(&table.header[column]);
+    let cells = (table.rows.iter()).map(|row| (row.cells[column].as_str(), row.line));
+    if let Some((cell, line)) = cells.clone().find(|(cell, _)| has_decimal_comma(cell)) {
+        return Error::data(
+            &table.source,
+            Some(line),
+            format!(
+                "column {name} holds {}, a number with a decimal comma; write numbers with a decimal point \
+                 (replace the commas with points)",
+                quote(cell)
+            ),
+        );
+    }
+    let gaps: Vec<(&str, u64)> = cells.filter(|(cell, _)| !is_number(cell)).collect();
+    let mut listed: Vec<String> = (gaps.iter().take(LISTED_ROWS))
+        .map(|(cell, line)| format!("{} on line {line}", quote(cell)))
+        .collect();
+    if gaps.len() > LISTED_ROWS {
+        listed.push(format!("… {} more", gaps.len() - LISTED_ROWS));
+    }
+    let rows = match gaps.len() {
+        1 => "1 row holds".to_string(),
+        n => format!("{n} rows hold"),
     };
+    Error::data(
+        &table.source,
+        None,
+        format!(
+            "column {name} is numeric, but {rows} no number ({}); remove or fill those rows",
+            listed.join(", ")
+        ),
+    )
+}
+
+/// How a feature column becomes inputs.
+enum Encoding<'a> {
+    /// One input, its value.
+    Number,
+    /// One-hot over these categories, sorted.
+    OneHot(Vec<String>),
+    /// None: text with too many distinct values to encode (this many, or more where [`MAX_CATEGORIES`] is
+    /// passed); `example` is the first row with text.
+    TooManyValues { distinct: usize, example: &'a Row },
+}
+
+/// How a feature column is encoded: a column of numbers as one input (an error where a cell holds none);
+/// a text column over its distinct values, where they are at most [`MAX_CATEGORIES`] and fewer than half
+/// the rows.
+fn encoding(table: &Table, column: usize) -> Result<Encoding<'_>> {
+    if is_numeric(table, column) {
+        check_numbers(table, column)?;
+        return Ok(Encoding::Number);
+    }
     let mut distinct = BTreeSet::new();
     for row in &table.rows {
         distinct.insert(row.cells[column].as_str());
@@ -1064,25 +1169,75 @@ fn category_levels(table: &Table, column: usize) -> Result<Option<Vec<String>>> 
         }
     }
     if distinct.len() <= MAX_CATEGORIES && 2 * distinct.len() < table.rows.len() {
-        return Ok(Some(distinct.into_iter().map(str::to_string).collect()));
+        return Ok(Encoding::OneHot(
+            distinct.into_iter().map(str::to_string).collect(),
+        ));
     }
-    let name = &table.header[column];
-    let count = match distinct.len() {
-        n if n > MAX_CATEGORIES => format!("more than {MAX_CATEGORIES}"),
-        n => n.to_string(),
+    Ok(Encoding::TooManyValues {
+        distinct: distinct.len(),
+        example: first_word(table, column)
+            .expect("a column that is not numeric has a cell of text"),
+    })
+}
+
+/// The error for text feature columns that cannot be encoded (`unusable`: each column with its
+/// [`Encoding::TooManyValues`] counts), with the option that leaves them all out: --ignore with the
+/// columns already ignored, or --features without them.
+fn unusable_text(
+    table: &Table,
+    unusable: &[(usize, usize, &Row)],
+    columns: &FeatureColumns,
+) -> Error {
+    let names: Vec<&str> = (unusable.iter())
+        .map(|&(c, ..)| table.header[c].as_str())
+        .collect();
+    let described: Vec<String> = (unusable.iter())
+        .map(|&(c, distinct, example)| {
+            let count = match distinct {
+                n if n > MAX_CATEGORIES => format!("more than {MAX_CATEGORIES}"),
+                n => n.to_string(),
+            };
+            format!(
+                "{} ({} on line {}, {count} distinct values)",
+                quote(&table.header[c]),
+                quote(&example.cells[c]),
+                example.line
+            )
+        })
+        .collect();
+    let (subject, them) = match &described[..] {
+        [column] => (format!("column {column} holds"), "it"),
+        _ => (format!("columns {} hold", described.join(", ")), "them"),
     };
-    Err(Error::data(
+    // Every column to leave out, in the header's order.
+    let ignore = |ignored: &[String]| {
+        let left_out: Vec<&str> = (table.header.iter().map(String::as_str))
+            .filter(|name| names.contains(name) || ignored.iter().any(|i| i == name))
+            .collect();
+        format!("leave {them} out with --ignore {}", left_out.join(","))
+    };
+    let advice = match columns {
+        FeatureColumns::AllButTarget => ignore(&[]),
+        FeatureColumns::AllBut(ignored) => ignore(ignored),
+        FeatureColumns::Only(chosen) => {
+            let kept: Vec<&str> = (chosen.iter().map(String::as_str))
+                .filter(|name| !names.contains(name))
+                .collect();
+            match kept.is_empty() {
+                true => format!("leave {them} out of --features"),
+                false => format!("leave {them} out with --features {}", kept.join(",")),
+            }
+        }
+    };
+    Error::data(
         &table.source,
-        Some(row.line),
+        None,
         format!(
-            "column {} holds {}, not a number, and its distinct values ({count} in {} rows) are too many to \
-             encode as categories (at most {MAX_CATEGORIES}, and fewer than half the rows); leave it out \
-             with --ignore {name}",
-            quote(name),
-            quote(&row.cells[column]),
-            table.rows.len()
+            "{subject} text, not numbers, with too many distinct values to encode as categories (at most \
+             {MAX_CATEGORIES}, and fewer than half the {} rows); {advice}",
+            table.rows.len(),
         ),
-    ))
+    )
 }
 
 /// A label's value where it is a finite number.

@@ -60,10 +60,12 @@ pub enum Error {
 
     /// No adapter's name contains the one asked for (by `--adapter` or WGPU_ADAPTER_NAME).
     #[error(
-        "{from} {} matches no adapter's name; wgpu finds {}; `wgmlp adapters` lists what it finds, and \
-         `--backend cpu` trains without a GPU",
+        "{from} {} matches no adapter's name; wgpu finds {}; the backend in brackets is not part of the \
+         name: WGPU_BACKEND chooses it (e.g. WGPU_BACKEND={}); `wgmlp adapters` lists what wgpu finds, \
+         and `--backend cpu` trains without a GPU",
         quote(wanted),
-        if found.is_empty() { "none".to_string() } else { quote_list(found) }
+        if found.is_empty() { "none".to_string() } else { quote_list(found) },
+        backend_example(wanted)
     )]
     AdapterNotFound {
         from: &'static str,
@@ -187,6 +189,15 @@ pub fn quote_list<S: AsRef<str>>(items: &[S]) -> String {
             shown.join(", "),
             items.len()
         )
+    }
+}
+
+/// A WGPU_BACKEND value to show beside an adapter name that matched nothing: the name itself where it
+/// names a backend (`--adapter gl`), else vulkan.
+fn backend_example(wanted: &str) -> String {
+    match wgpu::Backends::from_comma_list(wanted).is_empty() {
+        true => "vulkan".into(),
+        false => wanted.trim().to_lowercase(),
     }
 }
 

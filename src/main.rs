@@ -72,7 +72,7 @@ struct Cli {
     #[command(flatten)]
     device: cli::AdapterChoice,
 
-    /// Print one JSON object instead of a table (predict: one per row)
+    /// Print the results as JSON instead of text
     #[arg(long, global = true)]
     json: bool,
 }
@@ -83,7 +83,7 @@ enum Command {
     #[command(allow_negative_numbers = true)]
     Train(Box<cli::train::TrainArgs>),
 
-    /// Predict with a saved model, one row of CSV output per input row
+    /// Predict with a saved model, one row of CSV output per input row (with --json, a JSON object per row)
     Predict(cli::predict::PredictArgs),
 
     /// List the GPU adapters wgpu finds, marking the one that the demo, train and bench would open
@@ -198,10 +198,15 @@ fn parse_command_line() -> Cli {
         });
         if let Some(arg) = typed {
             let name = arg.get_long().unwrap_or(arg.get_id().as_str());
-            let message = format!(
-                "--{name} before `{subcommand}` is an option of the XOR demo, which `{subcommand}` does not \
-                 read; put it after `{subcommand}`"
-            );
+            // Moving it after the subcommand helps only where the subcommand has an option of that name.
+            let takes_it = (command.find_subcommand(subcommand))
+                .is_some_and(|sub| sub.get_arguments().any(|a| a.get_long() == Some(name)));
+            let advice = match takes_it {
+                true => format!("which `{subcommand}` does not read; put it after `{subcommand}`"),
+                false => format!("and `{subcommand}` has no --{name}; leave it out"),
+            };
+            let message =
+                format!("--{name} before `{subcommand}` is an option of the XOR demo, {advice}");
             command.error(ErrorKind::ArgumentConflict, message).exit();
         }
     }

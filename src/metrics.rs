@@ -112,7 +112,8 @@ impl fmt::Display for Scores {
     }
 }
 
-/// A value to four significant digits: plain where that is short, with an exponent otherwise.
+/// A value to four significant digits, plain where that is short (a whole number below 1e7 keeps all its
+/// digits: 19265, not 1.927e4), with an exponent otherwise (1.500e10).
 fn significant(value: f64) -> String {
     let magnitude = value.abs();
     if value == 0.0 || !value.is_finite() {

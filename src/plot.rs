@@ -1,5 +1,5 @@
-//! Pictures of a run as PNG: the loss curve and, for a classifier of two features, its decision regions
-//! with the data points on top.
+//! Pictures of a run as PNG: the loss curve and, for a classifier of two numeric features, its decision
+//! regions with the data points on top.
 //!
 //! Labels need a font: the first TrueType font found in the usual system places is used, and without one
 //! the charts are drawn without text rather than not at all.
@@ -8,6 +8,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf32;
 use plotters::prelude::*;
 
 use crate::{Error, Result};
@@ -21,6 +23,8 @@ pub struct Points<'a> {
     pub held_out: &'a [bool],
     /// The class names in output order, for the legend.
     pub classes: &'a [String],
+    /// The features' names, x1's and x2's, for the axes.
+    pub names: [&'a str; 2],
 }
 
 /// The loss at each sampled epoch (the first one before training), for the training rows and for rows held
@@ -257,7 +261,9 @@ fn draw_regions(
     }))?;
     let mut mesh = chart.configure_mesh();
     if has_text {
-        mesh.x_desc("x1").y_desc("x2");
+        (mesh.x_desc(points.names[0]).y_desc(points.names[1]))
+            .x_label_formatter(&axis_label)
+            .y_label_formatter(&axis_label);
     } else {
         mesh.disable_x_mesh().disable_y_mesh();
     }
@@ -298,10 +304,52 @@ fn draw_regions(
     }
     chart
         .configure_series_labels()
+        .position(legend_corner(points, regions))
         .border_style(BLACK)
         .background_style(WHITE.mix(0.85))
         .draw()?;
     Ok(())
+}
+
+/// A tick label as plotters writes it, but never "-0.0": a tick that is 0 but for rounding (a sum of steps
+/// from a negative start) is plain 0.
+fn axis_label(value: &f32) -> String {
+    let label = RangedCoordf32::format(value);
+    // -0.0 matches 0.0.
+    match label.parse::<f32>() {
+        Ok(0.0) => label.trim_start_matches('-').to_string(),
+        _ => label,
+    }
+}
+
+/// The share of each axis, from a corner, that the legend is taken to cover.
+const LEGEND_SHARE: f32 = 0.4;
+
+/// The corner of the regions where the legend covers the fewest points: the upper right on a tie.
+fn legend_corner(points: &Points, regions: &Regions) -> SeriesLabelPosition {
+    // Where a value lies along an axis, from 0 at its low end to 1 at its high end.
+    let along = |v: f32, (lo, hi): (f32, f32)| (v - lo) / (hi - lo);
+    let near = |t: f32, high: bool| match high {
+        true => t > 1.0 - LEGEND_SHARE,
+        false => t < LEGEND_SHARE,
+    };
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let covered = |&(_, right, upper): &(SeriesLabelPosition, bool, bool)| {
+        (points.x1.iter().zip(points.x2))
+            .filter(|&(&x, &y)| {
+                near(along(x, regions.x), right) && near(along(y, regions.y), upper)
+            })
+            .count()
+    };
+    let (corner, ..) = (corners.iter())
+        .min_by_key(|corner| covered(corner))
+        .expect("there are four corners");
+    corner.clone()
 }
 
 /// The colour of class `class` of `classes`: distinct, evenly round the hue circle. The regions are drawn in
@@ -348,4 +396,73 @@ fn image_png(
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
     writer.write_image_data(pixels).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tick_at_zero_is_never_negative_zero() {
+        // A tick stepped to from a negative start lands a rounding error below 0.
+        assert_eq!(
+            RangedCoordf32::format(&-1e-8),
+            "-0.0",
+            "plotters' own label"
+        );
+        assert_eq!(axis_label(&-1e-8), "0.0");
+        assert_eq!(axis_label(&-0.0), "0.0");
+        assert_eq!(axis_label(&-0.5), "-0.5");
+        assert_eq!(axis_label(&2.25), "2.25");
+    }
+
+    #[test]
+    fn the_legend_goes_to_the_corner_with_the_fewest_points() {
+        let classes = ["a".to_string()];
+        let corner = |x1: &[f32], x2: &[f32]| {
+            let points = Points {
+                x1,
+                x2,
+                class: &vec![0; x1.len()],
+                held_out: &vec![false; x1.len()],
+                classes: &classes,
+                names: ["x1", "x2"],
+            };
+            let regions = Regions {
+                x: (0.0, 10.0),
+                y: (0.0, 10.0),
+                class: vec![],
+            };
+            legend_corner(&points, &regions)
+        };
+        // Points in every corner but one.
+        let (left, right, low, high) = (1.0, 9.0, 1.0, 9.0);
+        let cases = [
+            (
+                [left, left, right],
+                [low, high, low],
+                SeriesLabelPosition::UpperRight,
+            ),
+            (
+                [right, left, right],
+                [high, low, low],
+                SeriesLabelPosition::UpperLeft,
+            ),
+            (
+                [left, right, left],
+                [low, high, high],
+                SeriesLabelPosition::LowerRight,
+            ),
+            (
+                [right, right, left],
+                [low, high, high],
+                SeriesLabelPosition::LowerLeft,
+            ),
+        ];
+        for (x1, x2, free) in cases {
+            assert_eq!(corner(&x1, &x2), free, "{x1:?} {x2:?}");
+        }
+        // Points in the middle leave every corner free: the upper right.
+        assert_eq!(corner(&[5.0], &[5.0]), SeriesLabelPosition::UpperRight);
+    }
 }

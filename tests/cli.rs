@@ -235,6 +235,15 @@ fn an_adapter_name_that_matches_none_lists_the_adapters_found() {
         let args = [args, &["--adapter", "no such adapter anywhere"]].concat();
         common::fails_with(&args, &["--adapter", "no such adapter anywhere", found]);
     }
+    // A backend's name is not part of an adapter's: the error says how to choose one.
+    common::fails_with(
+        &["--epochs", "1", "--adapter", "gl"],
+        &[
+            "--adapter \"gl\" matches no adapter's name",
+            "the backend in brackets is not part of the name",
+            "WGPU_BACKEND=gl",
+        ],
+    );
     // The flag overrides the variable.
     let flag = found.to_uppercase();
     let out = Command::new(env!("CARGO_BIN_EXE_wgmlp"))
@@ -448,4 +457,30 @@ fn train_opens_with_one_summary_line_of_the_network_and_where_it_trains() {
     );
     let report = json(&[&args[..], &["--json"]].concat());
     assert_eq!(report["parameters"], 337, "{report:#}");
+}
+
+#[test]
+fn each_command_s_help_says_what_its_options_do_there() {
+    let help = |args: &[&str]| common::succeeds(&[args, &["--help"]].concat());
+    // --json is shared: its own line says nothing of predict, and predict says what it writes.
+    for command in [
+        &[][..],
+        &["train"],
+        &["evaluate"],
+        &["adapters"],
+        &["predict"],
+    ] {
+        let text = help(command);
+        assert!(
+            text.contains("Print the results as JSON instead of text")
+                && !text.contains("one per row"),
+            "{command:?}:\n{text}"
+        );
+    }
+    assert!(help(&["predict"]).contains("a JSON object per row"));
+    // Space is a delimiter too.
+    for command in ["train", "predict", "evaluate"] {
+        let text = help(&[command]);
+        assert!(text.contains(", ; | tab, space,"), "{command}:\n{text}");
+    }
 }

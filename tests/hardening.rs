@@ -589,6 +589,19 @@ fn demo_options_before_a_subcommand_are_refused_not_dropped() {
         &["--epochs", "5", "train", "--dataset", "moons"],
         &["--epochs", "train", "after"],
     );
+    // Moving an option after the subcommand helps only where the subcommand has it.
+    fails_with(
+        &["--adapter", "x", "train", "--dataset", "moons"],
+        &["--adapter before `train`", "put it after `train`"],
+    );
+    let stderr = fails_with(
+        &["--adapter", "x", "predict", "--model", "m", "--input", "-"],
+        &[
+            "--adapter before `predict`",
+            "`predict` has no --adapter; leave it out",
+        ],
+    );
+    assert!(!stderr.contains("put it after"), "{stderr}");
     // --json is shared by every subcommand, wherever it stands.
     let out = succeeds(&[
         "--json",

@@ -347,6 +347,13 @@ fn feature_columns_are_chosen_by_name_and_unknown_names_are_listed() {
     assert_eq!(features(&["--ignore", "id,notes"]), ["a", "b"]);
     assert_eq!(features(&["--features", "b,a"]), ["b", "a"]);
     assert_eq!(features(&["--features", "id", "--target", "a"]), ["id"]);
+    // Names are trimmed, as the header's are; leaving out the target as well is harmless.
+    assert_eq!(features(&["--features", "b, a"]), ["b", "a"]);
+    assert_eq!(
+        features(&["--ignore", " id , notes", "--target", " y"]),
+        ["a", "b"]
+    );
+    assert_eq!(features(&["--ignore", "id,notes,y"]), ["a", "b"]);
 
     let train = |extra: &[&str], fragments: &[&str]| {
         let mut args = vec![
@@ -364,23 +371,26 @@ fn feature_columns_are_chosen_by_name_and_unknown_names_are_listed() {
     // Every column but the target is a feature until told otherwise, and free text cannot be one.
     train(
         &[],
-        &["\"notes\"", "line 2", "not a number", "--ignore notes"],
+        &["\"notes\"", "line 2", "not numbers", "--ignore notes"],
     );
     train(
         &["--features", "a,c"],
         &[
-            "--features \"c\"",
-            "no such column",
-            "\"id\", \"a\", \"b\", \"notes\", \"y\"",
+            "no column \"c\", which --features names",
+            "its columns are [\"id\", \"a\", \"b\", \"notes\", \"y\"]",
         ],
     );
     train(
         &["--ignore", "notes,colour"],
-        &["--ignore \"colour\"", "no such column", "\"notes\""],
+        &["no column \"colour\", which --ignore names", "\"notes\""],
     );
     train(&["--features", "a,y"], &["--features \"y\"", "target"]);
-    train(&["--ignore", "notes,y"], &["--ignore \"y\"", "target"]);
     train(&["--features", "a,a"], &["\"a\"", "twice"]);
+    train(
+        &["--features", "a,,b"],
+        &["--features", "an empty column name"],
+    );
+    train(&["--ignore", " "], &["--ignore", "an empty column name"]);
     train(
         &["--ignore", "id,a,b,notes"],
         &["--ignore", "no feature column"],
@@ -517,7 +527,7 @@ fn a_text_target_is_classified_and_evaluated_with_a_confusion_matrix() {
     write(&slip, "a,b,price\n1,2,100\n2,3,NA\n3,4,300\n");
     fails_with(
         &["train", "--dataset", text(&slip), "--backend", "cpu"],
-        &["\"price\" holds text", "\"NA\" on line 3"],
+        &["column \"price\" is numeric", "\"NA\" on line 3"],
     );
     for loss in ["mse", "sse"] {
         fails_with(
@@ -583,13 +593,19 @@ fn a_text_target_is_classified_and_evaluated_with_a_confusion_matrix() {
     };
     broken(
         "a,b\n1,2\n",
-        &["no target column \"species\"", "[\"a\", \"b\"]"],
+        &[
+            "there is no column \"species\", the target column",
+            "its columns are [\"a\", \"b\"]",
+        ],
     );
     broken(
         "a,b,species\n1,2,setosa\n1,2,rose\n",
         &["line 3", "\"rose\" is not one of the classes"],
     );
-    broken("b,species\n1,setosa\n", &["no column \"a\""]);
+    broken(
+        "b,species\n1,setosa\n",
+        &["there is no column \"a\", one of the feature columns [\"a\", \"b\"]"],
+    );
     fails_with(
         &[
             "evaluate",
@@ -692,4 +708,198 @@ fn a_regression_sweep_is_ranked_on_held_out_rows_without_a_convergence_verdict()
         !text.contains("converged") && text.contains("best run by held-out loss"),
         "{text}"
     );
+}
+
+/// A housing table whose cells at `holes` (row, column) hold the given text in place of their number.
+fn with_holes(rows: usize, holes: &[(usize, usize, &str)]) -> String {
+    let mut lines: Vec<Vec<String>> = housing(rows, 7)
+        .lines()
+        .map(|line| line.split(',').map(str::to_string).collect())
+        .collect();
+    for &(row, column, cell) in holes {
+        lines[row][column] = cell.to_string();
+    }
+    let lines: Vec<String> = lines.iter().map(|cells| cells.join(",")).collect();
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn missing_values_in_a_column_of_numbers_are_named_never_classes_or_categories() {
+    let dir = scratch("missing");
+    let train = |name: &str, contents: &str, extra: &[&str]| {
+        let path = dir.join(name);
+        write(&path, contents);
+        let args = [
+            &["train", "--dataset", text(&path), "--backend", "cpu"][..],
+            &["--epochs", "1"],
+            extra,
+        ]
+        .concat();
+        common::failure(&args)
+    };
+    let assert_says = |stderr: &str, says: &[&str], not: &[&str]| {
+        for fragment in says {
+            assert!(
+                stderr.contains(fragment),
+                "{fragment:?} missing from:\n{stderr}"
+            );
+        }
+        for fragment in not {
+            assert!(!stderr.contains(fragment), "{fragment:?} in:\n{stderr}");
+        }
+    };
+    // One "NA" price: a regression target with a gap, not text to classify by (--loss ce would make a
+    // class of every price).
+    let stderr = train("price.csv", &with_holes(40, &[(11, 4, "NA")]), &[]);
+    assert_says(
+        &stderr,
+        &[
+            "price.csv: column \"price\" is numeric, but 1 row holds no number (\"NA\" on line 12)",
+            "remove or fill those rows",
+        ],
+        &["--loss ce"],
+    );
+    // Two gaps in a feature: not a text column of too many values to leave out with --ignore.
+    let stderr = train(
+        "age.csv",
+        &with_holes(40, &[(11, 2, "NA"), (39, 2, "")]),
+        &[],
+    );
+    assert_says(
+        &stderr,
+        &[
+            "column \"age\" is numeric, but 2 rows hold no number (\"NA\" on line 12, \"\" on line 40)",
+        ],
+        &["--ignore", "categories"],
+    );
+    // A column of few values with gaps is not one-hot encoded over them: "NA" and "" are no categories.
+    let few: Vec<String> = (0..40)
+        .map(|i| {
+            let level = match i {
+                5 => "NA",
+                7 => "",
+                _ => ["0", "1", "2"][i % 3],
+            };
+            format!("{i},{level},{}", i % 2)
+        })
+        .collect();
+    let stderr = train("few.csv", &format!("x,level,y\n{}\n", few.join("\n")), &[]);
+    assert_says(
+        &stderr,
+        &[
+            "column \"level\" is numeric, but 2 rows hold no number (\"NA\" on line 7, \"\" on line 9)",
+        ],
+        &[],
+    );
+    // Every spelling of a missing value, and a stray word, are gaps; beyond three they are counted.
+    let holes = [
+        (2, 0, "N/A"),
+        (3, 0, "null"),
+        (4, 0, "?"),
+        (5, 0, "nan"),
+        (6, 0, "unknown"),
+    ];
+    let stderr = train("sqft.csv", &with_holes(40, &holes), &[]);
+    assert_says(
+        &stderr,
+        &[
+            "column \"sqft\" is numeric, but 5 rows hold no number",
+            "(\"N/A\" on line 3, \"null\" on line 4, \"?\" on line 5, … 2 more)",
+        ],
+        &[],
+    );
+    // A class column of numbers with a gap: the gap is no class.
+    let classes = with_holes(40, &[(11, 1, "NA")]);
+    let stderr = train(
+        "classes.csv",
+        &classes,
+        &["--target", "bedrooms", "--loss", "ce"],
+    );
+    assert_says(
+        &stderr,
+        &["column \"bedrooms\" is numeric", "\"NA\" on line 12"],
+        &[],
+    );
+
+    // Only a target of text suggests --loss ce, and only text defaults to it.
+    let table = |csv: &str| wgmlp::data::Table::parse(csv.as_bytes(), "t.csv", None).unwrap();
+    let gaps = table("x,y\n1,2\n2,NA\n3,4\n4,\n");
+    assert_eq!(Schema::default_loss(&gaps, None).unwrap(), Loss::Mse);
+    let words = table("x,y\n1,cat\n2,dog\n3,NA\n4,7\n");
+    assert_eq!(Schema::default_loss(&words, None).unwrap(), Loss::Ce);
+    let stderr = train("text.csv", "x,y\n1,cat\n2,dog\n3,cat\n", &["--loss", "mse"]);
+    assert_says(
+        &stderr,
+        &["holds text (\"cat\" on line 2", "--loss ce"],
+        &[],
+    );
+    // predict names the gaps the same way.
+    let model = dir.join("m.safetensors");
+    let data = dir.join("whole.csv");
+    write(&data, &housing(40, 7));
+    json(&[
+        "train",
+        "--dataset",
+        text(&data),
+        "--backend",
+        "cpu",
+        "--epochs",
+        "1",
+        "--json",
+        "--save",
+        text(&model),
+    ]);
+    let input = dir.join("input.csv");
+    write(&input, "sqft,bedrooms,age,distance\n1000,2,NA,3\n");
+    fails_with(
+        &["predict", "--model", text(&model), "--input", text(&input)],
+        &["column \"age\" is numeric, but 1 row holds no number (\"NA\" on line 2)"],
+    );
+}
+
+#[test]
+fn every_unusable_text_column_is_named_with_one_option_that_leaves_them_all_out() {
+    let dir = scratch("text-columns");
+    let data = dir.join("table.csv");
+    let rows: Vec<String> = (0..30)
+        .map(|i| format!("{i},2024-01-{:02},{},note {i},{}", i + 1, i % 5, i % 3))
+        .collect();
+    write(&data, &format!("id,date,a,notes,y\n{}\n", rows.join("\n")));
+    let train = |extra: &[&str], fragments: &[&str]| {
+        let args = [
+            &["train", "--dataset", text(&data), "--backend", "cpu"][..],
+            &["--epochs", "1"],
+            extra,
+        ]
+        .concat();
+        fails_with(&args, fragments)
+    };
+    let both = [
+        "columns \"date\" (\"2024-01-01\" on line 2, more than 20 distinct values), \"notes\" (\"note 0\" on \
+         line 2, more than 20 distinct values) hold text",
+    ];
+    train(&[], &[both[0], "leave them out with --ignore date,notes"]);
+    // The columns already ignored stay in the list: following the advice keeps them out.
+    train(&["--ignore", "id"], &[both[0], "--ignore id,date,notes"]);
+    train(
+        &["--ignore", "notes"],
+        &["column \"date\"", "--ignore date,notes"],
+    );
+    train(
+        &["--features", "notes,a,date"],
+        &[both[0], "leave them out with --features a"],
+    );
+    train(&["--features", "date"], &["leave it out of --features"]);
+    // Following the advice trains.
+    succeeds(&[
+        "train",
+        "--dataset",
+        text(&data),
+        "--backend",
+        "cpu",
+        "--epochs",
+        "1",
+        "--ignore",
+        "id,date,notes",
+    ]);
 }

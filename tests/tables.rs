@@ -118,6 +118,8 @@ fn delimiters_are_named_or_one_ascii_punctuation_character() {
         ("\"", "the quote"),
         ("1", "numbers are written with it"),
         ("e", "numbers are written with it"),
+        ("a", "a letter belongs to words"),
+        ("Z", "a letter belongs to words"),
         (".", "numbers are written with it"),
         ("-", "numbers are written with it"),
         ("\n", "cannot separate cells"),
@@ -397,19 +399,7 @@ fn evaluate_reads_other_delimiters_and_standard_input() {
     let data = "x1,x2,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n";
     let (csv, model) = (dir.join("xor.csv"), dir.join("m.safetensors"));
     std::fs::write(&csv, data).unwrap();
-    let train = [
-        "train",
-        "--dataset",
-        text(&csv),
-        "--backend",
-        "cpu",
-        "--epochs",
-        "3",
-        "--quiet",
-        "--save",
-        text(&model),
-    ];
-    stdout_of(&train, wgmlp(&train));
+    save_model(&csv, &model, &[]);
     let from_file = json(&[
         "evaluate",
         "--model",
@@ -432,5 +422,77 @@ fn evaluate_reads_other_delimiters_and_standard_input() {
     assert_eq!(from_stdin["rows"], 4);
     for key in ["loss", "accuracy", "confusion_matrix"] {
         assert_eq!(from_stdin[key], from_file[key], "{key}");
+    }
+}
+
+#[test]
+fn numbers_with_a_decimal_comma_are_named_as_such() {
+    let dir = scratch("decimal-comma");
+    let data = dir.join("prices.csv");
+    let rows: Vec<String> = (0..30)
+        .map(|i| format!("{i};{},5;{}", i % 4, 100 + i))
+        .collect();
+    std::fs::write(&data, format!("id;rating;price\n{}\n", rows.join("\n"))).unwrap();
+    // Not text of too many categories to leave out with --ignore: numbers written the other way.
+    let stderr = fails_with(
+        &["train", "--dataset", text(&data), "--backend", "cpu"],
+        &[
+            "prices.csv, line 2",
+            "column \"rating\" holds \"0,5\", a number with a decimal comma",
+            "replace the commas with points",
+        ],
+    );
+    assert!(!stderr.contains("--ignore"), "{stderr}");
+    // The same in a target, and in a file that predict reads.
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            text(&data),
+            "--target",
+            "rating",
+            "--backend",
+            "cpu",
+        ],
+        &["\"rating\" holds \"0,5\", a number with a decimal comma"],
+    );
+}
+
+/// Trains a few epochs on the CPU on `csv` and saves the model to `model`.
+fn save_model(csv: &Path, model: &Path, extra: &[&str]) {
+    let args = [
+        &["train", "--dataset", text(csv), "--backend", "cpu"][..],
+        &["--epochs", "3", "--quiet", "--save", text(model)],
+        extra,
+    ]
+    .concat();
+    stdout_of(&args, wgmlp(&args));
+}
+
+#[test]
+fn predict_answers_a_header_alone_with_a_header_alone() {
+    let dir = scratch("header-only");
+    let (csv, model) = (dir.join("xor.csv"), dir.join("m.safetensors"));
+    std::fs::write(&csv, "x1,x2,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n").unwrap();
+    for (loss, header) in [("mse", "y\n"), ("ce", "class,p_0,p_1\n")] {
+        save_model(&csv, &model, &["--loss", loss]);
+        let empty = dir.join("empty.csv");
+        std::fs::write(&empty, "x1,x2\n").unwrap();
+        let predict = ["predict", "--model", text(&model), "--input", text(&empty)];
+        assert_eq!(stdout_of(&predict, wgmlp(&predict)), header, "{loss}");
+        let args = [&predict[..], &["--json"]].concat();
+        assert_eq!(
+            stdout_of(&args, wgmlp(&args)),
+            "",
+            "{loss}: no rows, no JSON lines"
+        );
+        // The header is still checked, and evaluate and train still need rows.
+        std::fs::write(&empty, "x1,x3\n").unwrap();
+        fails_with(&predict, &["there is no column \"x2\""]);
+        std::fs::write(&empty, "x1,x2,y\n").unwrap();
+        fails_with(
+            &["evaluate", "--model", text(&model), "--input", text(&empty)],
+            &["empty.csv", "no data rows"],
+        );
     }
 }

@@ -110,7 +110,7 @@ fn a_csv_regression_trains_and_predicts_by_column_name() {
             "--backend",
             "cpu",
         ],
-        &["comment", "not a number", "line 2", "--ignore comment"],
+        &["comment", "not numbers", "line 2", "--ignore comment"],
     );
     // ... so leave it out.
     let model = dir.join("line.safetensors");
@@ -649,7 +649,12 @@ fn workflow_options_refuse_what_cannot_work() {
         ),
         (
             &["--validation", text(&wrong_columns)],
-            &["--validation", "columns.csv", "no column \"x2\""],
+            &[
+                "--validation",
+                "columns.csv",
+                "there is no column \"x2\", which the training table has",
+                "its columns [\"x1\", \"x2\", \"y\"]",
+            ],
         ),
         (
             &["--validation", text(&wrong_class)],
@@ -677,9 +682,26 @@ fn workflow_options_refuse_what_cannot_work() {
             "2",
         ];
         all.extend(*args);
-        fails_with(&all, fragments);
+        let stderr = fails_with(&all, fragments);
+        assert!(!stderr.contains("model was trained on"), "{stderr}");
     }
     assert!(!model.exists(), "nothing is saved by a refused run");
+    // Standard input holds one table: it cannot be read twice.
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "-",
+            "--validation",
+            "-",
+            "--backend",
+            "cpu",
+        ],
+        &[
+            "--dataset - and --validation - both read standard input",
+            "save one of them to a file",
+        ],
+    );
 }
 
 #[test]
@@ -797,14 +819,14 @@ fn bad_data_files_are_named_with_their_line() {
         (
             "words.csv",
             "a,b,y\n1,2,0\n3,four,1\n",
-            &["words.csv", "line 3", "\"b\"", "not a number"],
+            &["words.csv", "line 3", "\"b\"", "not numbers"],
         ),
         ("empty.csv", "", &["empty.csv", "empty"]),
         ("header.csv", "a,b,y\n", &["header.csv", "no data rows"]),
         (
             "nan.csv",
             "a,b,y\n1,NaN,0\n",
-            &["nan.csv", "line 2", "finite"],
+            &["nan.csv", "\"NaN\" on line 2", "no number"],
         ),
         (
             "inf.csv",
@@ -835,7 +857,7 @@ fn options_that_do_not_fit_the_data_are_named() {
     let cases: &[(&[&str], &[&str])] = &[
         (
             &["--dataset", csv, "--target", "colour"],
-            &["--target", "colour", "no such column"],
+            &["no column \"colour\", which --target names"],
         ),
         (
             &["--dataset", csv, "--loss", "bce"],
@@ -1067,6 +1089,29 @@ fn plots_show_the_loss_and_for_two_features_the_decision_regions() {
         "--json",
     ]);
     assert_eq!(png_size(&regression), (640, 480), "the loss curve alone");
+    // Two inputs that are one text feature's categories are no plane of two features: no regions.
+    let colours = dir.join("colours.csv");
+    let rows: Vec<String> = (0..20)
+        .map(|i| format!("{},{}", ["red", "blue"][i % 2], i % 2))
+        .collect();
+    std::fs::write(&colours, format!("colour,y\n{}\n", rows.join("\n"))).unwrap();
+    let one_hot = dir.join("one-hot.png");
+    let report = json(&[
+        "train",
+        "--dataset",
+        text(&colours),
+        "--loss",
+        "bce",
+        "--epochs",
+        "5",
+        "--backend",
+        "cpu",
+        "--plot",
+        text(&one_hot),
+        "--json",
+    ]);
+    assert_eq!(report["layers"][0], 2, "{report:#}");
+    assert_eq!(png_size(&one_hot), (640, 480), "the loss curve alone");
     fails_with(
         &[
             "train",
@@ -1152,7 +1197,7 @@ fn the_decision_regions_have_a_legend_of_classes_and_markers() {
     let classes = ["a".to_string(), "b".to_string(), "c".to_string()];
     let everywhere_a = |grid: &[f32]| Ok(vec![0; grid.len() / 2]);
     // Every point and region is of class a; b and c show only in the legend.
-    let draw_one = |name: &str, held_out: bool| {
+    let draw_one = |name: &str, held_out: bool, names: [&str; 2]| {
         let path = dir.join(name);
         let points = Points {
             x1: &[0.0, 1.0],
@@ -1160,13 +1205,14 @@ fn the_decision_regions_have_a_legend_of_classes_and_markers() {
             class: &[0, 0],
             held_out: &[false, held_out],
             classes: &classes,
+            names,
         };
         draw(&path, &curve, Some((&points, &everywhere_a))).unwrap();
         path
     };
     let (circles, crossed) = (
-        draw_one("circles.png", false),
-        draw_one("crossed.png", true),
+        draw_one("circles.png", false, ["x1", "x2"]),
+        draw_one("crossed.png", true, ["x1", "x2"]),
     );
     let count = |path: &Path, class: usize| {
         let c = class_colour(class, classes.len());
@@ -1183,6 +1229,13 @@ fn the_decision_regions_have_a_legend_of_classes_and_markers() {
         count(&circles, 0),
         count(&crossed, 0),
         "a held-out point is marked apart from a training point"
+    );
+    // The axes are named after the features.
+    let named = draw_one("named.png", false, ["sqft", "age"]);
+    assert_eq!(
+        png_pixels(&named) != png_pixels(&circles),
+        font_registered(),
+        "the axis titles are the names given, where there is a font to write them"
     );
 }
 

@@ -16,8 +16,8 @@ use wgmlp::{Error, Network, TrainConfig, quote};
 /// How a command reads its table, flattened into each command that reads one.
 #[derive(Args)]
 pub struct TableFormat {
-    /// The character between cells: , ; | tab, or another ASCII punctuation character [default: whichever
-    /// of , tab ; | splits the header into the most cells]
+    /// The character between cells: , ; | tab, space, or another ASCII punctuation character (not " . - +)
+    /// [default: whichever of , tab ; | splits the header into the most cells]
     #[arg(long, value_parser = parse_delimiter)]
     pub delimiter: Option<u8>,
 }
@@ -26,6 +26,20 @@ impl TableFormat {
     /// Reads the table at `path`, or standard input where it is `-`.
     pub fn read(&self, path: &Path) -> wgmlp::Result<Table> {
         Table::read(path, self.delimiter)
+    }
+
+    /// [`TableFormat::read`], where a header alone is a table of no rows.
+    pub fn read_maybe_empty(&self, path: &Path) -> wgmlp::Result<Table> {
+        Table::read_maybe_empty(path, self.delimiter)
+    }
+}
+
+/// Parses a column's name in a list such as `--features a,b`: spaces around it are not part of it (the
+/// header's names are read trimmed too), and an empty one is a slip.
+pub fn parse_column_name(text: &str) -> Result<String, String> {
+    match text.trim() {
+        "" => Err("an empty column name; separate names with single commas, e.g. a,b".into()),
+        name => Ok(name.to_string()),
     }
 }
 

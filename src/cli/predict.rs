@@ -41,7 +41,8 @@ pub fn run(args: &PredictArgs, json: bool) -> anyhow::Result<()> {
             args.model.display()
         );
     }
-    let table = args.format.read(&args.input)?;
+    // A header alone has no rows to predict: the answer is a header alone too (or no JSON lines).
+    let table = args.format.read_maybe_empty(&args.input)?;
     let inputs = model.schema.features(&table)?;
     let outputs = model.predict(&inputs, table.rows.len())?;
     let bytes = if json {

@@ -2,7 +2,7 @@
 //! an optional held-out part, and the model saved for `predict` or for more training.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -36,16 +36,16 @@ pub struct TrainArgs {
     format: super::TableFormat,
 
     /// The CSV column to predict [default: the last]
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_column_name)]
     target: Option<String>,
 
     /// The feature columns, e.g. a,b,c [default: every column but the target]; a text column of at most 20
     /// distinct values, fewer than half the rows, is one-hot encoded
-    #[arg(long, value_delimiter = ',', conflicts_with = "ignore")]
+    #[arg(long, value_delimiter = ',', value_parser = super::parse_column_name, conflicts_with = "ignore")]
     features: Vec<String>,
 
     /// Columns to leave out of the features, e.g. id,notes (instead of --features)
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::parse_column_name)]
     ignore: Vec<String>,
 
     /// Points to generate for moons, circles and spirals
@@ -103,7 +103,7 @@ pub struct TrainArgs {
     output_activation: Option<Activation>,
 
     /// Loss: sse, mse, bce, ce [default: sse for xor, bce for moons and circles, ce for spirals; for a CSV,
-    /// ce where the target holds only text, else mse]
+    /// ce where the target holds text, not numbers with missing values, else mse]
     #[arg(long)]
     loss: Option<Loss>,
 
@@ -175,7 +175,8 @@ pub struct TrainArgs {
     #[arg(long)]
     quiet: bool,
 
-    /// Draw the loss curve to this PNG file, and for two features the decision regions with the points
+    /// Draw the loss curve to this PNG file, and for a classifier of two numeric features the decision
+    /// regions with the points
     #[arg(long)]
     plot: Option<PathBuf>,
 }
@@ -630,6 +631,12 @@ impl<'a> Job<'a> {
         let mut spared = inputs;
         spared.retain(|(option, _)| *option != "--init");
         super::check_outputs_spare_inputs(&spared, &[("--save", args.save.as_ref())])?;
+        if args.dataset == "-" && args.validation.as_deref() == Some(Path::new("-")) {
+            bail!(
+                "--dataset - and --validation - both read standard input, which holds one table; save one of \
+                 them to a file"
+            );
+        }
         let table = match builtin {
             Some(_) if args.format.delimiter.is_some() => {
                 bail!("--delimiter reads a file; leave it out with a built-in dataset")
@@ -699,13 +706,17 @@ impl<'a> Job<'a> {
         }
         let validation = match &args.validation {
             Some(path) => {
-                let table = args
-                    .format
-                    .read(path)
-                    .with_context(|| format!("--validation {}", path.display()))?;
+                let context = || format!("--validation {}", path.display());
+                let table = args.format.read(path).with_context(context)?;
+                let needed: Vec<&String> = schema.features.iter().chain([&schema.target]).collect();
+                let role = format!(
+                    "which the training table has (validation rows need its columns {})",
+                    wgmlp::quote_list(&needed)
+                );
+                table.columns(&needed, &role).with_context(context)?;
                 let set = schema
                     .dataset(&table, network.loss())
-                    .with_context(|| format!("--validation {}", path.display()))?;
+                    .with_context(context)?;
                 Some((table, set))
             }
             None => None,
@@ -1166,8 +1177,8 @@ impl Curve {
     }
 }
 
-/// The loss curve, and for a classifier of two features its decision regions with the training points and
-/// the held-out ones (test split and validation file) marked apart.
+/// The loss curve, and for a classifier of two numeric features its decision regions, on axes named after
+/// them, with the training points and the held-out ones (test split and validation file) marked apart.
 fn plot(path: &std::path::Path, curve: &RunCurve, model: &Model, job: &Job) -> anyhow::Result<()> {
     let held_out_name = job.watched().map(|(name, _)| format!("{name} rows"));
     let loss_curve = LossCurve {
@@ -1178,8 +1189,13 @@ fn plot(path: &std::path::Path, curve: &RunCurve, model: &Model, job: &Job) -> a
             .filter(|_| !curve.held_out.is_empty())
             .map(|name| (name, &curve.held_out[..])),
     };
-    let network = &model.network;
-    let (Some(classes), 2) = (&model.schema.classes, network.inputs()) else {
+    let (network, schema) = (&model.network, &model.schema);
+    // A region's axes are the two features' values: a one-hot category is no axis.
+    let (Some(classes), [x1_name, x2_name], true) = (
+        &schema.classes,
+        &schema.features[..],
+        schema.categories.is_empty(),
+    ) else {
         return Ok(plot::draw(path, &loss_curve, None)?);
     };
     let loss = network.loss();
@@ -1192,7 +1208,7 @@ fn plot(path: &std::path::Path, curve: &RunCurve, model: &Model, job: &Job) -> a
     .chain(job.validation.iter().map(|(table, set)| (table, set, true)));
     let (mut x1, mut x2, mut class, mut held_out) = (vec![], vec![], vec![], vec![]);
     for (table, set, held) in parts {
-        let raw = model.schema.raw_features(table)?;
+        let raw = schema.raw_features(table)?;
         x1.extend(raw.chunks(2).map(|p| p[0]));
         x2.extend(raw.chunks(2).map(|p| p[1]));
         class.extend(set.targets.chunks(network.outputs()).map(class_of));
@@ -1204,9 +1220,10 @@ fn plot(path: &std::path::Path, curve: &RunCurve, model: &Model, job: &Job) -> a
         class: &class,
         held_out: &held_out,
         classes,
+        names: [x1_name, x2_name],
     };
     let classify = |grid: &[f32]| -> wgmlp::Result<Vec<usize>> {
-        let outputs = model.predict(&model.schema.standardized(grid.to_vec()), grid.len() / 2)?;
+        let outputs = model.predict(&schema.standardized(grid.to_vec()), grid.len() / 2)?;
         Ok(outputs.chunks(network.outputs()).map(class_of).collect())
     };
     Ok(plot::draw(path, &loss_curve, Some((&points, &classify)))?)

@@ -4,8 +4,8 @@
 use std::mem::size_of;
 
 use wgmlp::gpu::{
-    Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_REGISTER_THREADS, MATMUL_TILE,
-    SHADERS, WORKGROUP_SIZE, activation_code, schedule_code,
+    Args, BIAS_TREE_COLUMNS, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_NT_COLUMNS,
+    MATMUL_REGISTER_THREADS, MATMUL_TILE, SHADERS, WORKGROUP_SIZE, activation_code, schedule_code,
 };
 use wgmlp::{Activation, Schedule};
 
@@ -101,6 +101,13 @@ fn tile_and_workgroup_constants_match_the_rust_side() {
     );
     // matmul_registers: 8 rows a thread, and as many columns.
     assert_eq!(8 * MATMUL_REGISTER_THREADS, MATMUL_BLOCK);
+    assert_eq!(constant(blocked, "NT_COLUMNS"), MATMUL_NT_COLUMNS);
+    let bias = SHADERS[Kernel::BiasBackwardTree.shader()].1;
+    assert_eq!(constant(bias, "TREE_COLUMNS"), BIAS_TREE_COLUMNS);
+    assert_eq!(
+        constant(bias, "TREE_COLUMNS") * constant(bias, "TREE_SLICES"),
+        WORKGROUP_SIZE
+    );
 }
 
 #[test]

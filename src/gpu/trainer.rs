@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::{ErrorScopes, Gpu, Op, Program, RowOrder};
+use super::{Epilogue, ErrorScopes, Gpu, MATMUL_BLOCK, Op, Program, RowOrder};
 use crate::cpu::{Evaluation, MatmulShape, check_params_len, check_state_len};
 use crate::network::{Activation, Carver, Dataset, Network, ParamLayout};
 use crate::train::{Optimizer, Schedule, TrainConfig, check_run};
@@ -21,7 +21,9 @@ const MAX_COUNTED_EPOCHS: u64 = 1 << 24;
 
 /// Where every tensor sits in the arena. Parameters come first, so the [`ParamLayout`] ranges are arena
 /// ranges; gradients follow in the same layout. Per weight layer l: `pre[l]` = z and `post[l]` = f(z), for
-/// every row of the data set; their gradients `dpre[l]`, `dpost[l]` for the rows of one batch.
+/// every row of the data set; their gradients `dpre[l]`, `dpost[l]` for the rows of one batch. A hidden
+/// layer's z and dA are never stored (the fused matmuls go from one layer's f(z) or dZ to the next one's), so
+/// only the output layer has room for them.
 struct Arena {
     len: usize,
     params: Range<usize>,
@@ -34,16 +36,28 @@ struct Arena {
     targets: Range<usize>,
     epoch: usize,
     cursor: usize,
+    /// The data set's rows that a shuffled batch takes, from `shuffled_rows`.
+    batch_order: Range<usize>,
     batch_inputs: Range<usize>,
     batch_targets: Range<usize>,
     pre: Vec<Range<usize>>,
     post: Vec<Range<usize>>,
     dpre: Vec<Range<usize>>,
     dpost: Vec<Range<usize>>,
+    /// The slices of a split dW before `split_sum` adds them, for the layer that needs the most.
+    partials: Range<usize>,
+    /// The workgroups that keep the device busy (`busy_workgroups`), which split-K aims for.
+    busy: usize,
 }
 
 impl Arena {
-    fn new(network: &Network, layout: &ParamLayout, config: &TrainConfig, rows: usize) -> Self {
+    fn new(
+        network: &Network,
+        layout: &ParamLayout,
+        config: &TrainConfig,
+        rows: usize,
+        busy: usize,
+    ) -> Self {
         let batch = config
             .batches(rows)
             .iter()
@@ -61,21 +75,37 @@ impl Arena {
         let targets = carve.take(rows * network.outputs());
         let epoch = carve.take(1).start;
         let cursor = carve.take(1).start;
+        let batch_order = carve.take(shuffled);
         let batch_inputs = carve.take(shuffled * network.inputs());
         let batch_targets = carve.take(shuffled * network.outputs());
         let sizes = &network.sizes()[1..];
-        let mut per_layer = |rows: usize| {
+        let mut per_layer = |rows: usize, hidden: bool| {
+            let last = sizes.len() - 1;
             sizes
                 .iter()
-                .map(|&s| carve.take(rows * s))
+                .enumerate()
+                .map(|(l, &s)| carve.take(if hidden || l == last { rows * s } else { 0 }))
                 .collect::<Vec<_>>()
         };
         let (pre, post, dpre, dpost) = (
-            per_layer(rows),
-            per_layer(rows),
-            per_layer(batch),
-            per_layer(batch),
+            per_layer(rows, false),
+            per_layer(rows, true),
+            per_layer(batch, true),
+            per_layer(batch, false),
         );
+        let partials = layout
+            .layers
+            .iter()
+            .map(|layer| {
+                let shape = MatmulShape::new(layer.inputs, batch, layer.outputs).transpose_a();
+                match dweight_slices(shape, busy) {
+                    1 => 0,
+                    slices => slices * layer.inputs * layer.outputs,
+                }
+            })
+            .max()
+            .unwrap_or(0);
+        let partials = carve.take(partials);
         Arena {
             len: carve.used(),
             params,
@@ -87,18 +117,27 @@ impl Arena {
             targets,
             epoch,
             cursor,
+            batch_order,
             batch_inputs,
             batch_targets,
             pre,
             post,
             dpre,
             dpost,
+            partials,
+            busy,
         }
     }
 
     /// The layout, once checked to fit in one buffer on `gpu`.
     fn fitting(gpu: &Gpu, network: &Network, rows: usize, config: &TrainConfig) -> Result<Self> {
-        let arena = Arena::new(network, &network.layout(), config, rows);
+        let arena = Arena::new(
+            network,
+            &network.layout(),
+            config,
+            rows,
+            busy_workgroups(gpu),
+        );
         gpu.check_fits(
             &format!("the network [{network}] on {rows} rows"),
             arena.len,
@@ -128,6 +167,27 @@ impl Arena {
     /// Where `range` of the parameters has its gradient.
     fn grad(&self, range: &Range<usize>) -> Range<usize> {
         self.grads.start + range.start..self.grads.start + range.end
+    }
+}
+
+/// The slices dW = Aᵀ·dZ is split into along the batch (split-K): enough that its blocks and slices together
+/// make `busy` workgroups, each slice at least DWEIGHT_SLICE_ROWS rows deep (the partial sums cost memory
+/// and a pass of split_sum); 1 for no split.
+fn dweight_slices(shape: MatmulShape, busy: usize) -> usize {
+    let block = MATMUL_BLOCK as usize;
+    let blocks = shape.m.div_ceil(block) * shape.n.div_ceil(block);
+    let wanted = busy.div_ceil(blocks.max(1));
+    Op::split_slices(shape, wanted.min(shape.k / DWEIGHT_SLICE_ROWS).max(1))
+}
+
+const DWEIGHT_SLICE_ROWS: usize = 64;
+
+/// Workgroups that keep `gpu` busy: a software adapter runs one at a time on each of the CPU's threads (a
+/// few each balance the load), a GPU wants hundreds in flight.
+fn busy_workgroups(gpu: &Gpu) -> usize {
+    match gpu.is_software() {
+        true => 4 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+        false => 256,
     }
 }
 
@@ -198,15 +258,11 @@ impl<'gpu> GpuTrainer<'gpu> {
             arena: &arena,
         };
         let evaluate = plan.forward(&arena.inputs, data.rows)?;
-        let batches = config.batches(data.rows);
-        let (full, last) = (batches[0].len(), batches[batches.len() - 1].len());
-        let step = |rows, ends_epoch| -> Result<Program> {
-            gpu.program(&buffer, &plan.step(&config, data.rows, rows, ends_epoch)?)
-        };
+        let (full, last) = plan.steps(&config, data.rows)?;
         let steps = Steps {
-            full: step(full, false)?,
-            full_count: batches.len() - 1,
-            last: step(last, true)?,
+            full: gpu.program(&buffer, &full)?,
+            full_count: config.batches(data.rows).len() - 1,
+            last: gpu.program(&buffer, &last)?,
         };
         let trainer = GpuTrainer {
             gpu,
@@ -239,6 +295,7 @@ impl<'gpu> GpuTrainer<'gpu> {
 
     /// How many dispatches one epoch over `rows` rows takes: the cost that the fused engine removes.
     pub fn dispatches_per_epoch(
+        gpu: &Gpu,
         network: &Network,
         rows: usize,
         config: &TrainConfig,
@@ -248,18 +305,38 @@ impl<'gpu> GpuTrainer<'gpu> {
             return Ok(0);
         }
         let layout = network.layout();
-        let arena = Arena::new(network, &layout, config, rows);
+        let arena = Arena::new(network, &layout, config, rows, busy_workgroups(gpu));
         let plan = Plan {
             network,
             layout: &layout,
             arena: &arena,
         };
-        let batches = config.batches(rows);
-        let (full, last) = (batches[0].len(), batches[batches.len() - 1].len());
-        Ok(
-            (batches.len() - 1) * plan.step(config, rows, full, false)?.len()
-                + plan.step(config, rows, last, true)?.len(),
-        )
+        let (full, last) = plan.steps(config, rows)?;
+        Ok((config.batches(rows).len() - 1) * full.len() + last.len())
+    }
+
+    /// The dispatches of one training step (the epoch's last, which also moves its counters on), and a copy
+    /// of the arena to run them on: for timing each by itself (`bench`'s MLP profile) without touching the
+    /// run.
+    pub fn step_on_copy(&self) -> Result<(Vec<Op>, wgpu::Buffer)> {
+        let layout = self.network.layout();
+        let plan = Plan {
+            network: &self.network,
+            layout: &layout,
+            arena: &self.arena,
+        };
+        let (_, last) = plan.steps(&self.config, self.rows)?;
+        let size = self.buffer.size();
+        let copy = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("arena copy"),
+            size,
+            usage: self.buffer.usage(),
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&self.buffer, 0, &copy, 0, size);
+        self.gpu.queue.submit([encoder.finish()]);
+        Ok((last, copy))
     }
 
     /// Checks that `epochs` more epochs keep a shuffled or scheduled run's device epoch counter exact: it is
@@ -406,21 +483,36 @@ impl Plan<'_> {
             } else {
                 first(&self.arena.post[l - 1], rows * layer.inputs)
             };
-            let z = first(&self.arena.pre[l], rows * layer.outputs);
             let a = first(&self.arena.post[l], rows * layer.outputs);
-            ops.push(Op::matmul(
-                z.clone(),
-                x,
-                layer.weight.clone(),
-                MatmulShape::new(rows, layer.inputs, layer.outputs),
-            )?);
-            ops.push(Op::bias_add(z.clone(), layer.bias.clone(), rows)?);
-            ops.push(match self.network.activation(l) {
+            let shape = MatmulShape::new(rows, layer.inputs, layer.outputs);
+            let (w, bias) = (layer.weight.clone(), layer.bias.clone());
+            let f = self.network.activation(l);
+            if l + 1 < self.layout.layers.len() {
+                // A hidden layer in one dispatch.
+                let epilogue = Epilogue::BiasActivation(f);
+                ops.push(Op::matmul_epilogue(a, x, w, shape, epilogue, bias)?);
+                continue;
+            }
+            // The output layer keeps z, the logits an evaluation reports.
+            let z = first(&self.arena.pre[l], rows * layer.outputs);
+            let identity = Epilogue::BiasActivation(Activation::Identity);
+            ops.push(Op::matmul_epilogue(z.clone(), x, w, shape, identity, bias)?);
+            ops.push(match f {
                 Activation::Softmax => Op::softmax_forward(a, z, layer.outputs)?,
                 f => Op::activation_forward(a, z, f)?,
             });
         }
         Ok(ops)
+    }
+
+    /// The ops of an epoch's full steps and of its last step (full or short, ending the epoch).
+    fn steps(&self, config: &TrainConfig, total_rows: usize) -> Result<(Vec<Op>, Vec<Op>)> {
+        let batches = config.batches(total_rows);
+        let (full, last) = (batches[0].len(), batches[batches.len() - 1].len());
+        Ok((
+            self.step(config, total_rows, full, false)?,
+            self.step(config, total_rows, last, true)?,
+        ))
     }
 
     /// One training step on `rows` rows: gather them at the cursor of the epoch's order and move the cursor
@@ -447,16 +539,18 @@ impl Plan<'_> {
                 first(&arena.batch_inputs, rows * inputs),
                 first(&arena.batch_targets, rows * outputs),
             );
+            let rows_at = first(&arena.batch_order, rows);
+            ops.push(Op::shuffled_rows(rows_at.clone(), order)?);
             ops.push(Op::gather_rows(
                 x.clone(),
                 arena.inputs.clone(),
-                order,
+                rows_at.clone(),
                 inputs,
             )?);
             ops.push(Op::gather_rows(
                 y.clone(),
                 arena.targets.clone(),
-                order,
+                rows_at,
                 outputs,
             )?);
             (x, y)
@@ -501,7 +595,8 @@ impl Plan<'_> {
         for (l, layer) in self.layout.layers.iter().enumerate().rev() {
             let n = rows * layer.outputs;
             let dz = first(&arena.dpre[l], n);
-            if l < last || !fused {
+            // The hidden layers' dZ comes from the layer above's dX with the slope applied.
+            if l == last && !fused {
                 let (da, a) = (first(&arena.dpost[l], n), first(&arena.post[l], n));
                 ops.push(Op::activation_backward(
                     dz.clone(),
@@ -516,21 +611,37 @@ impl Plan<'_> {
                 first(&arena.post[l - 1], rows * layer.inputs)
             };
             let dweight = MatmulShape::new(layer.inputs, rows, layer.outputs).transpose_a();
-            ops.push(Op::matmul(
-                arena.grad(&layer.weight),
-                input,
-                dz.clone(),
-                dweight,
-            )?);
-            ops.push(Op::bias_backward(
+            let dw = arena.grad(&layer.weight);
+            let slices = dweight_slices(dweight, arena.busy);
+            if slices > 1 {
+                let partials = first(&arena.partials, slices * dw.len());
+                ops.push(Op::matmul_split(
+                    partials.clone(),
+                    input,
+                    dz.clone(),
+                    dweight,
+                    slices,
+                )?);
+                ops.push(Op::split_sum(dw, partials)?);
+            } else {
+                ops.push(Op::matmul(dw, input, dz.clone(), dweight)?);
+            }
+            ops.push(Op::bias_backward_tree(
                 arena.grad(&layer.bias),
                 dz.clone(),
                 rows,
             )?);
             if l > 0 {
                 let dinput = MatmulShape::new(rows, layer.outputs, layer.inputs).transpose_b();
-                let dprev = first(&arena.dpost[l - 1], rows * layer.inputs);
-                ops.push(Op::matmul(dprev, dz, layer.weight.clone(), dinput)?);
+                let below = rows * layer.inputs;
+                ops.push(Op::matmul_epilogue(
+                    first(&arena.dpre[l - 1], below),
+                    dz,
+                    layer.weight.clone(),
+                    dinput,
+                    Epilogue::Slope(self.network.activation(l - 1)),
+                    first(&arena.post[l - 1], below),
+                )?);
             }
         }
         Ok(ops)

@@ -144,7 +144,8 @@ impl Arena {
         )?;
         // llvmpipe ends every loop of an invocation once it has run 65535 iterations in all, silently. The
         // kernels loop over a product's inner dimension (a layer's width, or the batch's rows for dW) and
-        // over the batch's rows (bias_backward); `matmul` takes 17 iterations for every 16 of them.
+        // over an eighth of the batch's rows (bias_backward_tree); `matmul` takes 17 iterations for every 16
+        // of them, the others fewer.
         let batch = config.batches(rows).first().map_or(0, |b| b.len());
         let widest = network.sizes().iter().copied().max().unwrap_or(0);
         if gpu.is_software() && batch.max(widest) > SOFTWARE_INNER_LIMIT {

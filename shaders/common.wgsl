@@ -7,8 +7,8 @@ struct Args {
     out: u32,      // arena offsets, in f32 elements
     a: u32,
     b: u32,
-    c: u32,
-    d: u32,
+    c: u32,        // matmul_fused: its epilogue's operand
+    d: u32,        // matmul_fused: not an offset but the steps of k a slice sums (k for one slice)
     rows: u32,
     cols: u32,
     inner: u32,    // matmul: the shared dimension k; next_epoch: the schedule's period

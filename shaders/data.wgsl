@@ -2,17 +2,27 @@
 //
 // Counters are stored as f32 values in the arena: exact up to 2^24, which the trainer checks.
 
-// out[rows×cols] = the rows of src at positions cursor, cursor + 1, ... of the epoch's order, computed here
-// from the seed and the epoch (`shuffled_row`); out = out, a = src, b = epoch, c = cursor, inner = the data
-// set's rows.
+// order[rows] = the rows that positions cursor, cursor + 1, ... of the epoch's order visit, computed from the
+// seed and the epoch (`shuffled_row`), as f32 (exact: the trainer keeps data sets below 2^24 rows); out = order,
+// b = epoch, c = cursor, inner = the data set's rows. Once a row, so that gather_rows only copies.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn shuffled_rows(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
+                 @builtin(num_workgroups) workgroups: vec3<u32>) {
+    let i = thread_index(workgroup, local, workgroups);
+    if i < args.rows {
+        let position = u32(arena[args.c]) + i;
+        let epoch = u32(arena[args.b]);
+        arena[args.out + i] = f32(shuffled_row(args.seed_lo, args.seed_hi, epoch, args.inner, position));
+    }
+}
+
+// out[rows×cols] = the rows of src that order[rows] names; out = out, a = src, b = order.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn gather_rows(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
                @builtin(num_workgroups) workgroups: vec3<u32>) {
     let i = thread_index(workgroup, local, workgroups);
     if i < args.rows * args.cols {
-        let position = u32(arena[args.c]) + i / args.cols;
-        let epoch = u32(arena[args.b]);
-        let source_row = shuffled_row(args.seed_lo, args.seed_hi, epoch, args.inner, position);
+        let source_row = u32(arena[args.b + i / args.cols]);
         arena[args.out + i] = arena[args.a + source_row * args.cols + i % args.cols];
     }
 }

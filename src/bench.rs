@@ -18,6 +18,9 @@ use crate::{Error, Result};
 /// How long each figure is measured for, at least: repetitions double until a run takes this long.
 const MIN_MEASURE: Duration = Duration::from_millis(300);
 
+/// The same for each dispatch of the MLP profile: shorter, since a step has some 25 of them.
+const PROFILE_MEASURE: Duration = Duration::from_millis(100);
+
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
     pub adapter: AdapterSummary,
@@ -78,6 +81,18 @@ pub struct MlpFigures {
     pub gpu_dispatches_per_step: f64,
     pub cpu_samples_per_s: f64,
     pub cpu_reference_samples_per_s: f64,
+    /// Each dispatch of one GPU step timed by itself (repeated in one submission), in the step's order; their
+    /// sum against the step's own time shows what the dispatches cost between them.
+    pub gpu_step_ms: f64,
+    pub gpu_profile: Vec<OpTime>,
+}
+
+/// One dispatch of a step: its kernel, its `Args` rows × cols × inner, and its time alone.
+#[derive(Debug, Serialize)]
+pub struct OpTime {
+    pub kernel: &'static str,
+    pub shape: [u32; 3],
+    pub ms: f64,
 }
 
 /// `cpu::predict` (the forward pass alone, on the fast CPU path) of a 2-16-16-1 tanh network on `rows` rows.
@@ -201,6 +216,7 @@ fn xor_figures(gpu: &Gpu, epochs: usize) -> Result<XorFigures> {
         layered_epochs_per_s: per_s(layered),
         cpu_epochs_per_s: per_s(cpu),
         layered_dispatches_per_epoch: GpuTrainer::dispatches_per_epoch(
+            gpu,
             &network,
             data.rows,
             &start[0].config,
@@ -293,8 +309,21 @@ fn mlp_figures(gpu: &Gpu, epochs: usize) -> Result<MlpFigures> {
         },
     }];
     let samples_per_s = |epochs: usize, time: Duration| (epochs * rows) as f64 / time.as_secs_f64();
-    let (_, gpu_time, _) =
-        time_training(Some(gpu), Engine::Layered, &network, &start, &data, epochs)?;
+    let mut trainer = pollster::block_on(GpuTrainer::new(
+        gpu,
+        &network,
+        &start[0].params,
+        &data,
+        start[0].config,
+    ))?;
+    // An epoch apart first: llvmpipe compiles a pipeline at its first dispatch, seconds for this step's.
+    trainer.train(1)?;
+    gpu.wait()?;
+    let gpu_time = timed(|| {
+        trainer.train(epochs)?;
+        gpu.wait()
+    })?;
+    let gpu_profile = step_profile(gpu, &trainer)?;
     let fast_epochs = 10 * epochs;
     let (_, cpu_time, _) = time_training(None, Engine::Auto, &network, &start, &data, fast_epochs)?;
     let reference = time_reference(&network, &start[0], &data, epochs)?;
@@ -303,12 +332,38 @@ fn mlp_figures(gpu: &Gpu, epochs: usize) -> Result<MlpFigures> {
         rows,
         batch,
         gpu_samples_per_s: samples_per_s(epochs, gpu_time),
-        gpu_dispatches_per_step: GpuTrainer::dispatches_per_epoch(&network, rows, &start[0].config)?
-            as f64
+        gpu_dispatches_per_step: GpuTrainer::dispatches_per_epoch(
+            gpu,
+            &network,
+            rows,
+            &start[0].config,
+        )? as f64
             / steps as f64,
         cpu_samples_per_s: samples_per_s(fast_epochs, cpu_time),
         cpu_reference_samples_per_s: samples_per_s(epochs, reference),
+        gpu_step_ms: millis(gpu_time) / (epochs * steps) as f64,
+        gpu_profile,
     })
+}
+
+/// Each dispatch of one step of `trainer` timed by itself, on a copy of its arena.
+fn step_profile(gpu: &Gpu, trainer: &GpuTrainer) -> Result<Vec<OpTime>> {
+    let (ops, copy) = trainer.step_on_copy()?;
+    ops.iter()
+        .map(|op| {
+            let program = gpu.program(&copy, std::slice::from_ref(op))?;
+            gpu.submit(&[(&program, 1)]); // warm-up, as for the matmuls
+            let time = per_repetition(PROFILE_MEASURE, |reps| {
+                gpu.submit(&[(&program, reps)]);
+                gpu.wait()
+            })?;
+            Ok(OpTime {
+                kernel: op.kernel.entry_point(),
+                shape: [op.args.rows, op.args.cols, op.args.inner],
+                ms: millis(time),
+            })
+        })
+        .collect()
 }
 
 fn predict_figures(rows: usize) -> Result<PredictFigures> {
@@ -357,7 +412,7 @@ async fn matmul_figures(gpu: &Gpu, size: usize) -> Result<MatmulFigures> {
         let program = gpu.program(&buffer, &[op])?;
         gpu.submit(&[(&program, 1)]); // warm-up: the first dispatch pays for pipeline and memory set-up
         let result = gpu.read(&buffer, c.clone()).await?;
-        let time = per_repetition(|reps| {
+        let time = per_repetition(MIN_MEASURE, |reps| {
             gpu.submit(&[(&program, reps)]);
             gpu.wait()
         })?;
@@ -365,7 +420,7 @@ async fn matmul_figures(gpu: &Gpu, size: usize) -> Result<MatmulFigures> {
     }
     let mut cpu_result = vec![0.0; len];
     let mut cpu_time = |multiply: fn(&mut [f32], &[f32], &[f32], MatmulShape)| {
-        per_repetition(|reps| {
+        per_repetition(MIN_MEASURE, |reps| {
             for _ in 0..reps {
                 multiply(&mut cpu_result, &arena[a.clone()], &arena[b.clone()], shape);
             }
@@ -398,12 +453,12 @@ async fn matmul_figures(gpu: &Gpu, size: usize) -> Result<MatmulFigures> {
     })
 }
 
-/// The time of one repetition of `work(reps)`, doubling `reps` until a run lasts [`MIN_MEASURE`].
-fn per_repetition(mut work: impl FnMut(usize) -> Result<()>) -> Result<Duration> {
+/// The time of one repetition of `work(reps)`, doubling `reps` until a run lasts `least`.
+fn per_repetition(least: Duration, mut work: impl FnMut(usize) -> Result<()>) -> Result<Duration> {
     let mut reps = 1;
     loop {
         let elapsed = timed(|| work(reps))?;
-        if elapsed >= MIN_MEASURE {
+        if elapsed >= least {
             return Ok(elapsed / reps as u32);
         }
         reps *= 2;

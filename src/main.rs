@@ -538,6 +538,20 @@ fn run_bench(plan: &BenchPlan, device: &cli::AdapterChoice, json: bool) -> anyho
         mlp.cpu_samples_per_s,
         mlp.cpu_reference_samples_per_s
     )?;
+    let ops: Vec<String> = mlp
+        .gpu_profile
+        .iter()
+        .map(|op| {
+            let [rows, cols, inner] = op.shape;
+            format!("{} {rows}×{cols}×{inner} {:.2}", op.kernel, op.ms)
+        })
+        .collect();
+    say!(
+        "  GPU step {:.2} ms; each dispatch alone (ms): {} (sum {:.2})",
+        mlp.gpu_step_ms,
+        ops.join(", "),
+        mlp.gpu_profile.iter().map(|op| op.ms).sum::<f64>()
+    )?;
     say!(
         "predict 2-16-16-1 on {} rows (CPU, forward only): {:.1} ms",
         report.predict.rows,

@@ -369,6 +369,19 @@ fn bench_prints_every_figure_as_json() {
     ] {
         assert!(report["mlp"][key].as_f64().unwrap() > 0.0, "mlp.{key}");
     }
+    // Every dispatch of a step (the epoch's last, one more than the others) timed by itself.
+    let profile = report["mlp"]["gpu_profile"].as_array().unwrap();
+    assert!(
+        profile.len() as f64 >= report["mlp"]["gpu_dispatches_per_step"].as_f64().unwrap(),
+        "{profile:?}"
+    );
+    assert!(
+        profile.iter().all(|op| op["ms"].as_f64().unwrap() > 0.0
+            && op["kernel"].is_string()
+            && op["shape"].as_array().unwrap().len() == 3),
+        "{profile:?}"
+    );
+    assert!(profile.iter().any(|op| op["kernel"] == "matmul_fused_nt"));
     assert_eq!(report["predict"]["rows"], 5000);
     assert!(report["predict"]["ms"].as_f64().unwrap() > 0.0);
     let sizes: Vec<u64> = report["matmul"]
@@ -394,7 +407,12 @@ fn bench_prints_every_figure_as_json() {
             .collect();
         assert_eq!(
             kernels,
-            ["matmul", "matmul_blocked", "matmul_registers"],
+            [
+                "matmul",
+                "matmul_blocked",
+                "matmul_registers",
+                "matmul_fused"
+            ],
             "{m}"
         );
         for v in versions {

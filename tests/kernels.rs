@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use common::{assert_close, gpu, random};
 use wgmlp::cpu::{self, MatmulShape};
-use wgmlp::gpu::{Kernel, Metrics, Op, RowOrder, groups};
+use wgmlp::gpu::{Epilogue, Kernel, MatmulVariant, Metrics, Op, RowOrder, groups};
 use wgmlp::{Activation, Gpu, Loss, Schedule, TrainConfig};
 
 const ATOL: f32 = 1e-5;
@@ -81,19 +81,161 @@ fn matmul_with_empty_inner_dimension_gives_zeros() {
 }
 
 #[test]
-fn matmul_picks_the_register_blocked_kernel_once_a_block_is_full() {
+fn matmul_picks_the_specialized_kernel_from_256_outputs() {
     assert_eq!(
         Kernel::matmul_for(MatmulShape::new(4, 2, 3)),
         Kernel::Matmul
     );
     assert_eq!(
-        Kernel::matmul_for(MatmulShape::new(63, 500, 500)),
+        Kernel::matmul_for(MatmulShape::new(25, 500, 10)),
         Kernel::Matmul
     );
+    let fused = |transpose_a, transpose_b| {
+        Kernel::MatmulFused(MatmulVariant {
+            transpose_a,
+            transpose_b,
+            epilogue: Epilogue::None,
+        })
+    };
     assert_eq!(
-        Kernel::matmul_for(MatmulShape::new(64, 1, 64)),
-        Kernel::MatmulRegisters
+        Kernel::matmul_for(MatmulShape::new(256, 1, 1)),
+        fused(false, false)
     );
+    assert_eq!(
+        Kernel::matmul_for(MatmulShape::new(256, 784, 10).transpose_a()),
+        fused(true, false)
+    );
+    let nt = Kernel::matmul_for(MatmulShape::new(63, 500, 500).transpose_b());
+    assert_eq!(nt, fused(false, true));
+    assert_eq!(nt.entry_point(), "matmul_fused_nt");
+}
+
+/// c = epilogue(op(a)·op(b)) on the GPU against the CPU's matmul, then bias_add and activation_forward, or
+/// activation_backward.
+fn check_epilogue(shape: MatmulShape, epilogue: Epilogue) {
+    let MatmulShape { m, k, n, .. } = shape;
+    let (a, b) = (random(m * k, 13), random(k * n, 14));
+    let mut expected = vec![0.0; m * n];
+    cpu::matmul(&mut expected, &a, &b, shape);
+    let operand = match epilogue {
+        Epilogue::None => Vec::new(),
+        Epilogue::BiasActivation(f) => {
+            let bias = random(n, 15);
+            cpu::bias_add(&mut expected, &bias);
+            let z = expected.clone();
+            cpu::activation_forward(&mut expected, &z, f);
+            bias
+        }
+        Epilogue::Slope(f) => {
+            // The activation's output, from a z in [-4, 4), so that every slope is met.
+            let z: Vec<f32> = random(m * n, 16).iter().map(|v| 4.0 * v).collect();
+            let mut y = vec![0.0; m * n];
+            cpu::activation_forward(&mut y, &z, f);
+            let da = expected.clone();
+            cpu::activation_backward(&mut expected, &da, &y, f);
+            y
+        }
+    };
+    let mut arena = Arena::default();
+    let (ra, rb, roperand) = (arena.put(&a), arena.put(&b), arena.put(&operand));
+    let rc = arena.put(&vec![f32::NAN; m * n]);
+    let op = Op::matmul_epilogue(rc.clone(), ra, rb, shape, epilogue, roperand).unwrap();
+    let result = arena.run(&[op]);
+    assert_close(
+        &format!("{} {shape:?} with {epilogue:?}", op.kernel.entry_point()),
+        &result[rc],
+        &expected,
+        ATOL * (k as f32).max(1.0),
+        RTOL,
+    );
+}
+
+#[test]
+fn matmul_epilogues_match_the_cpu_ops_they_fuse() {
+    for (m, k, n) in [
+        (1, 1, 1),
+        (3, 5, 7),
+        (65, 257, 33),
+        (130, 70, 9),
+        (64, 0, 3),
+    ] {
+        let shape = MatmulShape::new(m, k, n);
+        for f in common::HIDDEN {
+            // The forward pass of a layer, and dZ of the layer below from dZ·Wᵀ (matmul_fused_nt).
+            check_epilogue(shape, Epilogue::BiasActivation(f));
+            check_epilogue(shape.transpose_b(), Epilogue::Slope(f));
+        }
+        check_epilogue(shape, Epilogue::Slope(Activation::Tanh));
+        check_epilogue(
+            shape.transpose_a(),
+            Epilogue::BiasActivation(Activation::Sigmoid),
+        );
+    }
+}
+
+#[test]
+fn matmul_epilogue_refuses_softmax_and_a_wrong_operand() {
+    let shape = MatmulShape::new(2, 3, 4);
+    let err = Op::matmul_epilogue(
+        0..8,
+        8..14,
+        14..26,
+        shape,
+        Epilogue::BiasActivation(Activation::Softmax),
+        26..30,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("softmax"), "{err}");
+    let err = Op::matmul_epilogue(
+        0..8,
+        8..14,
+        14..26,
+        shape,
+        Epilogue::Slope(Activation::Relu),
+        26..30,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("activation output (m×n)"), "{err}");
+}
+
+#[test]
+fn split_matmul_and_split_sum_match_cpu() {
+    // dW = Aᵀ·dZ over a batch of 257 rows in slices, the last one short, and the plain product too.
+    for shape in [
+        MatmulShape::new(65, 257, 33).transpose_a(),
+        MatmulShape::new(3, 200, 70),
+        MatmulShape::new(1, 5, 1).transpose_a(),
+    ] {
+        for asked in [1, 2, 3, 5, 8] {
+            let MatmulShape { m, k, n, .. } = shape;
+            let slices = Op::split_slices(shape, asked);
+            assert!(
+                slices <= asked && slices <= k.max(1),
+                "{slices} slices of {k}"
+            );
+            let (a, b) = (random(m * k, 17), random(k * n, 18));
+            let mut expected = vec![0.0; m * n];
+            cpu::matmul(&mut expected, &a, &b, shape);
+            let mut arena = Arena::default();
+            let (ra, rb) = (arena.put(&a), arena.put(&b));
+            let partials = arena.put(&vec![f32::NAN; slices * m * n]);
+            let rc = arena.put(&vec![f32::NAN; m * n]);
+            let result = arena.run(&[
+                Op::matmul_split(partials.clone(), ra, rb, shape, asked).unwrap(),
+                Op::split_sum(rc.clone(), partials).unwrap(),
+            ]);
+            assert_close(
+                &format!("{slices} slices of {shape:?}"),
+                &result[rc],
+                &expected,
+                ATOL * k as f32,
+                RTOL,
+            );
+        }
+    }
+    let nt = MatmulShape::new(4, 300, 4).transpose_b();
+    let err = Op::matmul_split(0..32, 32..1232, 1232..2432, nt, 2).unwrap_err();
+    assert!(err.to_string().contains("matmul_fused_nt"), "{err}");
 }
 
 #[test]
@@ -101,9 +243,11 @@ fn matmul_rows_beyond_one_grid_dimension_spill_into_the_next() {
     // More blocks of rows than the 65535 workgroups a grid dimension holds: 16-row tiles for matmul,
     // 64-row blocks for the others.
     check_matmul_with(Kernel::Matmul, MatmulShape::new(1_100_000, 2, 3));
-    for kernel in [Kernel::MatmulBlocked, Kernel::MatmulRegisters] {
+    let fused = Kernel::MatmulFused(MatmulVariant::PLAIN);
+    for kernel in [Kernel::MatmulBlocked, Kernel::MatmulRegisters, fused] {
         check_matmul_with(kernel, MatmulShape::new(4_200_000, 1, 2));
     }
+    check_matmul_with(fused, MatmulShape::new(4_200_000, 1, 2).transpose_b());
 }
 
 #[test]
@@ -117,13 +261,15 @@ fn matmul_rejects_mismatched_shapes() {
 
 #[test]
 fn bias_kernels_match_cpu() {
-    for (rows, cols) in [(1, 1), (4, 3), (63, 65), (257, 3)] {
+    for (rows, cols) in [(1, 1), (4, 3), (63, 65), (257, 3), (0, 5), (1000, 17)] {
         let (z, bias) = (random(rows * cols, 3), random(cols, 4));
         let mut arena = Arena::default();
         let (rz, rbias) = (arena.put(&z), arena.put(&bias));
         let rdb = arena.put(&vec![f32::NAN; cols]);
+        let rtree = arena.put(&vec![f32::NAN; cols]);
         let result = arena.run(&[
             Op::bias_backward(rdb.clone(), rz.clone(), rows).unwrap(),
+            Op::bias_backward_tree(rtree.clone(), rz.clone(), rows).unwrap(),
             Op::bias_add(rz.clone(), rbias, rows).unwrap(),
         ]);
 
@@ -134,6 +280,13 @@ fn bias_kernels_match_cpu() {
         assert_close(
             &format!("bias_backward {rows}×{cols}"),
             &result[rdb],
+            &dbias,
+            ATOL * rows as f32,
+            RTOL,
+        );
+        assert_close(
+            &format!("bias_backward_tree {rows}×{cols}"),
+            &result[rtree],
             &dbias,
             ATOL * rows as f32,
             RTOL,
@@ -229,7 +382,7 @@ fn softmax_matches_cpu_and_sums_to_one() {
 }
 
 #[test]
-fn gather_rows_follows_the_cpu_order_from_the_cursor_on_and_next_epoch_moves_on() {
+fn shuffled_rows_and_gather_rows_follow_the_cpu_order_from_the_cursor_on_and_next_epoch_moves_on() {
     let (rows, cols) = (70, 3);
     let src = random(rows * cols, 8);
     let config = TrainConfig {
@@ -246,6 +399,7 @@ fn gather_rows_follows_the_cpu_order_from_the_cursor_on_and_next_epoch_moves_on(
     let repoch = arena.put(&[epoch as f32]).start;
     let rcursor = arena.put(&[cursor as f32]).start;
     let factor = arena.put(&[f32::NAN]).start;
+    let rows_at = arena.put(&vec![f32::NAN; batch]);
     let out = arena.put(&vec![f32::NAN; batch * cols]);
     let row_order = RowOrder {
         seed: config.shuffle_seed,
@@ -254,7 +408,8 @@ fn gather_rows_follows_the_cpu_order_from_the_cursor_on_and_next_epoch_moves_on(
         cursor: rcursor,
     };
     let result = arena.run(&[
-        Op::gather_rows(out.clone(), rsrc.clone(), row_order, cols).unwrap(),
+        Op::shuffled_rows(rows_at.clone(), row_order).unwrap(),
+        Op::gather_rows(out.clone(), rsrc.clone(), rows_at, cols).unwrap(),
         Op::advance_counter(rcursor, batch as f32).unwrap(),
     ]);
     assert_eq!(
@@ -341,9 +496,7 @@ fn the_device_row_order_equals_the_cpu_order() {
             ..TrainConfig::sgd(0.1)
         };
         for epoch in [0, 1, 7, 100_000] {
-            let src: Vec<f32> = (0..rows).map(|r| r as f32).collect();
             let mut arena = Arena::default();
-            let rsrc = arena.put(&src);
             let repoch = arena.put(&[epoch as f32]).start;
             let rcursor = arena.put(&[0.0]).start;
             let out = arena.put(&vec![f32::NAN; rows]);
@@ -353,7 +506,7 @@ fn the_device_row_order_equals_the_cpu_order() {
                 epoch: repoch,
                 cursor: rcursor,
             };
-            let result = arena.run(&[Op::gather_rows(out.clone(), rsrc, row_order, 1).unwrap()]);
+            let result = arena.run(&[Op::shuffled_rows(out.clone(), row_order).unwrap()]);
             let device: Vec<u32> = result[out].iter().map(|&r| r as u32).collect();
             let cpu_order = config.epoch_order(epoch, rows);
             assert_eq!(device, cpu_order, "{rows} rows, epoch {epoch}");

@@ -4,9 +4,9 @@
 use std::mem::size_of;
 
 use wgmlp::gpu::{
-    Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_REGISTER_THREADS, MATMUL_TILE,
-    SHADERS, Tier, Variant, WORKGROUP_SIZE, activation_code, fused_source, loss_code,
-    schedule_code,
+    Args, BIAS_TREE_COLUMNS, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_NT_COLUMNS,
+    MATMUL_REGISTER_THREADS, MATMUL_TILE, SHADERS, Tier, Variant, WORKGROUP_SIZE, activation_code,
+    fused_source, loss_code, schedule_code,
 };
 use wgmlp::{Activation, Loss, Network, Optimizer, Schedule};
 
@@ -113,6 +113,13 @@ fn tile_and_workgroup_constants_match_the_rust_side() {
     );
     // matmul_registers: 8 rows a thread, and as many columns.
     assert_eq!(8 * MATMUL_REGISTER_THREADS, MATMUL_BLOCK);
+    assert_eq!(constant(&matmul, "NT_COLUMNS"), MATMUL_NT_COLUMNS);
+    let bias = module_of(Kernel::BiasBackwardTree);
+    assert_eq!(constant(&bias, "TREE_COLUMNS"), BIAS_TREE_COLUMNS);
+    assert_eq!(
+        constant(&bias, "TREE_COLUMNS") * constant(&bias, "TREE_SLICES"),
+        WORKGROUP_SIZE
+    );
 }
 
 #[test]

@@ -1342,7 +1342,7 @@ fn a_checkpoint_that_is_fine_tuned_says_why_and_a_cosine_is_never_run_past_its_e
 
 #[test]
 fn a_data_set_too_large_for_the_device_is_named_by_its_rows_not_its_layers() {
-    // The layered engine keeps every layer's outputs for each row: 8005 values a row here, beyond one
+    // The layered engine keeps every layer's outputs for each row: 8007 values a row here, beyond one
     // buffer of any device; the remedy is the rows (or the layers), and no "--layers 2,4000,1:" prefix
     // blames the layers alone.
     let stderr = fails_with(
@@ -1359,7 +1359,7 @@ fn a_data_set_too_large_for_the_device_is_named_by_its_rows_not_its_layers() {
             "--epochs",
             "1",
         ],
-        &["1000000 rows", "8005 values a row", "train on fewer rows"],
+        &["1000000 rows", "8007 values a row", "train on fewer rows"],
     );
     assert!(!stderr.contains("--layers 2,4000,1:"), "{stderr}");
 }

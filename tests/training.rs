@@ -88,6 +88,29 @@ fn deeper_and_wider_networks_match_cpu() {
     }
 }
 
+#[test]
+fn odd_wide_layers_and_long_batches_match_cpu() {
+    // Layers of 65, 63 and 257 units and batches of 257 rows and a short one of 43: partial blocks in the
+    // fused matmuls, dW split along the batch, the slope fused into dZ·Wᵀ for every hidden activation.
+    let rows = 300;
+    let data = Dataset {
+        rows,
+        inputs: common::random(rows * 65, 31),
+        targets: common::targets_for(Loss::Ce, rows, 3, 32),
+    };
+    let config = TrainConfig {
+        batch_size: Some(257),
+        shuffle_seed: 5,
+        ..TrainConfig::sgd(0.05)
+    };
+    for hidden in HIDDEN {
+        let network =
+            Network::build(vec![65, 63, 257, 3], hidden, Activation::Softmax, Loss::Ce).unwrap();
+        let both = train_both(&network, &data, config, 6, 3);
+        assert_agree(&format!("65-63-257-3 {hidden}"), &both, ATOL, RTOL);
+    }
+}
+
 // The stated tolerance of the short runs below: |gpu − cpu| ≤ 1e-4 + 1e-3·|cpu| after 30 epochs of
 // mini-batches, for outputs and every parameter.
 const ATOL: f32 = 1e-4;

@@ -28,6 +28,13 @@ pub const MATMUL_BLOCK_THREADS: u32 = 16;
 /// Threads along each side of a `matmul_registers` workgroup, each holding 8×8 elements of its block.
 pub const MATMUL_REGISTER_THREADS: u32 = 8;
 
+/// Columns of c a `matmul_fused_nt` workgroup computes (`NT_COLUMNS`), over MATMUL_BLOCK rows.
+pub const MATMUL_NT_COLUMNS: u32 = 8;
+
+/// Columns a `bias_backward_tree` workgroup sums (`TREE_COLUMNS` in shaders/bias.wgsl), each by
+/// WORKGROUP_SIZE / BIAS_TREE_COLUMNS threads.
+pub const BIAS_TREE_COLUMNS: u32 = 8;
+
 /// The shader files (`shaders/NAME.wgsl`), each with the shared prelude and functions in front of it.
 pub const SHADERS: [(&str, &str); 6] = [
     (
@@ -86,14 +93,18 @@ pub enum Kernel {
     Matmul,
     MatmulBlocked,
     MatmulRegisters,
+    MatmulFused(MatmulVariant),
+    SplitSum,
     BiasAdd,
     BiasBackward,
+    BiasBackwardTree,
     ActivationForward,
     ActivationBackward,
     SoftmaxForward,
     LossBackward,
     MeasureRows,
     MeasureSum,
+    ShuffledRows,
     GatherRows,
     SgdUpdate,
     AdamUpdate,
@@ -102,18 +113,28 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 16] = [
+    /// Every kernel, `matmul_fused` in its plain variant and its a·bᵀ one (`matmul_fused_nt`); the other
+    /// variants are compiled when a program first uses them.
+    pub const ALL: [Kernel; 21] = [
         Kernel::Matmul,
         Kernel::MatmulBlocked,
         Kernel::MatmulRegisters,
+        Kernel::MatmulFused(MatmulVariant::PLAIN),
+        Kernel::MatmulFused(MatmulVariant {
+            transpose_b: true,
+            ..MatmulVariant::PLAIN
+        }),
+        Kernel::SplitSum,
         Kernel::BiasAdd,
         Kernel::BiasBackward,
+        Kernel::BiasBackwardTree,
         Kernel::ActivationForward,
         Kernel::ActivationBackward,
         Kernel::SoftmaxForward,
         Kernel::LossBackward,
         Kernel::MeasureRows,
         Kernel::MeasureSum,
+        Kernel::ShuffledRows,
         Kernel::GatherRows,
         Kernel::SgdUpdate,
         Kernel::AdamUpdate,
@@ -122,18 +143,19 @@ impl Kernel {
     ];
 
     /// The matmul versions, in the order they were written.
-    pub const MATMULS: [Kernel; 3] = [
+    pub const MATMULS: [Kernel; 4] = [
         Kernel::Matmul,
         Kernel::MatmulBlocked,
         Kernel::MatmulRegisters,
+        Kernel::MatmulFused(MatmulVariant::PLAIN),
     ];
 
-    /// The matmul version for `shape`: the register-blocked one once the output fills at least one of its
-    /// blocks (on lavapipe six times the blocked one's speed at 1024², see the README's table).
+    /// The matmul version for `shape`: `matmul_fused` specialized for its transposes once the output has at
+    /// least 256 elements (on lavapipe it beats the small `matmul` even on a 256×10 output, most of its 64×64
+    /// block idle: the small one's barriers cost more), the small one below.
     pub fn matmul_for(shape: MatmulShape) -> Kernel {
-        let block = MATMUL_BLOCK as usize;
-        if shape.m >= block && shape.n >= block {
-            Kernel::MatmulRegisters
+        if shape.m * shape.n >= 256 {
+            Kernel::MatmulFused(MatmulVariant::for_shape(shape, Epilogue::None))
         } else {
             Kernel::Matmul
         }
@@ -147,14 +169,19 @@ impl Kernel {
             Kernel::Matmul => "matmul",
             Kernel::MatmulBlocked => "matmul_blocked",
             Kernel::MatmulRegisters => "matmul_registers",
+            Kernel::MatmulFused(variant) if variant.along_inner() => "matmul_fused_nt",
+            Kernel::MatmulFused(_) => "matmul_fused",
+            Kernel::SplitSum => "split_sum",
             Kernel::BiasAdd => "bias_add",
             Kernel::BiasBackward => "bias_backward",
+            Kernel::BiasBackwardTree => "bias_backward_tree",
             Kernel::ActivationForward => "activation_forward",
             Kernel::ActivationBackward => "activation_backward",
             Kernel::SoftmaxForward => "softmax_forward",
             Kernel::LossBackward => "loss_backward",
             Kernel::MeasureRows => "measure_rows",
             Kernel::MeasureSum => "measure_sum",
+            Kernel::ShuffledRows => "shuffled_rows",
             Kernel::GatherRows => "gather_rows",
             Kernel::SgdUpdate => "sgd_update",
             Kernel::AdamUpdate => "adam_update",
@@ -166,11 +193,18 @@ impl Kernel {
     /// Which entry of [`SHADERS`] holds the kernel.
     pub fn shader(self) -> usize {
         match self {
-            Kernel::Matmul | Kernel::MatmulBlocked | Kernel::MatmulRegisters => 0,
-            Kernel::BiasAdd | Kernel::BiasBackward => 1,
+            Kernel::Matmul
+            | Kernel::MatmulBlocked
+            | Kernel::MatmulRegisters
+            | Kernel::MatmulFused(_)
+            | Kernel::SplitSum => 0,
+            Kernel::BiasAdd | Kernel::BiasBackward | Kernel::BiasBackwardTree => 1,
             Kernel::ActivationForward | Kernel::ActivationBackward | Kernel::SoftmaxForward => 2,
             Kernel::LossBackward | Kernel::MeasureRows | Kernel::MeasureSum => 3,
-            Kernel::GatherRows | Kernel::AdvanceCounter | Kernel::NextEpoch => 4,
+            Kernel::ShuffledRows
+            | Kernel::GatherRows
+            | Kernel::AdvanceCounter
+            | Kernel::NextEpoch => 4,
             Kernel::SgdUpdate | Kernel::AdamUpdate => 5,
         }
     }
@@ -180,16 +214,81 @@ impl Kernel {
         match self {
             Kernel::Matmul => [MATMUL_TILE, MATMUL_TILE, 1],
             Kernel::MatmulBlocked => [MATMUL_BLOCK_THREADS, MATMUL_BLOCK_THREADS, 1],
-            Kernel::MatmulRegisters => [MATMUL_REGISTER_THREADS, MATMUL_REGISTER_THREADS, 1],
+            Kernel::MatmulRegisters | Kernel::MatmulFused(_) => {
+                [MATMUL_REGISTER_THREADS, MATMUL_REGISTER_THREADS, 1]
+            }
             _ => [WORKGROUP_SIZE, 1, 1],
         }
     }
 
-    pub(crate) fn index(self) -> usize {
-        Kernel::ALL
-            .iter()
-            .position(|&k| k == self)
-            .expect("Kernel::ALL lists every kernel")
+    /// The values of the override constants the pipeline is compiled with (none but `matmul_fused`'s).
+    pub fn constants(self) -> Vec<(&'static str, f64)> {
+        let Kernel::MatmulFused(variant) = self else {
+            return Vec::new();
+        };
+        let (epilogue, activation) = variant.epilogue.code();
+        vec![
+            ("TRANSPOSE_A", f64::from(u8::from(variant.transpose_a))),
+            ("TRANSPOSE_B", f64::from(u8::from(variant.transpose_b))),
+            ("EPILOGUE", f64::from(epilogue)),
+            ("ACTIVATION", f64::from(activation)),
+        ]
+    }
+}
+
+/// What one `matmul_fused` pipeline is specialized for (its override constants): which operands it reads
+/// transposed, and what it does to an element of c as it stores it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MatmulVariant {
+    pub transpose_a: bool,
+    pub transpose_b: bool,
+    pub epilogue: Epilogue,
+}
+
+impl MatmulVariant {
+    /// No transpose, no epilogue: the variant every device compiles up front.
+    pub const PLAIN: MatmulVariant = MatmulVariant {
+        transpose_a: false,
+        transpose_b: false,
+        epilogue: Epilogue::None,
+    };
+
+    /// Whether the entry point is `matmul_fused_nt`: c = A·Bᵀ, whose operands are both contiguous along
+    /// the inner dimension, is read with that dimension on the fast thread axis.
+    pub fn along_inner(self) -> bool {
+        !self.transpose_a && self.transpose_b
+    }
+
+    pub fn for_shape(shape: MatmulShape, epilogue: Epilogue) -> Self {
+        MatmulVariant {
+            transpose_a: shape.transpose_a,
+            transpose_b: shape.transpose_b,
+            epilogue,
+        }
+    }
+}
+
+/// What `matmul_fused` applies to each element of the product as it stores it (`EPILOGUE_` in
+/// shaders/matmul.wgsl); the activations are element-wise ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Epilogue {
+    None,
+    /// c = f(a·b + bias): a layer's forward pass, `matmul`, `bias_add` and `activation_forward` in one.
+    BiasActivation(Activation),
+    /// c = (a·b) ⊙ f′(y), y the activation's output: dZ of the layer below from dZ·Wᵀ, `matmul` and
+    /// `activation_backward` in one.
+    Slope(Activation),
+}
+
+impl Epilogue {
+    /// (EPILOGUE, ACTIVATION) as the shader numbers them.
+    fn code(self) -> (u32, u32) {
+        let activation = |f| activation_code(f).expect("Op::matmul_epilogue refuses softmax");
+        match self {
+            Epilogue::None => (0, 0),
+            Epilogue::BiasActivation(f) => (1, activation(f)),
+            Epilogue::Slope(f) => (2, activation(f)),
+        }
     }
 }
 
@@ -236,21 +335,26 @@ pub fn schedule_code(schedule: Schedule) -> (u32, u32, f32) {
 /// One dispatch's arguments, laid out as `struct Args` in shaders/common.wgsl. Offsets count f32 elements.
 ///
 /// One layout serves every kernel, so a field holds one kind of thing everywhere (`out`, `a`, `b`, `c`, `d`
-/// an arena offset; `rows`, `cols`, `inner` a size; `flags` a code; the rest numbers), and what it is for
-/// each kernel is this table, the one place that says so (a kernel leaves the fields it does not name zero):
+/// an arena offset, but for `matmul_fused`'s `d`, the steps of k a slice sums; `rows`, `cols`, `inner` a
+/// size; `flags` a code; the rest numbers), and what it is for each kernel is this table, the one place that
+/// says so (a kernel leaves the fields it does not name zero):
 ///
 /// ```text
 /// kernel               out, a, b, c, d (offsets)              rows × cols, inner     flags        scale, decay
-/// matmul*              C, A, B                                m × n, k               transposes
+/// matmul, _blocked,    C, A, B                                m × n, k               transposes
+///   _registers
+/// matmul_fused(_nt)    C, A, B, epilogue operand, depth       m × n, k               (overrides)
+/// split_sum            c, partials                            slices × len
 /// bias_add             z, bias                                rows × cols
-/// bias_backward        dbias, dz                              rows × cols
+/// bias_backward(_tree) dbias, dz                              rows × cols
 /// activation_forward   a, z                                   1 × len                activation
 /// activation_backward  dz, da, a                              1 × len                activation
 /// softmax_forward      a, z                                   rows × cols
 /// loss_backward        d, output, target                      1 × len                             factor
 /// measure_rows         partials, output, target, logits       rows × cols            loss
 /// measure_sum          sums, tallies                          n × 1
-/// gather_rows          out, src, epoch, cursor                rows × cols, data rows
+/// shuffled_rows        rows, -, epoch, cursor                 len × 1, data rows
+/// gather_rows          out, src, order                        rows × cols
 /// sgd_update           params, grads, velocity, -, factor     1 × len                             lr, μ
 /// adam_update          params, grads, moments, step, factor   1 × len                             lr, λ
 /// advance_counter      counter                                1 × 1                               amount
@@ -258,7 +362,7 @@ pub fn schedule_code(schedule: Schedule) -> (u32, u32, f32) {
 /// ```
 ///
 /// Besides: `beta1`, `beta2` and `epsilon` are Adam's; `seed_lo` and `seed_hi` the two halves of
-/// gather_rows's seed. Codes: transposes bit 0 for A, bit 1 for B; [`activation_code`], [`loss_code`],
+/// shuffled_rows's seed. Codes: transposes bit 0 for A, bit 1 for B; [`activation_code`], [`loss_code`],
 /// [`schedule_code`]. `factor` in sgd_update and adam_update is the schedule's factor that next_epoch keeps.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
@@ -299,7 +403,8 @@ impl Op {
         Op::matmul_with(Kernel::matmul_for(shape), c, a, b, shape)
     }
 
-    /// c[m×n] = op(a)[m×k] · op(b)[k×n] with a chosen version, `Kernel::Matmul` or `Kernel::MatmulBlocked`.
+    /// c[m×n] = op(a)[m×k] · op(b)[k×n] with a chosen version, one of [`Kernel::MATMULS`] (`matmul_fused` is
+    /// specialized for the shape's transposes, whichever variant is given).
     pub fn matmul_with(
         kernel: Kernel,
         c: Range<usize>,
@@ -307,19 +412,101 @@ impl Op {
         b: Range<usize>,
         shape: MatmulShape,
     ) -> Result<Op> {
-        if !Kernel::MATMULS.contains(&kernel) {
-            return Err(Error::Unsupported {
-                op: "matmul_with",
-                what: format!("{kernel:?}"),
-                reason: "it takes Kernel::Matmul, Kernel::MatmulBlocked or Kernel::MatmulRegisters",
-            });
-        }
+        let kernel = match kernel {
+            Kernel::MatmulFused(_) => {
+                return Op::matmul_epilogue(c, a, b, shape, Epilogue::None, EMPTY);
+            }
+            Kernel::Matmul | Kernel::MatmulBlocked | Kernel::MatmulRegisters => kernel,
+            _ => {
+                return Err(Error::Unsupported {
+                    op: "matmul_with",
+                    what: format!("{kernel:?}"),
+                    reason: "it takes one of Kernel::MATMULS (Kernel::Matmul, Kernel::MatmulBlocked, \
+                             Kernel::MatmulRegisters or Kernel::MatmulFused)",
+                });
+            }
+        };
         let MatmulShape { m, k, n, .. } = shape;
-        expect_len("matmul", "c (m×n)", &c, m * n)?;
-        expect_len("matmul", "a (m×k)", &a, m * k)?;
-        expect_len("matmul", "b (k×n)", &b, k * n)?;
+        expect_matmul(&c, &a, &b, shape)?;
         let flags = u32::from(shape.transpose_a) | u32::from(shape.transpose_b) << 1;
         Op::new(kernel, [&c, &a, &b], [m, n, k], flags)
+    }
+
+    /// c[m×n] = epilogue(op(a)[m×k] · op(b)[k×n]) by `matmul_fused`; `operand` is the epilogue's: the bias
+    /// (n) for [`Epilogue::BiasActivation`], the activation's output (m×n) for [`Epilogue::Slope`], empty
+    /// for none.
+    pub fn matmul_epilogue(
+        c: Range<usize>,
+        a: Range<usize>,
+        b: Range<usize>,
+        shape: MatmulShape,
+        epilogue: Epilogue,
+        operand: Range<usize>,
+    ) -> Result<Op> {
+        let MatmulShape { m, k, n, .. } = shape;
+        expect_matmul(&c, &a, &b, shape)?;
+        let (what, len, f) = match epilogue {
+            Epilogue::None => ("no epilogue operand", 0, None),
+            Epilogue::BiasActivation(f) => ("bias (n)", n, Some(f)),
+            Epilogue::Slope(f) => ("activation output (m×n)", m * n, Some(f)),
+        };
+        expect_len("matmul_epilogue", what, &operand, len)?;
+        if let Some(f) = f {
+            activation_code(f)?;
+        }
+        let variant = MatmulVariant::for_shape(shape, epilogue);
+        let mut op = Op::new(Kernel::MatmulFused(variant), [&c, &a, &b], [m, n, k], 0)?;
+        op.args.c = word(op.kernel, operand.start)?;
+        // One slice covering the whole inner dimension.
+        op.args.d = word(op.kernel, k.max(1))?;
+        Ok(op)
+    }
+
+    /// partials[slices×m×n] = op(a)·op(b) split along k into `slices` slices of at least `depth` steps
+    /// (the last one shorter), slice s its own m×n product; [`Op::split_sum`] adds them into c. For products
+    /// whose long dimension is the inner one, such as dW = Aᵀ·dZ over a batch: the slices run side by side.
+    pub fn matmul_split(
+        partials: Range<usize>,
+        a: Range<usize>,
+        b: Range<usize>,
+        shape: MatmulShape,
+        slices: usize,
+    ) -> Result<Op> {
+        let MatmulShape { m, n, .. } = shape;
+        let (slices, depth) = split(shape.k, slices);
+        expect_len(
+            "matmul_split",
+            "partials (slices×m×n)",
+            &partials,
+            slices * m * n,
+        )?;
+        let c = partials.start..partials.start + m * n;
+        let mut op = Op::matmul_epilogue(c, a, b, shape, Epilogue::None, EMPTY)?;
+        if slices > 1 && MatmulVariant::for_shape(shape, Epilogue::None).along_inner() {
+            return Err(Error::Unsupported {
+                op: "matmul_split",
+                what: "a·bᵀ".into(),
+                reason: "matmul_fused_nt already splits the inner dimension among a workgroup's threads",
+            });
+        }
+        op.args.d = word(op.kernel, depth)?;
+        Ok(op)
+    }
+
+    /// The number of slices [`Op::matmul_split`] makes of `shape` when asked for `slices`.
+    pub fn split_slices(shape: MatmulShape, slices: usize) -> usize {
+        split(shape.k, slices).0
+    }
+
+    /// c[len] = Σ_s partials[s][len], s over the slices in order
+    pub fn split_sum(c: Range<usize>, partials: Range<usize>) -> Result<Op> {
+        let slices = whole_rows("split_sum", "slices", &partials, c.len())?;
+        Op::new(
+            Kernel::SplitSum,
+            [&c, &partials, &EMPTY],
+            [slices, c.len(), 0],
+            0,
+        )
     }
 
     /// z[rows×cols] += bias[cols]
@@ -339,6 +526,13 @@ impl Op {
             [rows, cols, 0],
             0,
         )
+    }
+
+    /// dbias[cols] = Σ_rows dz[rows×cols], each column summed by several threads and a tree
+    pub fn bias_backward_tree(dbias: Range<usize>, dz: Range<usize>, rows: usize) -> Result<Op> {
+        let mut op = Op::bias_backward(dbias, dz, rows)?;
+        op.kernel = Kernel::BiasBackwardTree;
+        Ok(op)
     }
 
     /// a[len] = f(z[len]) for an element-wise f
@@ -370,19 +564,8 @@ impl Op {
     /// a[rows×cols] = softmax(z) along each row
     pub fn softmax_forward(a: Range<usize>, z: Range<usize>, cols: usize) -> Result<Op> {
         expect_len("softmax_forward", "z", &z, a.len())?;
-        if cols == 0 || !a.len().is_multiple_of(cols) {
-            return Err(Error::ShapeMismatch {
-                op: "softmax_forward",
-                expected: format!("whole rows of {cols} columns"),
-                got: format!("{} elements", a.len()),
-            });
-        }
-        Op::new(
-            Kernel::SoftmaxForward,
-            [&a, &z, &EMPTY],
-            [a.len() / cols, cols, 0],
-            0,
-        )
+        let rows = whole_rows("softmax_forward", "rows", &a, cols)?;
+        Op::new(Kernel::SoftmaxForward, [&a, &z, &EMPTY], [rows, cols, 0], 0)
     }
 
     /// d[len] = scale · (output − target)
@@ -411,14 +594,7 @@ impl Op {
     ) -> Result<Op> {
         expect_len("measure_rows", "target", &target, output.len())?;
         expect_len("measure_rows", "logits", &logits, output.len())?;
-        if cols == 0 || !output.len().is_multiple_of(cols) {
-            return Err(Error::ShapeMismatch {
-                op: "measure_rows",
-                expected: format!("whole rows of {cols} columns"),
-                got: format!("{} elements", output.len()),
-            });
-        }
-        let rows = output.len() / cols;
+        let rows = whole_rows("measure_rows", "rows", &output, cols)?;
         expect_len("measure_rows", "partials", &partials, 3 * groups(rows))?;
         let mut op = Op::new(
             Kernel::MeasureRows,
@@ -439,35 +615,43 @@ impl Op {
         Op::new(Kernel::MeasureSum, [&sums, &tallies, &EMPTY], [n, 1, 0], 0)
     }
 
-    /// out[rows×cols] = the rows of src at positions cursor, cursor + 1, ... of the order that `seed` gives
-    /// epoch `epoch` over `total_rows` rows; `cursor` and `epoch` are counters in the arena.
+    /// rows[len] = the rows at positions cursor, cursor + 1, ... of the order that `seed` gives epoch `epoch`
+    /// over `total_rows` rows, as f32; `cursor` and `epoch` are counters in the arena.
+    pub fn shuffled_rows(rows: Range<usize>, order: RowOrder) -> Result<Op> {
+        if rows.len() > order.rows {
+            return Err(Error::ShapeMismatch {
+                op: "shuffled_rows",
+                expected: format!("at most {} rows (the data set's)", order.rows),
+                got: format!("{} rows", rows.len()),
+            });
+        }
+        let epoch = order.epoch..order.epoch + 1;
+        let mut op = Op::new(
+            Kernel::ShuffledRows,
+            [&rows, &EMPTY, &epoch],
+            [rows.len(), 1, order.rows],
+            0,
+        )?;
+        op.args.c = word(Kernel::ShuffledRows, order.cursor)?;
+        (op.args.seed_lo, op.args.seed_hi) = (order.seed as u32, (order.seed >> 32) as u32);
+        Ok(op)
+    }
+
+    /// out[rows×cols] = the rows of src that order[rows] names (row numbers as f32, from `shuffled_rows`)
     pub fn gather_rows(
         out: Range<usize>,
         src: Range<usize>,
-        order: RowOrder,
+        order: Range<usize>,
         cols: usize,
     ) -> Result<Op> {
-        if cols == 0 || !out.len().is_multiple_of(cols) || out.len() / cols > order.rows {
-            return Err(Error::ShapeMismatch {
-                op: "gather_rows",
-                expected: format!(
-                    "whole rows of {cols}, at most {} of them (the data set's rows)",
-                    order.rows
-                ),
-                got: format!("{} elements", out.len()),
-            });
-        }
-        let rows = out.len() / cols;
-        let epoch = order.epoch..order.epoch + 1;
-        let mut op = Op::new(
+        expect_len("gather_rows", "out (rows×cols)", &out, order.len() * cols)?;
+        whole_rows("gather_rows", "source rows", &src, cols)?;
+        Op::new(
             Kernel::GatherRows,
-            [&out, &src, &epoch],
-            [rows, cols, order.rows],
+            [&out, &src, &order],
+            [order.len(), cols, 0],
             0,
-        )?;
-        op.args.c = word(Kernel::GatherRows, order.cursor)?;
-        (op.args.seed_lo, op.args.seed_hi) = (order.seed as u32, (order.seed >> 32) as u32);
-        Ok(op)
+        )
     }
 
     /// The epoch's end: epoch += 1, cursor = 0, and `factor` = the schedule's factor for the new epoch.
@@ -600,7 +784,19 @@ impl Op {
         let grid = match self.kernel {
             Kernel::Matmul => matmul(MATMUL_TILE),
             Kernel::MatmulBlocked | Kernel::MatmulRegisters => matmul(MATMUL_BLOCK),
+            // The slices of k multiply the spilled row blocks in z (`matmul_fused` takes them apart).
+            Kernel::MatmulFused(variant) if variant.along_inner() => {
+                let [_, y, z] = matmul(MATMUL_BLOCK);
+                [cols.div_ceil(MATMUL_NT_COLUMNS), y, z]
+            }
+            Kernel::MatmulFused(_) => {
+                let [x, y, z] = matmul(MATMUL_BLOCK);
+                let slices = self.args.inner.div_ceil(self.args.d.max(1)).max(1);
+                [x, y, z.saturating_mul(slices)]
+            }
             Kernel::BiasBackward => flat(cols.div_ceil(WORKGROUP_SIZE)),
+            Kernel::BiasBackwardTree => flat(cols.div_ceil(BIAS_TREE_COLUMNS)),
+            Kernel::SplitSum => flat(cols.div_ceil(WORKGROUP_SIZE)),
             Kernel::SoftmaxForward | Kernel::MeasureRows => flat(rows.div_ceil(WORKGROUP_SIZE)),
             _ => flat((rows * cols).div_ceil(WORKGROUP_SIZE)),
         };
@@ -654,6 +850,37 @@ pub(crate) fn spill(workgroups: u32, per_dimension: u32) -> [u32; 2] {
 /// How many workgroups of WORKGROUP_SIZE threads `n` threads fill: the tallies a measuring pass leaves.
 pub fn groups(n: usize) -> usize {
     n.div_ceil(WORKGROUP_SIZE as usize)
+}
+
+/// (slices, steps a slice) of an inner dimension `k` split into at most `slices` equal slices, the last one
+/// shorter: as many steps as `matmul_fused` reads from `d`.
+fn split(k: usize, slices: usize) -> (usize, usize) {
+    let depth = k.div_ceil(slices.max(1)).max(1);
+    (k.div_ceil(depth).max(1), depth)
+}
+
+fn expect_matmul(
+    c: &Range<usize>,
+    a: &Range<usize>,
+    b: &Range<usize>,
+    shape: MatmulShape,
+) -> Result<()> {
+    let MatmulShape { m, k, n, .. } = shape;
+    expect_len("matmul", "c (m×n)", c, m * n)?;
+    expect_len("matmul", "a (m×k)", a, m * k)?;
+    expect_len("matmul", "b (k×n)", b, k * n)
+}
+
+/// How many rows of `cols` elements `range` holds, which must be whole ones.
+fn whole_rows(op: &'static str, what: &str, range: &Range<usize>, cols: usize) -> Result<usize> {
+    if cols == 0 || !range.len().is_multiple_of(cols) {
+        return Err(Error::ShapeMismatch {
+            op,
+            expected: format!("whole {what} of {cols} elements"),
+            got: format!("{} elements", range.len()),
+        });
+    }
+    Ok(range.len() / cols)
 }
 
 fn expect_len(op: &'static str, what: &str, range: &Range<usize>, len: usize) -> Result<()> {

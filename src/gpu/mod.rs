@@ -6,6 +6,7 @@ mod generate;
 mod kernel;
 mod trainer;
 
+use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,8 +17,9 @@ pub use crate::cpu::Metrics;
 pub use fused::{FUSED_PRIVATE_FLOATS, FusedTrainer, Tier, Variant, fused_floats};
 pub use generate::fused_source;
 pub use kernel::{
-    Args, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_REGISTER_THREADS, MATMUL_TILE, Op,
-    RowOrder, SHADERS, WORKGROUP_SIZE, activation_code, groups, loss_code, schedule_code,
+    Args, BIAS_TREE_COLUMNS, Epilogue, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS,
+    MATMUL_NT_COLUMNS, MATMUL_REGISTER_THREADS, MATMUL_TILE, MatmulVariant, Op, RowOrder, SHADERS,
+    WORKGROUP_SIZE, activation_code, groups, loss_code, schedule_code,
 };
 pub use trainer::GpuTrainer;
 
@@ -95,7 +97,11 @@ pub struct Gpu {
     limits: wgpu::Limits,
     subgroup_lanes: Option<u32>,
     bind_group_layout: wgpu::BindGroupLayout,
-    pipelines: Vec<wgpu::ComputePipeline>,
+    pipeline_layout: wgpu::PipelineLayout,
+    modules: Vec<wgpu::ShaderModule>,
+    /// Every kernel of [`Kernel::ALL`] from the start; the other variants of `matmul_fused` from the first
+    /// program that uses them.
+    pipelines: Mutex<HashMap<Kernel, wgpu::ComputePipeline>>,
     faults: Arc<Mutex<Faults>>,
 }
 
@@ -249,15 +255,9 @@ impl Gpu {
             .collect();
         let pipelines = Kernel::ALL
             .iter()
-            .map(|kernel| {
-                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(kernel.entry_point()),
-                    layout: Some(&pipeline_layout),
-                    module: &modules[kernel.shader()],
-                    entry_point: Some(kernel.entry_point()),
-                    compilation_options: Default::default(),
-                    cache: None,
-                })
+            .map(|&kernel| {
+                let pipeline = compile(&device, &pipeline_layout, &modules, kernel);
+                (kernel, pipeline)
             })
             .collect();
         scopes.pop("compiling the kernels").await?;
@@ -268,7 +268,9 @@ impl Gpu {
             limits,
             subgroup_lanes,
             bind_group_layout,
-            pipelines,
+            pipeline_layout,
+            modules,
+            pipelines: Mutex::new(pipelines),
             faults,
         })
     }
@@ -367,7 +369,7 @@ impl Gpu {
                 remedy: "use fewer layers (--layers)",
             })?;
             dispatches.push(Dispatch {
-                kernel: op.kernel,
+                pipeline: self.pipeline(op.kernel),
                 offset,
                 workgroups: op.workgroups(self.limits.max_compute_workgroups_per_dimension)?,
             });
@@ -410,7 +412,7 @@ impl Gpu {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             for &(program, times) in runs {
                 for _ in 0..times {
-                    program.encode(self, &mut pass);
+                    program.encode(&mut pass);
                 }
             }
         }
@@ -494,9 +496,40 @@ impl Gpu {
         self.read(&buffer, 0..arena.len()).await
     }
 
-    fn pipeline(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
-        &self.pipelines[kernel.index()]
+    /// The kernel's pipeline, compiled on first use for a variant outside [`Kernel::ALL`]; errors in
+    /// compiling it go to the caller's error scope.
+    fn pipeline(&self, kernel: Kernel) -> wgpu::ComputePipeline {
+        let mut pipelines = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        pipelines
+            .entry(kernel)
+            .or_insert_with(|| compile(&self.device, &self.pipeline_layout, &self.modules, kernel))
+            .clone()
     }
+}
+
+/// The pipeline of `kernel`, with its override constants.
+fn compile(
+    device: &wgpu::Device,
+    layout: &wgpu::PipelineLayout,
+    modules: &[wgpu::ShaderModule],
+    kernel: Kernel,
+) -> wgpu::ComputePipeline {
+    let constants = kernel.constants();
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(kernel.entry_point()),
+        layout: Some(layout),
+        module: &modules[kernel.shader()],
+        entry_point: Some(kernel.entry_point()),
+        // Every kernel writes its workgroup memory before it reads it.
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &constants,
+            zero_initialize_workgroup_memory: false,
+        },
+        cache: None,
+    })
 }
 
 /// A list of dispatches bound to one arena, their arguments already on the device.
@@ -506,17 +539,17 @@ pub struct Program {
 }
 
 struct Dispatch {
-    kernel: Kernel,
+    pipeline: wgpu::ComputePipeline,
     offset: u32,
     workgroups: [u32; 3],
 }
 
 impl Program {
     /// Records every dispatch into `pass`; wgpu orders them with barriers, since they share the arena.
-    pub fn encode(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>) {
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         for dispatch in &self.dispatches {
             let [x, y, z] = dispatch.workgroups;
-            pass.set_pipeline(gpu.pipeline(dispatch.kernel));
+            pass.set_pipeline(&dispatch.pipeline);
             pass.set_bind_group(0, &self.bind_group, &[dispatch.offset]);
             pass.dispatch_workgroups(x, y, z);
         }

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::{ErrorScopes, Gpu, Op, Program, RowOrder, groups};
+use super::{Epilogue, ErrorScopes, Gpu, MATMUL_BLOCK, Op, Program, RowOrder, groups};
 use crate::cpu::{Evaluation, MatmulShape, Metrics, check_params_len, check_state_len};
 use crate::network::{Activation, Carver, Dataset, Network, ParamLayout};
 use crate::train::{Optimizer, Schedule, TrainConfig, check_run};
@@ -21,8 +21,11 @@ const MAX_COUNTED_EPOCHS: u64 = 1 << 24;
 
 /// Where every tensor sits in the arena. Parameters come first, so the [`ParamLayout`] ranges are arena
 /// ranges; gradients follow in the same layout. Per weight layer l: `pre[l]` = z and `post[l]` = f(z), for
-/// every row of the data set; their gradients `dpre[l]`, `dpost[l]` for the rows of one batch. `tallies[p]`
-/// holds what pass p of measuring leaves (`measure_rows`, then `measure_sum` until one tally is left).
+/// every row of the data set; their gradients `dpre[l]`, `dpost[l]` for the rows of one batch. A hidden
+/// layer's z and dA are never stored (the fused matmuls go from one layer's f(z) or dZ to the next one's), so
+/// only the output layer has room for them.
+/// `tallies[p]` holds what pass p of measuring leaves (`measure_rows`, then `measure_sum` until one tally is
+/// left).
 struct Arena {
     len: usize,
     params: Range<usize>,
@@ -35,6 +38,8 @@ struct Arena {
     targets: Range<usize>,
     epoch: usize,
     cursor: usize,
+    /// The data set's rows that a shuffled batch takes, from `shuffled_rows`.
+    batch_order: Range<usize>,
     batch_inputs: Range<usize>,
     batch_targets: Range<usize>,
     pre: Vec<Range<usize>>,
@@ -42,10 +47,20 @@ struct Arena {
     dpre: Vec<Range<usize>>,
     dpost: Vec<Range<usize>>,
     tallies: Vec<Range<usize>>,
+    /// The slices of a split dW before `split_sum` adds them, for the layer that needs the most.
+    partials: Range<usize>,
+    /// The workgroups that keep the device busy (`busy_workgroups`), which split-K aims for.
+    busy: usize,
 }
 
 impl Arena {
-    fn new(network: &Network, layout: &ParamLayout, config: &TrainConfig, rows: usize) -> Self {
+    fn new(
+        network: &Network,
+        layout: &ParamLayout,
+        config: &TrainConfig,
+        rows: usize,
+        busy: usize,
+    ) -> Self {
         let batch = config
             .batches(rows)
             .iter()
@@ -63,21 +78,37 @@ impl Arena {
         let targets = carve.take(rows * network.outputs());
         let epoch = carve.take(1).start;
         let cursor = carve.take(1).start;
+        let batch_order = carve.take(shuffled);
         let batch_inputs = carve.take(shuffled * network.inputs());
         let batch_targets = carve.take(shuffled * network.outputs());
         let sizes = &network.sizes()[1..];
-        let mut per_layer = |rows: usize| {
+        let mut per_layer = |rows: usize, hidden: bool| {
+            let last = sizes.len() - 1;
             sizes
                 .iter()
-                .map(|&s| carve.take(rows * s))
+                .enumerate()
+                .map(|(l, &s)| carve.take(if hidden || l == last { rows * s } else { 0 }))
                 .collect::<Vec<_>>()
         };
         let (pre, post, dpre, dpost) = (
-            per_layer(rows),
-            per_layer(rows),
-            per_layer(batch),
-            per_layer(batch),
+            per_layer(rows, false),
+            per_layer(rows, true),
+            per_layer(batch, true),
+            per_layer(batch, false),
         );
+        let partials = layout
+            .layers
+            .iter()
+            .map(|layer| {
+                let shape = MatmulShape::new(layer.inputs, batch, layer.outputs).transpose_a();
+                match dweight_slices(shape, busy) {
+                    1 => 0,
+                    slices => slices * layer.inputs * layer.outputs,
+                }
+            })
+            .max()
+            .unwrap_or(0);
+        let partials = carve.take(partials);
         let mut tallies = vec![carve.take(3 * groups(rows))];
         let mut left = groups(rows);
         while left > 1 {
@@ -95,6 +126,7 @@ impl Arena {
             targets,
             epoch,
             cursor,
+            batch_order,
             batch_inputs,
             batch_targets,
             pre,
@@ -102,6 +134,8 @@ impl Arena {
             dpre,
             dpost,
             tallies,
+            partials,
+            busy,
         }
     }
 
@@ -115,12 +149,11 @@ impl Arena {
     /// too large (the rows, a batch, the layers) and the option that shrinks it.
     fn fitting(gpu: &Gpu, network: &Network, rows: usize, config: &TrainConfig) -> Result<Self> {
         let layout = network.layout();
-        let arena = Arena::new(network, &layout, config, rows);
-        // Parameters, gradients and state come first; nearly all the rest grows with the rows, since the
-        // forward pass over the whole set keeps every layer's z and f(z) for each row.
+        let arena = Arena::new(network, &layout, config, rows, busy_workgroups(gpu));
+        // Parameters, gradients and state come first; nearly all the rest grows with the rows (the forward
+        // pass over the whole set keeps every layer's f(z) for each row, and a full batch its gradients).
         let fixed = arena.inputs.start;
-        let per_row =
-            network.inputs() + network.outputs() + 2 * network.sizes()[1..].iter().sum::<usize>();
+        let per_row = (arena.len - fixed) / rows.max(1);
         gpu.check_fits(
             &format!(
                 "the network [{network}] on {rows} rows in the layered engine, {per_row} values a row and \
@@ -143,7 +176,8 @@ impl Arena {
         }
         // llvmpipe ends every loop of an invocation once it has run 65535 iterations in all, silently. The
         // kernels loop over a product's inner dimension (a layer's width, or the batch's rows for dW) and
-        // over the batch's rows (bias_backward); `matmul` takes 17 iterations for every 16 of them.
+        // over an eighth of the batch's rows (bias_backward_tree); `matmul` takes 17 iterations for every 16
+        // of them, the others fewer.
         let batches = config.batches(rows);
         let batch = batches.first().map_or(0, |b| b.len());
         let widest = network.sizes().iter().copied().max().unwrap_or(0);
@@ -220,6 +254,27 @@ impl Arena {
     }
 }
 
+/// The slices dW = Aᵀ·dZ is split into along the batch (split-K): enough that its blocks and slices together
+/// make `busy` workgroups, each slice at least DWEIGHT_SLICE_ROWS rows deep (the partial sums cost memory
+/// and a pass of split_sum); 1 for no split.
+fn dweight_slices(shape: MatmulShape, busy: usize) -> usize {
+    let block = MATMUL_BLOCK as usize;
+    let blocks = shape.m.div_ceil(block) * shape.n.div_ceil(block);
+    let wanted = busy.div_ceil(blocks.max(1));
+    Op::split_slices(shape, wanted.min(shape.k / DWEIGHT_SLICE_ROWS).max(1))
+}
+
+const DWEIGHT_SLICE_ROWS: usize = 64;
+
+/// Workgroups that keep `gpu` busy: a software adapter runs one at a time on each of the CPU's threads (a
+/// few each balance the load), a GPU wants hundreds in flight.
+fn busy_workgroups(gpu: &Gpu) -> usize {
+    match gpu.is_software() {
+        true => 4 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+        false => 256,
+    }
+}
+
 /// The longest product or batch the layered engine's loops may cover on a software adapter: 65535
 /// iterations, as `matmul` counts them (17 for 16), less a margin.
 const SOFTWARE_INNER_LIMIT: usize = 60_000;
@@ -283,15 +338,11 @@ impl<'gpu> GpuTrainer<'gpu> {
             arena: &arena,
         };
         let evaluate = plan.forward(&arena.inputs, data.rows)?;
-        let batches = config.batches(data.rows);
-        let (full, last) = (batches[0].len(), batches[batches.len() - 1].len());
-        let step = |rows, ends_epoch| -> Result<Program> {
-            gpu.program(&buffer, &plan.step(&config, data.rows, rows, ends_epoch)?)
-        };
+        let (full, last) = plan.steps(&config, data.rows)?;
         let steps = Steps {
-            full: step(full, false)?,
-            full_count: batches.len() - 1,
-            last: step(last, true)?,
+            full: gpu.program(&buffer, &full)?,
+            full_count: config.batches(data.rows).len() - 1,
+            last: gpu.program(&buffer, &last)?,
         };
         let trainer = GpuTrainer {
             gpu,
@@ -326,6 +377,7 @@ impl<'gpu> GpuTrainer<'gpu> {
 
     /// How many dispatches one epoch over `rows` rows takes: the cost that the fused engine removes.
     pub fn dispatches_per_epoch(
+        gpu: &Gpu,
         network: &Network,
         rows: usize,
         config: &TrainConfig,
@@ -335,18 +387,38 @@ impl<'gpu> GpuTrainer<'gpu> {
             return Ok(0);
         }
         let layout = network.layout();
-        let arena = Arena::new(network, &layout, config, rows);
+        let arena = Arena::new(network, &layout, config, rows, busy_workgroups(gpu));
         let plan = Plan {
             network,
             layout: &layout,
             arena: &arena,
         };
-        let batches = config.batches(rows);
-        let (full, last) = (batches[0].len(), batches[batches.len() - 1].len());
-        Ok(
-            (batches.len() - 1) * plan.step(config, rows, full, false)?.len()
-                + plan.step(config, rows, last, true)?.len(),
-        )
+        let (full, last) = plan.steps(config, rows)?;
+        Ok((config.batches(rows).len() - 1) * full.len() + last.len())
+    }
+
+    /// The dispatches of one training step (the epoch's last, which also moves its counters on), and a copy
+    /// of the arena to run them on: for timing each by itself (`bench`'s MLP profile) without touching the
+    /// run.
+    pub fn step_on_copy(&self) -> Result<(Vec<Op>, wgpu::Buffer)> {
+        let layout = self.network.layout();
+        let plan = Plan {
+            network: &self.network,
+            layout: &layout,
+            arena: &self.arena,
+        };
+        let (_, last) = plan.steps(&self.config, self.rows)?;
+        let size = self.buffer.size();
+        let copy = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("arena copy"),
+            size,
+            usage: self.buffer.usage(),
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&self.buffer, 0, &copy, 0, size);
+        self.gpu.queue.submit([encoder.finish()]);
+        Ok((last, copy))
     }
 
     /// Checks that `epochs` more epochs keep a shuffled or scheduled run's device epoch counter exact: it is
@@ -520,21 +592,36 @@ impl Plan<'_> {
             } else {
                 first(&self.arena.post[l - 1], rows * layer.inputs)
             };
-            let z = first(&self.arena.pre[l], rows * layer.outputs);
             let a = first(&self.arena.post[l], rows * layer.outputs);
-            ops.push(Op::matmul(
-                z.clone(),
-                x,
-                layer.weight.clone(),
-                MatmulShape::new(rows, layer.inputs, layer.outputs),
-            )?);
-            ops.push(Op::bias_add(z.clone(), layer.bias.clone(), rows)?);
-            ops.push(match self.network.activation(l) {
+            let shape = MatmulShape::new(rows, layer.inputs, layer.outputs);
+            let (w, bias) = (layer.weight.clone(), layer.bias.clone());
+            let f = self.network.activation(l);
+            if l + 1 < self.layout.layers.len() {
+                // A hidden layer in one dispatch.
+                let epilogue = Epilogue::BiasActivation(f);
+                ops.push(Op::matmul_epilogue(a, x, w, shape, epilogue, bias)?);
+                continue;
+            }
+            // The output layer keeps z, the logits an evaluation reports.
+            let z = first(&self.arena.pre[l], rows * layer.outputs);
+            let identity = Epilogue::BiasActivation(Activation::Identity);
+            ops.push(Op::matmul_epilogue(z.clone(), x, w, shape, identity, bias)?);
+            ops.push(match f {
                 Activation::Softmax => Op::softmax_forward(a, z, layer.outputs)?,
                 f => Op::activation_forward(a, z, f)?,
             });
         }
         Ok(ops)
+    }
+
+    /// The ops of an epoch's full steps and of its last step (full or short, ending the epoch).
+    fn steps(&self, config: &TrainConfig, total_rows: usize) -> Result<(Vec<Op>, Vec<Op>)> {
+        let batches = config.batches(total_rows);
+        let (full, last) = (batches[0].len(), batches[batches.len() - 1].len());
+        Ok((
+            self.step(config, total_rows, full, false)?,
+            self.step(config, total_rows, last, true)?,
+        ))
     }
 
     /// One training step on `rows` rows: gather them at the cursor of the epoch's order and move the cursor
@@ -561,16 +648,18 @@ impl Plan<'_> {
                 first(&arena.batch_inputs, rows * inputs),
                 first(&arena.batch_targets, rows * outputs),
             );
+            let rows_at = first(&arena.batch_order, rows);
+            ops.push(Op::shuffled_rows(rows_at.clone(), order)?);
             ops.push(Op::gather_rows(
                 x.clone(),
                 arena.inputs.clone(),
-                order,
+                rows_at.clone(),
                 inputs,
             )?);
             ops.push(Op::gather_rows(
                 y.clone(),
                 arena.targets.clone(),
-                order,
+                rows_at,
                 outputs,
             )?);
             (x, y)
@@ -615,7 +704,8 @@ impl Plan<'_> {
         for (l, layer) in self.layout.layers.iter().enumerate().rev() {
             let n = rows * layer.outputs;
             let dz = first(&arena.dpre[l], n);
-            if l < last || !fused {
+            // The hidden layers' dZ comes from the layer above's dX with the slope applied.
+            if l == last && !fused {
                 let (da, a) = (first(&arena.dpost[l], n), first(&arena.post[l], n));
                 ops.push(Op::activation_backward(
                     dz.clone(),
@@ -630,21 +720,37 @@ impl Plan<'_> {
                 first(&arena.post[l - 1], rows * layer.inputs)
             };
             let dweight = MatmulShape::new(layer.inputs, rows, layer.outputs).transpose_a();
-            ops.push(Op::matmul(
-                arena.grad(&layer.weight),
-                input,
-                dz.clone(),
-                dweight,
-            )?);
-            ops.push(Op::bias_backward(
+            let dw = arena.grad(&layer.weight);
+            let slices = dweight_slices(dweight, arena.busy);
+            if slices > 1 {
+                let partials = first(&arena.partials, slices * dw.len());
+                ops.push(Op::matmul_split(
+                    partials.clone(),
+                    input,
+                    dz.clone(),
+                    dweight,
+                    slices,
+                )?);
+                ops.push(Op::split_sum(dw, partials)?);
+            } else {
+                ops.push(Op::matmul(dw, input, dz.clone(), dweight)?);
+            }
+            ops.push(Op::bias_backward_tree(
                 arena.grad(&layer.bias),
                 dz.clone(),
                 rows,
             )?);
             if l > 0 {
                 let dinput = MatmulShape::new(rows, layer.outputs, layer.inputs).transpose_b();
-                let dprev = first(&arena.dpost[l - 1], rows * layer.inputs);
-                ops.push(Op::matmul(dprev, dz, layer.weight.clone(), dinput)?);
+                let below = rows * layer.inputs;
+                ops.push(Op::matmul_epilogue(
+                    first(&arena.dpre[l - 1], below),
+                    dz,
+                    layer.weight.clone(),
+                    dinput,
+                    Epilogue::Slope(self.network.activation(l - 1)),
+                    first(&arena.post[l - 1], below),
+                )?);
             }
         }
         Ok(ops)

@@ -179,8 +179,10 @@ function drawCurve(curve) {
   context.font = "11px sans-serif";
   context.fillText(Math.pow(10, high).toPrecision(3), 2, 14);
   context.fillText(Math.pow(10, low).toPrecision(3), 2, height - bottom);
-  context.fillText(`epoch ${last}`, width - 70, height - 4);
   context.fillText(`${first}`, left, height - 4);
+  context.textAlign = "right";
+  context.fillText(`epoch ${last}`, width - 4, height - 4);
+  context.textAlign = "left";
   const line = (values, colour, dash) => {
     context.beginPath();
     context.setLineDash(dash);

@@ -246,3 +246,17 @@ fn the_page_trains_xor_on_the_gpu_and_the_loss_falls() {
     }
     std::fs::remove_dir_all(&profile).ok();
 }
+
+#[test]
+fn a_bad_or_taken_port_is_named() {
+    common::fails_with(&["playground", "--port", "70000"], &["--port", "70000"]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    common::fails_with(
+        &["playground", "--port", &port],
+        &[
+            &format!("cannot listen on 127.0.0.1:{port}"),
+            "choose another --port",
+        ],
+    );
+}

@@ -88,6 +88,9 @@ enum Command {
 
     /// List the GPU adapters wgpu finds, marking the one that the demo, train and bench would open
     Adapters(cli::AdapterChoice),
+    /// Serve a local web page that trains small networks live: decision regions, loss curves, sweeps
+    Playground(cli::playground::PlaygroundArgs),
+
     /// Score a saved model on a CSV file with the target column: loss and accuracy with a confusion matrix,
     /// or loss, RMSE and R² for regression
     Evaluate(cli::evaluate::EvaluateArgs),
@@ -162,6 +165,7 @@ fn main() -> ExitCode {
         Some(Command::Predict(ref args)) => cli::predict::run(args, cli.json),
         Some(Command::Adapters(ref device)) => list_adapters(device, cli.json),
         Some(Command::Evaluate(ref args)) => cli::evaluate::run(args, cli.json),
+        Some(Command::Playground(ref args)) => cli::playground::run(args),
         None => run_xor(&cli),
     };
     // Lines are flushed as they are written; this catches what a caller wrote without a line end.

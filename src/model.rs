@@ -73,8 +73,14 @@ impl Model {
     /// Writes the model atomically: an interrupted save leaves the previous file, never half of a new one.
     /// Parameters that are not finite are refused: such a model could not predict anything.
     pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes(&path.display().to_string())?;
+        crate::output::write(path, &bytes)
+    }
+
+    /// The safetensors file that [`Model::save`] writes, as bytes; `name` is what an error calls it.
+    pub fn to_bytes(&self, name: &str) -> Result<Vec<u8>> {
         let unusable = |reason: String| Error::Model {
-            path: path.display().to_string(),
+            path: name.to_string(),
             reason,
         };
         if let Some(i) = self.params.iter().position(|v| !v.is_finite()) {
@@ -133,12 +139,11 @@ impl Model {
                 (name.clone(), view)
             })
             .collect::<Vec<_>>();
-        let bytes = safetensors::serialize(
+        safetensors::serialize(
             views,
             Some(HashMap::from([(METADATA_KEY.to_string(), json)])),
         )
-        .map_err(|e| Error::io(path, "write", std::io::Error::other(e.to_string())))?;
-        crate::output::write(path, &bytes)
+        .map_err(|e| unusable(format!("safetensors cannot hold it: {e}")))
     }
 
     /// Reads a model that [`Model::save`] wrote, checking every tensor against the metadata.

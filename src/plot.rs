@@ -205,10 +205,44 @@ fn tick_label(value: f64) -> String {
     }
 }
 
-/// The bounds of the points with a margin, and the class of every grid cell's centre.
+/// A square grid over two features: the bounds of the points with a margin, `side` cells a side.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Grid {
+    pub x: (f32, f32),
+    pub y: (f32, f32),
+    pub side: usize,
+}
+
+impl Grid {
+    pub fn around(x1: &[f32], x2: &[f32], side: usize) -> Grid {
+        let bounds = |v: &[f32]| {
+            let (lo, hi) = v
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            let pad = ((hi - lo) * 0.1).max(0.1);
+            (lo - pad, hi + pad)
+        };
+        Grid {
+            x: bounds(x1),
+            y: bounds(x2),
+            side,
+        }
+    }
+
+    /// Every cell's centre as a row of two raw features, a row of cells at a time from the lowest x2.
+    pub fn centres(&self) -> Vec<f32> {
+        let side = self.side;
+        let centre =
+            |i: usize, (lo, hi): (f32, f32)| lo + (i as f32 + 0.5) / side as f32 * (hi - lo);
+        (0..side * side)
+            .flat_map(|k| [centre(k % side, self.x), centre(k / side, self.y)])
+            .collect()
+    }
+}
+
+/// The grid around the points, and the class of every cell's centre.
 struct Regions {
-    x: (f32, f32),
-    y: (f32, f32),
+    grid: Grid,
     class: Vec<usize>,
 }
 
@@ -216,22 +250,10 @@ fn classify_grid(
     points: &Points,
     classify: &dyn Fn(&[f32]) -> Result<Vec<usize>>,
 ) -> Result<Regions> {
-    let bounds = |v: &[f32]| {
-        let (lo, hi) = v
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-        let pad = ((hi - lo) * 0.1).max(0.1);
-        (lo - pad, hi + pad)
-    };
-    let (x, y) = (bounds(points.x1), bounds(points.x2));
-    let centre = |i: usize, (lo, hi): (f32, f32)| lo + (i as f32 + 0.5) / GRID as f32 * (hi - lo);
-    let grid: Vec<f32> = (0..GRID * GRID)
-        .flat_map(|k| [centre(k % GRID, x), centre(k / GRID, y)])
-        .collect();
+    let grid = Grid::around(points.x1, points.x2, GRID);
     Ok(Regions {
-        x,
-        y,
-        class: classify(&grid)?,
+        grid,
+        class: classify(&grid.centres())?,
     })
 }
 
@@ -249,7 +271,7 @@ fn draw_regions(
             .x_label_area_size(36)
             .y_label_area_size(48);
     }
-    let (x, y) = (regions.x, regions.y);
+    let (x, y) = (regions.grid.x, regions.grid.y);
     let mut chart = chart.build_cartesian_2d(x.0..x.1, y.0..y.1)?;
     let (dx, dy) = ((x.1 - x.0) / GRID as f32, (y.1 - y.0) / GRID as f32);
     chart.draw_series(regions.class.iter().enumerate().map(|(k, &c)| {
@@ -342,7 +364,7 @@ fn legend_corner(points: &Points, regions: &Regions) -> SeriesLabelPosition {
     let covered = |&(_, right, upper): &(SeriesLabelPosition, bool, bool)| {
         (points.x1.iter().zip(points.x2))
             .filter(|&(&x, &y)| {
-                near(along(x, regions.x), right) && near(along(y, regions.y), upper)
+                near(along(x, regions.grid.x), right) && near(along(y, regions.grid.y), upper)
             })
             .count()
     };
@@ -429,8 +451,11 @@ mod tests {
                 names: ["x1", "x2"],
             };
             let regions = Regions {
-                x: (0.0, 10.0),
-                y: (0.0, 10.0),
+                grid: Grid {
+                    x: (0.0, 10.0),
+                    y: (0.0, 10.0),
+                    side: 0,
+                },
                 class: vec![],
             };
             legend_corner(&points, &regions)

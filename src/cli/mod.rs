@@ -1,6 +1,7 @@
 //! The subcommands beyond the XOR demo, and what the command line's parts share.
 
 pub mod evaluate;
+pub mod playground;
 pub mod predict;
 pub mod sweep;
 pub mod train;

@@ -1,6 +1,7 @@
 //! `train`: a network on a built-in dataset or a CSV file, on the GPU or the CPU reference, with a summary,
 //! an optional held-out part, and the model saved for `predict` or for more training.
 
+use std::borrow::Borrow;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -200,93 +201,14 @@ enum TrainBackend {
 }
 
 pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
-    let job = Job::prepare(args)?;
+    let job = Job::prepare(args, |path| args.format.read(path))?;
     let Job {
         network, config, ..
     } = &job;
     let setup = Instant::now();
-    if args.backend == TrainBackend::Cpu && args.engine != Engine::Auto {
-        bail!(
-            "--engine {} runs on the GPU; leave it out with --backend cpu",
-            args.engine
-        )
-    }
-    if args.backend == TrainBackend::Cpu && args.device.adapter.is_some() {
-        bail!("--adapter chooses a GPU; leave it out with --backend cpu")
-    }
-    // An engine asked for by name needs the GPU.
-    let backend = match args.backend {
-        TrainBackend::Auto if args.engine != Engine::Auto => TrainBackend::Gpu,
-        backend => backend,
-    };
-    let mut note = None;
-    let mut gpu = match backend {
-        TrainBackend::Gpu => Some(args.device.open()?),
-        TrainBackend::Cpu => None,
-        TrainBackend::Auto => match args.device.open() {
-            Err(e @ Error::NoAdapter { .. }) => {
-                note = Some(format!("{e}; training on the CPU"));
-                None
-            }
-            opened => Some(opened?),
-        },
-    };
-    // Before the weights are drawn, so that a network that can never fit fails at once.
-    let runs = job.lrs.len() * args.runs as usize;
-    let rows = job.train_set.rows;
-    let on_gpu = Trainer::choose(gpu.as_ref(), args.engine, network, rows, config, runs);
-    let cpu_can = || Trainer::choose(None, Engine::Auto, network, rows, config, runs).is_ok();
-    // Auto takes the CPU where the adapter cannot train the network at all, and where it is a software one
-    // (the CPU itself, emulating a GPU), except for a sweep in the fused engine's invocation-sized tiers,
-    // which trains many networks side by side: otherwise the CPU path is faster there, and it compiles no
-    // shader, which takes seconds on a software adapter.
-    let cpu_is_faster = |gpu: &Gpu, chosen: Chosen| {
-        let tier = || FusedTrainer::check_size(gpu, network, rows, config, runs);
-        runs == 1 || chosen != Chosen::Fused || matches!(tier(), Ok(Tier::Workgroup { .. }))
-    };
-    let to_cpu = match (&gpu, &on_gpu) {
-        (Some(gpu), Err(e)) if backend == TrainBackend::Auto && cpu_can() => Some(format!(
-            "{} cannot train this network ({e}): training on the CPU",
-            gpu.adapter().name
-        )),
-        (Some(gpu), Ok(chosen))
-            if backend == TrainBackend::Auto
-                && gpu.is_software()
-                && cpu_is_faster(gpu, *chosen)
-                && cpu_can() =>
-        {
-            let what = match runs {
-                1 => "a single network",
-                _ => "a sweep of networks this large",
-            };
-            Some(format!(
-                "{} is a software adapter (the CPU emulates a GPU): training on the CPU, which is \
-                 faster here for {what}; --backend gpu trains on the adapter",
-                gpu.adapter().name
-            ))
-        }
-        _ => None,
-    };
-    match to_cpu {
-        Some(reason) => {
-            note = Some(reason);
-            gpu = None;
-        }
-        None => drop(on_gpu.map_err(super::layers_error(network))?),
-    }
-    let engine = args.engine;
-    let init_params = job.init.as_ref().map(|m| &m.params[..]);
-    let starts = sweep::starts(
-        network,
-        init_params,
-        *config,
-        args.seed,
-        &job.lrs,
-        args.runs as usize,
-    );
-    let (seeds, starts): (Vec<u64>, Vec<Start>) = starts.into_iter().unzip();
-    let mut trainer = Trainer::new(gpu.as_ref(), engine, network, &starts, &job.train_set)
-        .map_err(super::layers_error(network))?;
+    let (gpu, note) = choose_device(args, &job, || args.device.open())?;
+    let (seeds, starts): (Vec<u64>, Vec<Start>) = job.starts().into_iter().unzip();
+    let mut trainer = job.trainer(gpu.as_ref(), &starts)?;
     let checkpoint = job.init.as_ref().and_then(|m| m.checkpoint.as_ref());
     let resumed = checkpoint.filter(|c| resumes(c, config, args.epochs));
     if let Some(checkpoint) = resumed {
@@ -356,18 +278,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         early_stop,
     } = job.train(&mut trainer, start_loss, quiet)?;
     let (train_ms, measure_ms) = (millis(timing.training), millis(timing.measuring));
-    let judged = job.judges_convergence();
-    let mut outcomes: Vec<Outcome> = progress
-        .iter()
-        .zip(seeds.iter().zip(&starts))
-        .map(|(progress, (&seed, start))| Outcome::new(seed, start.config.lr, progress, judged))
-        .collect();
-    // A sweep keeps the run that does best on rows it did not train on, where there are some.
-    if let (true, Some((_, watched))) = (job.sweeps(), job.watched()) {
-        for (outcome, params) in outcomes.iter_mut().zip(trainer.all_params()?) {
-            outcome.held_out_loss = Some(wgmlp::cpu::evaluate(network, &params, watched)?.loss);
-        }
-    }
+    let outcomes = job.outcomes(&trainer, &progress, &seeds, &starts)?;
     let best = sweep::best(&outcomes);
     let best_config = starts[best].config;
     // With --early-stop the model kept is the best log point's, which the trainer has moved past.
@@ -531,6 +442,87 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The device a run of `job` trains on, as --backend and --engine ask (none for the CPU), and the note that
+/// says why where auto takes the CPU. `open` opens the adapter: `train` its own, the playground its shared one.
+pub(super) fn choose_device<G: Borrow<Gpu>>(
+    args: &TrainArgs,
+    job: &Job,
+    open: impl Fn() -> wgmlp::Result<G>,
+) -> anyhow::Result<(Option<G>, Option<String>)> {
+    if args.backend == TrainBackend::Cpu && args.engine != Engine::Auto {
+        bail!(
+            "--engine {} runs on the GPU; leave it out with --backend cpu",
+            args.engine
+        )
+    }
+    if args.backend == TrainBackend::Cpu && args.device.adapter.is_some() {
+        bail!("--adapter chooses a GPU; leave it out with --backend cpu")
+    }
+    // An engine asked for by name needs the GPU.
+    let backend = match args.backend {
+        TrainBackend::Auto if args.engine != Engine::Auto => TrainBackend::Gpu,
+        backend => backend,
+    };
+    let mut note = None;
+    let mut gpu = match backend {
+        TrainBackend::Gpu => Some(open()?),
+        TrainBackend::Cpu => None,
+        TrainBackend::Auto => match open() {
+            Err(e @ Error::NoAdapter { .. }) => {
+                note = Some(format!("{e}; training on the CPU"));
+                None
+            }
+            opened => Some(opened?),
+        },
+    };
+    // Before the weights are drawn, so that a network that can never fit fails at once.
+    let (network, config) = (&job.network, &job.config);
+    let device = gpu.as_ref().map(G::borrow);
+    let runs = job.lrs.len() * args.runs as usize;
+    let rows = job.train_set.rows;
+    let on_gpu = Trainer::choose(device, args.engine, network, rows, config, runs);
+    let cpu_can = || Trainer::choose(None, Engine::Auto, network, rows, config, runs).is_ok();
+    // Auto takes the CPU where the adapter cannot train the network at all, and where it is a software one
+    // (the CPU itself, emulating a GPU), except for a sweep in the fused engine's invocation-sized tiers,
+    // which trains many networks side by side: otherwise the CPU path is faster there, and it compiles no
+    // shader, which takes seconds on a software adapter.
+    let cpu_is_faster = |gpu: &Gpu, chosen: Chosen| {
+        let tier = || FusedTrainer::check_size(gpu, network, rows, config, runs);
+        runs == 1 || chosen != Chosen::Fused || matches!(tier(), Ok(Tier::Workgroup { .. }))
+    };
+    let to_cpu = match (device, &on_gpu) {
+        (Some(gpu), Err(e)) if backend == TrainBackend::Auto && cpu_can() => Some(format!(
+            "{} cannot train this network ({e}): training on the CPU",
+            gpu.adapter().name
+        )),
+        (Some(gpu), Ok(chosen))
+            if backend == TrainBackend::Auto
+                && gpu.is_software()
+                && cpu_is_faster(gpu, *chosen)
+                && cpu_can() =>
+        {
+            let what = match runs {
+                1 => "a single network",
+                _ => "a sweep of networks this large",
+            };
+            Some(format!(
+                "{} is a software adapter (the CPU emulates a GPU): training on the CPU, which is \
+                 faster here for {what}; --backend gpu trains on the adapter",
+                gpu.adapter().name
+            ))
+        }
+        _ => None,
+    };
+    match to_cpu {
+        Some(reason) => {
+            note = Some(reason);
+            gpu = None;
+        }
+        None => drop(on_gpu.map_err(super::layers_error(network))?),
+    }
+    Ok((gpu, note))
+}
+
 /// Values from which on unscaled data earns the advice to --standardize it.
 const LARGE_VALUE: f32 = 1000.0;
 
@@ -592,18 +584,18 @@ fn why_not_resumed(checkpoint: &Checkpoint, config: &TrainConfig, epochs: u64) -
 }
 
 /// Everything a run needs before it touches a device: the data split and scaled, the network, the settings.
-struct Job<'a> {
+pub(super) struct Job<'a> {
     args: &'a TrainArgs,
     init: Option<Model>,
-    network: Network,
-    schema: Schema,
+    pub(super) network: Network,
+    pub(super) schema: Schema,
     /// The first run's settings; runs of a sweep differ from it in the learning rate and the seed.
-    config: TrainConfig,
+    pub(super) config: TrainConfig,
     lrs: Vec<f32>,
     train_table: Table,
-    train_set: Dataset,
+    pub(super) train_set: Dataset,
     test_table: Table,
-    test_set: Dataset,
+    pub(super) test_set: Dataset,
     /// The --validation file's rows, read with the training rows' schema and scaling.
     validation: Option<(Table, Dataset)>,
     /// Features that number the rows like an ID, taken in only because no columns were chosen.
@@ -611,7 +603,12 @@ struct Job<'a> {
 }
 
 impl<'a> Job<'a> {
-    fn prepare(args: &'a TrainArgs) -> anyhow::Result<Self> {
+    /// Reads and checks everything the options name; `read` reads the --dataset file (the playground hands
+    /// over an upload).
+    pub(super) fn prepare(
+        args: &'a TrainArgs,
+        read: impl FnOnce(&Path) -> wgmlp::Result<Table>,
+    ) -> anyhow::Result<Self> {
         let builtin = Builtin::parse(&args.dataset);
         let dataset = PathBuf::from(&args.dataset);
         let inputs: Vec<(&str, &PathBuf)> = builtin
@@ -642,7 +639,7 @@ impl<'a> Job<'a> {
                 bail!("--delimiter reads a file; leave it out with a built-in dataset")
             }
             Some(builtin) => builtin.generate(args.samples, args.noise, args.classes, args.seed)?,
-            None => args.format.read(args.dataset.as_ref())?,
+            None => read(args.dataset.as_ref())?,
         };
         if let Some(path) = &args.export {
             super::write_output("--export", path, &table.csv_bytes()?)?;
@@ -780,20 +777,84 @@ impl<'a> Job<'a> {
         }
     }
 
+    /// Every run's seed and start: --init's parameters, or weights drawn from the run's seed.
+    pub(super) fn starts(&self) -> Vec<(u64, Start)> {
+        let init_params = self.init.as_ref().map(|m| &m.params[..]);
+        let runs = self.args.runs as usize;
+        sweep::starts(
+            &self.network,
+            init_params,
+            self.config,
+            self.args.seed,
+            &self.lrs,
+            runs,
+        )
+    }
+
+    /// A trainer of `starts` on `gpu` (the CPU without one), with the engine --engine asks for.
+    pub(super) fn trainer<'g>(
+        &self,
+        gpu: Option<&'g Gpu>,
+        starts: &[Start],
+    ) -> anyhow::Result<Trainer<'g>> {
+        let network = &self.network;
+        Trainer::new(gpu, self.args.engine, network, starts, &self.train_set)
+            .map_err(super::layers_error(network))
+    }
+
+    /// How each run stands at `progress`; in a sweep, with its loss on the rows it did not train on, where
+    /// there are some, which ranks the runs ([`sweep::best`]).
+    pub(super) fn outcomes(
+        &self,
+        trainer: &Trainer,
+        progress: &[Progress],
+        seeds: &[u64],
+        starts: &[Start],
+    ) -> anyhow::Result<Vec<Outcome>> {
+        let judged = self.judges_convergence();
+        let mut outcomes: Vec<Outcome> = progress
+            .iter()
+            .zip(seeds.iter().zip(starts))
+            .map(|(progress, (&seed, start))| Outcome::new(seed, start.config.lr, progress, judged))
+            .collect();
+        if let (true, Some((_, watched))) = (self.sweeps(), self.watched()) {
+            for (outcome, params) in outcomes.iter_mut().zip(trainer.all_params()?) {
+                outcome.held_out_loss =
+                    Some(wgmlp::cpu::evaluate(&self.network, &params, watched)?.loss);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Every row of the run, part by part: its table, its dataset, and whether it is held out from training
+    /// (the test split and the validation file).
+    pub(super) fn parts(&self) -> impl Iterator<Item = (&Table, &Dataset, bool)> {
+        [
+            (&self.train_table, &self.train_set, false),
+            (&self.test_table, &self.test_set, true),
+        ]
+        .into_iter()
+        .chain(
+            self.validation
+                .iter()
+                .map(|(table, set)| (table, set, true)),
+        )
+    }
+
     /// Whether "converged" (every output within 0.1 of its target, or every row classified right) means
     /// something here: for classifiers, and for targets of 0 and 1 such as XOR's, not for a price.
-    fn judges_convergence(&self) -> bool {
+    pub(super) fn judges_convergence(&self) -> bool {
         self.network.loss().is_classification()
             || self.train_set.targets.iter().all(|&t| t == 0.0 || t == 1.0)
     }
 
     /// Whether more than one run trains.
-    fn sweeps(&self) -> bool {
+    pub(super) fn sweeps(&self) -> bool {
         self.args.runs > 1 || self.lrs.len() > 1
     }
 
     /// The loss of the first run before training: what divergence is measured against.
-    fn start_loss(&self, first: &Start) -> anyhow::Result<f64> {
+    pub(super) fn start_loss(&self, first: &Start) -> anyhow::Result<f64> {
         let loss = wgmlp::cpu::evaluate(&self.network, &first.params, &self.train_set)?.loss;
         if !loss.is_finite() {
             return Err(self.diverged(0, format!("the loss is {loss} before any training")));
@@ -803,7 +864,7 @@ impl<'a> Job<'a> {
 
     /// The error for a run that diverged: where the data holds values whose square overflows f32, they are
     /// the cause, not the learning rate; where it holds large values unscaled, scaling them is the cure.
-    fn diverged(&self, epoch: u64, what: String) -> anyhow::Error {
+    pub(super) fn diverged(&self, epoch: u64, what: String) -> anyhow::Error {
         let largest = self.largest_value();
         if largest > f32::MAX.sqrt() {
             return anyhow::anyhow!(
@@ -980,7 +1041,7 @@ impl<'a> Job<'a> {
 
     /// The model of a run's snapshot, with the checkpoint that resumes it: what --save and
     /// --checkpoint-every write. `config` is the run's.
-    fn model(&self, snapshot: Snapshot, config: TrainConfig) -> Model {
+    pub(super) fn model(&self, snapshot: Snapshot, config: TrainConfig) -> Model {
         Model {
             network: self.network.clone(),
             params: snapshot.params,
@@ -1051,14 +1112,14 @@ struct Trained {
 
 /// A run's parameters and optimizer state after `epoch` epochs: what a checkpoint holds.
 #[derive(Clone)]
-struct Snapshot {
+pub(super) struct Snapshot {
     epoch: u64,
     params: Vec<f32>,
     state: Vec<f32>,
 }
 
 impl Snapshot {
-    fn of(trainer: &Trainer, run: usize) -> wgmlp::Result<Self> {
+    pub(super) fn of(trainer: &Trainer, run: usize) -> wgmlp::Result<Self> {
         Ok(Snapshot {
             epoch: trainer.epoch(),
             params: trainer.params(run)?,
@@ -1200,14 +1261,8 @@ fn plot(path: &std::path::Path, curve: &RunCurve, model: &Model, job: &Job) -> a
     };
     let loss = network.loss();
     let class_of = |row: &[f32]| class_of(loss, row).expect("a classifier's rows have a class");
-    let parts = [
-        (&job.train_table, &job.train_set, false),
-        (&job.test_table, &job.test_set, true),
-    ]
-    .into_iter()
-    .chain(job.validation.iter().map(|(table, set)| (table, set, true)));
     let (mut x1, mut x2, mut class, mut held_out) = (vec![], vec![], vec![], vec![]);
-    for (table, set, held) in parts {
+    for (table, set, held) in job.parts() {
         let raw = schema.raw_features(table)?;
         x1.extend(raw.chunks(2).map(|p| p[0]));
         x2.extend(raw.chunks(2).map(|p| p[1]));

@@ -216,7 +216,7 @@ fn an_adapter_name_that_matches_none_lists_the_adapters_found() {
         assert!(stderr.contains(hint), "{hint:?} missing:\n{stderr}");
     }
     // Every command that opens a GPU says the same for --adapter; train's auto backend does not fall back.
-    let commands: [&[&str]; 5] = [
+    let commands: [&[&str]; 6] = [
         &["--epochs", "1"],
         &["train", "--dataset", "xor", "--epochs", "1"],
         &[
@@ -230,6 +230,7 @@ fn an_adapter_name_that_matches_none_lists_the_adapters_found() {
         ],
         &["bench", "--epochs", "1"],
         &["adapters"],
+        &["playground", "--port", "0"],
     ];
     for args in commands {
         let args = [args, &["--adapter", "no such adapter anywhere"]].concat();

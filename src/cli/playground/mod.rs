@@ -5,7 +5,7 @@
 mod session;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
 use axum::Router;
@@ -33,7 +33,13 @@ pub struct PlaygroundArgs {
     /// Open the page in the default browser
     #[arg(long)]
     open: bool,
+
+    #[command(flatten)]
+    device: super::AdapterChoice,
 }
+
+/// The adapter `--adapter` names for the sessions that train on the GPU, set once before serving.
+static ADAPTER: OnceLock<Option<String>> = OnceLock::new();
 
 /// The largest request the server reads: an uploaded CSV file travels in one.
 const MAX_BODY: usize = 4 << 20;
@@ -46,6 +52,11 @@ const SCRIPT: &str = include_str!("playground.js");
 const STYLE: &str = include_str!("playground.css");
 
 pub fn run(args: &PlaygroundArgs) -> anyhow::Result<()> {
+    let _ = ADAPTER.set(args.device.adapter.clone());
+    if args.device.adapter.is_some() {
+        // A name that matches no adapter is said now, not at the page's first GPU run.
+        shared_gpu()?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -97,7 +108,8 @@ fn shared_gpu() -> wgmlp::Result<&'static Gpu> {
     if let Some(gpu) = *shared {
         return Ok(gpu);
     }
-    let gpu: &'static Gpu = Box::leak(Box::new(pollster::block_on(Gpu::new())?));
+    let name = ADAPTER.get().and_then(Option::as_deref);
+    let gpu: &'static Gpu = Box::leak(Box::new(pollster::block_on(Gpu::with_adapter(name))?));
     *shared = Some(gpu);
     Ok(gpu)
 }

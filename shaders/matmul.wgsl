@@ -182,7 +182,8 @@ fn store_row(row: u32, col0: u32, low: vec4<f32>, high: vec4<f32>) {
 // transposed (c = A·B, dW = Aᵀ·dZ); c = A·Bᵀ (dX = dZ·Wᵀ), whose contiguous dimension is the inner one for
 // both operands, has matmul_fused_nt, which puts that dimension on the fast thread axis. (Both transposed,
 // which training never asks for, reads b with a stride.) A grid of several slices in z splits the inner
-// dimension (split-K): slice s sums its `d` steps into the s-th m×n matrix at out, and split_sum adds them.
+// dimension (split-K): slice s sums its `d` steps into the s-th m×n matrix at out, and bias_backward adds
+// them, the slices its rows (`Op::split_sum`).
 override TRANSPOSE_A: bool = false;
 override TRANSPOSE_B: bool = false;
 override EPILOGUE: u32 = 0u;    // one of the EPILOGUE_ constants, `Epilogue::code` in src/gpu/kernel.rs
@@ -359,18 +360,4 @@ fn finish_nt(row: u32, col: u32, local: vec3<u32>) {
     finish(args.out, row, col + 1u, sum.y);
     finish(args.out, row, col + 2u, sum.z);
     finish(args.out, row, col + 3u, sum.w);
-}
-// c[len] = Σ_s partials[s][len], slice by slice in order: the slices of a split matmul_fused; out = c,
-// a = partials, rows = slices, cols = len.
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn split_sum(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
-             @builtin(num_workgroups) workgroups: vec3<u32>) {
-    let i = thread_index(workgroup, local, workgroups);
-    if i < args.cols {
-        var sum = 0.0;
-        for (var s = 0u; s < args.rows; s++) {
-            sum += arena[args.a + s * args.cols + i];
-        }
-        arena[args.out + i] = sum;
-    }
 }

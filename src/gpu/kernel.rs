@@ -94,7 +94,6 @@ pub enum Kernel {
     MatmulBlocked,
     MatmulRegisters,
     MatmulFused(MatmulVariant),
-    SplitSum,
     BiasAdd,
     BiasBackward,
     BiasBackwardTree,
@@ -115,7 +114,7 @@ pub enum Kernel {
 impl Kernel {
     /// Every kernel, `matmul_fused` in its plain variant and its a·bᵀ one (`matmul_fused_nt`); the other
     /// variants are compiled when a program first uses them.
-    pub const ALL: [Kernel; 21] = [
+    pub const ALL: [Kernel; 20] = [
         Kernel::Matmul,
         Kernel::MatmulBlocked,
         Kernel::MatmulRegisters,
@@ -124,7 +123,6 @@ impl Kernel {
             transpose_b: true,
             ..MatmulVariant::PLAIN
         }),
-        Kernel::SplitSum,
         Kernel::BiasAdd,
         Kernel::BiasBackward,
         Kernel::BiasBackwardTree,
@@ -171,7 +169,6 @@ impl Kernel {
             Kernel::MatmulRegisters => "matmul_registers",
             Kernel::MatmulFused(variant) if variant.along_inner() => "matmul_fused_nt",
             Kernel::MatmulFused(_) => "matmul_fused",
-            Kernel::SplitSum => "split_sum",
             Kernel::BiasAdd => "bias_add",
             Kernel::BiasBackward => "bias_backward",
             Kernel::BiasBackwardTree => "bias_backward_tree",
@@ -196,8 +193,7 @@ impl Kernel {
             Kernel::Matmul
             | Kernel::MatmulBlocked
             | Kernel::MatmulRegisters
-            | Kernel::MatmulFused(_)
-            | Kernel::SplitSum => 0,
+            | Kernel::MatmulFused(_) => 0,
             Kernel::BiasAdd | Kernel::BiasBackward | Kernel::BiasBackwardTree => 1,
             Kernel::ActivationForward | Kernel::ActivationBackward | Kernel::SoftmaxForward => 2,
             Kernel::LossBackward | Kernel::MeasureRows | Kernel::MeasureSum => 3,
@@ -344,7 +340,6 @@ pub fn schedule_code(schedule: Schedule) -> (u32, u32, f32) {
 /// matmul, _blocked,    C, A, B                                m × n, k               transposes
 ///   _registers
 /// matmul_fused(_nt)    C, A, B, epilogue operand, depth       m × n, k               (overrides)
-/// split_sum            c, partials                            slices × len
 /// bias_add             z, bias                                rows × cols
 /// bias_backward(_tree) dbias, dz                              rows × cols
 /// activation_forward   a, z                                   1 × len                activation
@@ -498,11 +493,12 @@ impl Op {
         split(shape.k, slices).0
     }
 
-    /// c[len] = Σ_s partials[s][len], s over the slices in order
+    /// c[len] = Σ_s partials[s][len], s over the slices in order: the column sum of `bias_backward`, the
+    /// slices its rows.
     pub fn split_sum(c: Range<usize>, partials: Range<usize>) -> Result<Op> {
         let slices = whole_rows("split_sum", "slices", &partials, c.len())?;
         Op::new(
-            Kernel::SplitSum,
+            Kernel::BiasBackward,
             [&c, &partials, &EMPTY],
             [slices, c.len(), 0],
             0,
@@ -796,7 +792,6 @@ impl Op {
             }
             Kernel::BiasBackward => flat(cols.div_ceil(WORKGROUP_SIZE)),
             Kernel::BiasBackwardTree => flat(cols.div_ceil(BIAS_TREE_COLUMNS)),
-            Kernel::SplitSum => flat(cols.div_ceil(WORKGROUP_SIZE)),
             Kernel::SoftmaxForward | Kernel::MeasureRows => flat(rows.div_ceil(WORKGROUP_SIZE)),
             _ => flat((rows * cols).div_ceil(WORKGROUP_SIZE)),
         };

@@ -7,6 +7,9 @@
 //! matrixmultiply crate: blocked, vectorized, on up to 4 threads, `MATMUL_NUM_THREADS`); the tests hold it to
 //! the plain loops.
 
+mod lanes;
+
+pub use lanes::LaneTrainer;
 use num_traits::Float;
 
 use crate::data::class_of;
@@ -494,6 +497,69 @@ struct Layers<T, const FAST: bool> {
 /// same results to rounding, in a fraction of the time on layers of hundreds of units.
 pub type FastCpuTrainer<T = f32> = CpuTrainer<T, true>;
 
+/// The CPU engine's trainer of one run: [`LaneTrainer`] for a network it [suits](LaneTrainer::suits),
+/// [`FastCpuTrainer`] otherwise.
+pub enum CpuEngine {
+    Lanes(LaneTrainer),
+    Fast(FastCpuTrainer),
+}
+
+impl CpuEngine {
+    pub fn new(
+        network: &Network,
+        params: &[f32],
+        data: &Dataset,
+        config: TrainConfig,
+    ) -> Result<Self> {
+        Ok(match LaneTrainer::suits(network) {
+            true => CpuEngine::Lanes(LaneTrainer::new(network, params, data, config)?),
+            false => CpuEngine::Fast(FastCpuTrainer::new(network, params, data, config)?),
+        })
+    }
+
+    pub fn train(&mut self, epochs: usize) {
+        match self {
+            CpuEngine::Lanes(t) => t.train(epochs),
+            CpuEngine::Fast(t) => t.train(epochs),
+        }
+    }
+
+    pub fn evaluate(&mut self) -> Evaluation {
+        match self {
+            CpuEngine::Lanes(t) => t.evaluate(),
+            CpuEngine::Fast(t) => t.evaluate(),
+        }
+    }
+
+    pub fn params(&self) -> &[f32] {
+        match self {
+            CpuEngine::Lanes(t) => t.params(),
+            CpuEngine::Fast(t) => t.params(),
+        }
+    }
+
+    pub fn optimizer_state(&self) -> Vec<f32> {
+        match self {
+            CpuEngine::Lanes(t) => t.optimizer_state(),
+            CpuEngine::Fast(t) => t.optimizer_state(),
+        }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        match self {
+            CpuEngine::Lanes(t) => t.epoch(),
+            CpuEngine::Fast(t) => t.epoch(),
+        }
+    }
+
+    pub fn resume(&mut self, epoch: u64, state: &[f32]) -> Result<()> {
+        match self {
+            CpuEngine::Lanes(t) => t.resume(epoch, state),
+            CpuEngine::Fast(t) => t.resume(epoch, state),
+        }
+    }
+}
+
 impl<T: Real, const FAST: bool> CpuTrainer<T, FAST> {
     /// A trainer of `network` from `params` on `data`: the reference's plain loops, or the fast path.
     pub fn new(
@@ -717,33 +783,56 @@ impl<T: Real, const FAST: bool> Layers<T, FAST> {
 
     /// One optimizer step over every parameter at once, at the epoch's learning rate `lr`.
     fn update(&mut self, lr: f32) {
-        let c = |v: f32| T::from(v).expect("an f32 converts to any float");
         self.step += 1;
-        let lr = c(lr);
         // The fast trainer updates a large network a share of the parameters a core; each value's step is
         // its own, so the shares change no result.
-        let len = self.layout.len;
         let shares = match FAST {
-            true => (len / PARALLEL_FROM).clamp(1, cores()),
+            true => (self.layout.len / PARALLEL_FROM).clamp(1, cores()),
             false => 1,
         };
-        let share = len.div_ceil(shares).max(1);
-        let (params, grads) = (self.params.chunks_mut(share), self.grads.chunks(share));
-        match self.config.optimizer {
-            Optimizer::Sgd { momentum } => {
-                let velocity = self.state.chunks_mut(share);
-                in_parallel(params.zip(grads).zip(velocity), |((p, g), v)| {
-                    sgd_update(p, g, v, lr, c(momentum))
-                });
-            }
-            Optimizer::Adam { weight_decay } => {
-                let (m, v) = self.state.split_at_mut(len);
-                let step = T::from(self.step).expect("a step count converts to any float");
-                let moments = m.chunks_mut(share).zip(v.chunks_mut(share));
-                in_parallel(params.zip(grads).zip(moments), |((p, g), m)| {
-                    adam_update(p, g, m, step, lr, c(weight_decay))
-                });
-            }
+        let optimizer = self.config.optimizer;
+        optimizer_step(
+            optimizer,
+            self.step,
+            lr,
+            &mut self.params,
+            &self.grads,
+            &mut self.state,
+            shares,
+        );
+    }
+}
+
+/// Step number `step` (from 1) of `optimizer` at the learning rate `lr`: `sgd_update` or `adam_update` over
+/// every parameter, in `shares` parts on as many threads.
+fn optimizer_step<T: Real>(
+    optimizer: Optimizer,
+    step: u64,
+    lr: f32,
+    params: &mut [T],
+    grads: &[T],
+    state: &mut [T],
+    shares: usize,
+) {
+    let c = |v: f32| T::from(v).expect("an f32 converts to any float");
+    let lr = c(lr);
+    let len = params.len();
+    let share = len.div_ceil(shares).max(1);
+    let (params, grads) = (params.chunks_mut(share), grads.chunks(share));
+    match optimizer {
+        Optimizer::Sgd { momentum } => {
+            let velocity = state.chunks_mut(share);
+            in_parallel(params.zip(grads).zip(velocity), |((p, g), v)| {
+                sgd_update(p, g, v, lr, c(momentum))
+            });
+        }
+        Optimizer::Adam { weight_decay } => {
+            let (m, v) = state.split_at_mut(len);
+            let step = T::from(step).expect("a step count converts to any float");
+            let moments = m.chunks_mut(share).zip(v.chunks_mut(share));
+            in_parallel(params.zip(grads).zip(moments), |((p, g), m)| {
+                adam_update(p, g, m, step, lr, c(weight_decay))
+            });
         }
     }
 }

@@ -1,7 +1,7 @@
 //! One interface over the three ways to train: the fused engine and the layered engine on the GPU, and the
 //! CPU reference; for one run or for a sweep of many runs side by side.
 
-use crate::cpu::{Evaluation, FastCpuTrainer, measure};
+use crate::cpu::{CpuEngine, Evaluation, FastCpuTrainer, measure};
 use crate::gpu::FusedTrainer;
 use crate::network::{Dataset, Network, named};
 use crate::train::TrainConfig;
@@ -82,7 +82,7 @@ enum Runs<'gpu> {
     // Boxed: the one fused trainer is far larger than a list of the others.
     Fused(Box<FusedTrainer<'gpu>>),
     Layered(Vec<GpuTrainer<'gpu>>),
-    Cpu(Vec<FastCpuTrainer>),
+    Cpu(Vec<CpuEngine>),
 }
 
 impl<'gpu> Trainer<'gpu> {
@@ -145,7 +145,7 @@ impl<'gpu> Trainer<'gpu> {
             _ => Runs::Cpu(
                 starts
                     .iter()
-                    .map(|s| FastCpuTrainer::new(network, &s.params, data, s.config))
+                    .map(|s| CpuEngine::new(network, &s.params, data, s.config))
                     .collect::<Result<_>>()?,
             ),
         };

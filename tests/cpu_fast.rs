@@ -1,11 +1,11 @@
-//! The fast CPU path (the tuned matrix multiply, the forward-only pass) against the plain reference loops,
-//! which stay the truth.
+//! The fast CPU paths (the tuned matrix multiply, the lane trainer, the forward-only pass) against the plain
+//! reference loops, which stay the truth.
 
 mod common;
 
 use common::{HIDDEN, OPTIMIZERS, assert_close, random, targets_for};
-use wgmlp::cpu::{self, FastCpuTrainer, MatmulShape};
-use wgmlp::{Activation, CpuTrainer, Dataset, Loss, Network, TrainConfig};
+use wgmlp::cpu::{self, CpuEngine, FastCpuTrainer, LaneTrainer, MatmulShape};
+use wgmlp::{Activation, CpuTrainer, Dataset, Loss, Network, Schedule, TrainConfig};
 
 #[test]
 fn fast_matmul_matches_matmul_for_every_transpose_and_size() {
@@ -45,79 +45,142 @@ fn wide_set(loss: Loss, outputs: usize) -> Dataset {
     }
 }
 
-fn assert_fast_matches_reference(
-    what: &str,
-    network: &Network,
-    data: &Dataset,
-    config: TrainConfig,
-) {
-    let params = network.init_params(9);
-    let mut reference = CpuTrainer::<f32>::new(network, &params, data, config).unwrap();
-    let mut fast = FastCpuTrainer::<f32>::new(network, &params, data, config).unwrap();
-    // Few steps: relu's kink turns a rounding difference into a different slope, which training amplifies.
-    reference.train(5);
-    fast.train(5);
-    assert_close(
-        &format!("{what}: parameters"),
-        fast.params(),
-        reference.params(),
-        1e-4,
-        1e-3,
-    );
-    assert_close(
-        &format!("{what}: outputs"),
-        &fast.outputs(),
-        &reference.outputs(),
-        1e-4,
-        1e-3,
-    );
+/// 23 rows of 3 features: not a whole number of lanes, and with batches of 5 the last batch has 3 rows.
+fn lane_set(loss: Loss, outputs: usize) -> Dataset {
+    Dataset {
+        rows: 23,
+        inputs: random(23 * 3, 31),
+        targets: targets_for(loss, 23, outputs, 32),
+    }
 }
+
+/// A fast CPU trainer and what a check of it takes: its data (by loss and outputs), layer widths and batch.
+struct FastPath {
+    trainer: fn(&Network, &[f32], &Dataset, TrainConfig) -> CpuEngine,
+    data: fn(Loss, usize) -> Dataset,
+    inputs: usize,
+    hidden: [usize; 2],
+    batch: usize,
+}
+
+impl FastPath {
+    /// Trains `network` from the same start with the reference and with this path, and asserts that the
+    /// parameters, outputs and loss agree.
+    fn assert_matches_reference(&self, what: &str, network: &Network, config: TrainConfig) {
+        let data = (self.data)(network.loss(), network.outputs());
+        let params = network.init_params(9);
+        let mut reference = CpuTrainer::<f32>::new(network, &params, &data, config).unwrap();
+        let mut fast = (self.trainer)(network, &params, &data, config);
+        // Few steps: relu's kink turns a rounding difference into a different slope, which training
+        // amplifies.
+        reference.train(5);
+        fast.train(5);
+        let close = |part: &str, got: &[f32], want: &[f32]| {
+            assert_close(&format!("{what}: {part}"), got, want, 1e-4, 1e-3)
+        };
+        close("parameters", fast.params(), reference.params());
+        let (got, want) = (fast.evaluate(), reference.evaluate());
+        close("outputs", &got.outputs, &want.outputs);
+        assert!(
+            (got.loss - want.loss).abs() <= 1e-4 * (1.0 + want.loss.abs()),
+            "{what}: loss {} against the reference's {}",
+            got.loss,
+            want.loss
+        );
+    }
+
+    /// Every hidden activation, with full and mini-batches; every loss; every optimizer, with and without a
+    /// schedule.
+    fn assert_matches_reference_everywhere(&self) {
+        let mini_batches = |config: TrainConfig| TrainConfig {
+            batch_size: Some(self.batch),
+            shuffle_seed: 4,
+            ..config
+        };
+        let [first, second] = self.hidden;
+        for hidden in HIDDEN {
+            let sizes = vec![self.inputs, first, second, 3];
+            let network = Network::build(sizes, hidden, Activation::Identity, Loss::Mse).unwrap();
+            for config in [TrainConfig::sgd(0.05), mini_batches(TrainConfig::sgd(0.05))] {
+                let what = format!("{hidden} hidden, batch {:?}", config.batch_size);
+                self.assert_matches_reference(&what, &network, config);
+            }
+        }
+        for (output, loss, outputs) in [
+            (Activation::Sigmoid, Loss::Sse, 2),
+            (Activation::Sigmoid, Loss::Bce, 1),
+            (Activation::Softmax, Loss::Ce, 4),
+        ] {
+            let sizes = vec![self.inputs, first, outputs];
+            let network = Network::build(sizes, Activation::Tanh, output, loss).unwrap();
+            let config = mini_batches(TrainConfig::sgd(0.05));
+            self.assert_matches_reference(&format!("{loss} loss"), &network, config);
+        }
+        let sizes = vec![self.inputs, first, 4];
+        let network =
+            Network::build(sizes, Activation::Relu, Activation::Softmax, Loss::Ce).unwrap();
+        for (optimizer, lr) in OPTIMIZERS {
+            for schedule in [Schedule::Constant, Schedule::Cosine { horizon: 5 }] {
+                let config = mini_batches(TrainConfig {
+                    optimizer,
+                    schedule,
+                    ..TrainConfig::sgd(lr)
+                });
+                let what = format!("[{network}] {optimizer:?}, {schedule}");
+                self.assert_matches_reference(&what, &network, config);
+            }
+        }
+    }
+}
+
+const TUNED: FastPath = FastPath {
+    trainer: |network, params, data, config| {
+        CpuEngine::Fast(FastCpuTrainer::new(network, params, data, config).unwrap())
+    },
+    data: wide_set,
+    inputs: 24,
+    hidden: [48, 40],
+    batch: 64,
+};
+
+const LANES: FastPath = FastPath {
+    trainer: |network, params, data, config| {
+        assert!(
+            LaneTrainer::suits(network),
+            "[{network}] is too wide for lanes"
+        );
+        CpuEngine::Lanes(LaneTrainer::new(network, params, data, config).unwrap())
+    },
+    data: lane_set,
+    inputs: 3,
+    hidden: [8, 5],
+    batch: 5,
+};
 
 #[test]
 fn the_fast_trainer_matches_the_reference_for_every_activation_loss_and_optimizer() {
-    let mini_batches = |config: TrainConfig| TrainConfig {
-        batch_size: Some(64),
-        shuffle_seed: 4,
-        ..config
-    };
-    for hidden in HIDDEN {
-        let network =
-            Network::build(vec![24, 48, 40, 3], hidden, Activation::Identity, Loss::Mse).unwrap();
-        for config in [TrainConfig::sgd(0.05), mini_batches(TrainConfig::sgd(0.05))] {
-            let what = format!("{hidden} hidden, batch {:?}", config.batch_size);
-            assert_fast_matches_reference(&what, &network, &wide_set(Loss::Mse, 3), config);
-        }
+    TUNED.assert_matches_reference_everywhere();
+    // A network of more than 2^16 parameters, whose update the fast trainer shares out among the cores.
+    let network = Network::build(
+        vec![24, 300, 250, 4],
+        Activation::Relu,
+        Activation::Softmax,
+        Loss::Ce,
+    )
+    .unwrap();
+    for (optimizer, lr) in OPTIMIZERS {
+        let config = TrainConfig {
+            optimizer,
+            batch_size: Some(64),
+            ..TrainConfig::sgd(lr)
+        };
+        TUNED.assert_matches_reference(&format!("[{network}] {optimizer:?}"), &network, config);
     }
-    for (output, loss, outputs) in [
-        (Activation::Sigmoid, Loss::Sse, 2),
-        (Activation::Sigmoid, Loss::Bce, 1),
-        (Activation::Softmax, Loss::Ce, 4),
-    ] {
-        let network =
-            Network::build(vec![24, 48, outputs], Activation::Relu, output, loss).unwrap();
-        let what = format!("{loss} loss");
-        assert_fast_matches_reference(
-            &what,
-            &network,
-            &wide_set(loss, outputs),
-            mini_batches(TrainConfig::sgd(0.05)),
-        );
-    }
-    // The small network, and one of more than 2^16 parameters, whose update the fast trainer shares out
-    // among the cores.
-    let networks = [vec![24, 48, 4], vec![24, 300, 250, 4]].map(|sizes| {
-        Network::build(sizes, Activation::Relu, Activation::Softmax, Loss::Ce).unwrap()
-    });
-    for network in &networks {
-        for (optimizer, lr) in OPTIMIZERS {
-            let config = mini_batches(TrainConfig {
-                optimizer,
-                ..TrainConfig::sgd(lr)
-            });
-            let what = format!("[{network}] {optimizer:?}");
-            assert_fast_matches_reference(&what, network, &wide_set(Loss::Ce, 4), config);
-        }
-    }
+}
+
+#[test]
+fn the_lane_trainer_matches_the_reference_for_every_activation_loss_and_optimizer() {
+    LANES.assert_matches_reference_everywhere();
 }
 
 #[test]
@@ -159,5 +222,67 @@ fn the_forward_only_pass_matches_the_reference_evaluation_in_chunks() {
     assert!(
         error.to_string().contains("9000 rows of 2 inputs"),
         "{error}"
+    );
+}
+
+#[test]
+fn the_lane_trainer_trains_the_tutorial_network_as_the_reference_does() {
+    // 10000 epochs of the tutorial: the lanes' exp differs from the C library's by an ulp at most, and
+    // the sums over four rows are the reference's, so the two runs end together.
+    let network = Network::new(vec![2, 3, 1]).unwrap();
+    let params = network.init_params(wgmlp::DEFAULT_SEED);
+    let config = TrainConfig::sgd(0.1);
+    let data = Dataset::xor();
+    let mut reference = CpuTrainer::<f32>::new(&network, &params, &data, config).unwrap();
+    let mut lanes = LaneTrainer::new(&network, &params, &data, config).unwrap();
+    reference.train(10_000);
+    lanes.train(10_000);
+    assert_close(
+        "XOR parameters",
+        lanes.params(),
+        reference.params(),
+        1e-5,
+        1e-4,
+    );
+    // The engine trains the tutorial's network in lanes, and a wide one with the fast trainer.
+    let engine = |sizes: Vec<usize>| {
+        let network = Network::new(sizes).unwrap();
+        CpuEngine::new(&network, &network.init_params(1), &Dataset::xor(), config).unwrap()
+    };
+    assert!(matches!(engine(vec![2, 3, 1]), CpuEngine::Lanes(_)));
+    assert!(matches!(engine(vec![2, 64, 1]), CpuEngine::Fast(_)));
+}
+
+#[test]
+fn a_lane_run_resumed_from_its_state_continues_exactly() {
+    let network = Network::build(
+        vec![3, 8, 4],
+        Activation::Relu,
+        Activation::Softmax,
+        Loss::Ce,
+    )
+    .unwrap();
+    let data = lane_set(Loss::Ce, 4);
+    let config = TrainConfig {
+        optimizer: wgmlp::Optimizer::Adam { weight_decay: 0.1 },
+        batch_size: Some(5),
+        shuffle_seed: 8,
+        ..TrainConfig::sgd(0.01)
+    };
+    let params = network.init_params(3);
+    let mut whole = LaneTrainer::new(&network, &params, &data, config).unwrap();
+    whole.train(12);
+    let mut first = LaneTrainer::new(&network, &params, &data, config).unwrap();
+    first.train(7);
+    let mut resumed = LaneTrainer::new(&network, first.params(), &data, config).unwrap();
+    resumed
+        .resume(first.epoch(), &first.optimizer_state())
+        .unwrap();
+    resumed.train(5);
+    assert_eq!(resumed.epoch(), 12);
+    assert_eq!(
+        resumed.params(),
+        whole.params(),
+        "resumed against uninterrupted"
     );
 }

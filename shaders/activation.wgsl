@@ -1,23 +1,23 @@
 // Activations and their derivatives. The element-wise ones work over len = rows × cols and are chosen by
-// args.flags; `activate` and `slope` are in shaders/functions.wgsl.
+// args.activation; `activate` and `slope` are in shaders/functions.wgsl.
 
-// a[len] = f(z[len]); out = a, a = z, flags = f.
+// a[len] = f(z[len]); out = a, a = z, activation = f.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn activation_forward(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
                       @builtin(num_workgroups) workgroups: vec3<u32>) {
     let i = thread_index(workgroup, local, workgroups);
     if i < args.rows * args.cols {
-        arena[args.out + i] = activate(arena[args.a + i], args.flags);
+        arena[args.out + i] = activate(arena[args.a + i], args.activation);
     }
 }
 
-// dz[len] = da[len] ⊙ f′, from the activation's output a; out = dz, a = da, b = a, flags = f.
+// dz[len] = da[len] ⊙ f′, from the activation's output a; out = dz, a = da, b = a, activation = f.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn activation_backward(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
                        @builtin(num_workgroups) workgroups: vec3<u32>) {
     let i = thread_index(workgroup, local, workgroups);
     if i < args.rows * args.cols {
-        arena[args.out + i] = arena[args.a + i] * slope(arena[args.b + i], args.flags);
+        arena[args.out + i] = arena[args.a + i] * slope(arena[args.b + i], args.activation);
     }
 }
 

@@ -12,7 +12,7 @@ fn shuffled_rows(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_inv
     if i < args.rows {
         let position = u32(arena[args.c]) + i;
         let epoch = u32(arena[args.b]);
-        arena[args.out + i] = f32(shuffled_row(args.seed_lo, args.seed_hi, epoch, args.inner, position));
+        arena[args.out + i] = f32(shuffled_row(args.seed_lo, args.seed_hi, epoch, args.data_rows, position));
     }
 }
 
@@ -27,16 +27,16 @@ fn gather_rows(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invoc
     }
 }
 
-// counter += scale, between the dispatches that read it: Adam's step count, the batch cursor. One thread.
+// counter += amount, between the dispatches that read it: Adam's step count, the batch cursor. One thread.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn advance_counter(@builtin(local_invocation_index) local: u32) {
     if local == 0u {
-        arena[args.out] += args.scale;
+        arena[args.out] += args.amount;
     }
 }
 
 // The epoch's end: epoch += 1, the cursor back to the first position, and the learning rate's factor for the
-// new epoch; out = epoch, a = cursor, b = the factor, flags, inner and scale = the schedule (`schedule_code`).
+// new epoch; out = epoch, a = cursor, b = the factor, schedule, period and schedule_parameter = the schedule (`schedule_code`).
 // One thread.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn next_epoch(@builtin(local_invocation_index) local: u32) {
@@ -44,6 +44,6 @@ fn next_epoch(@builtin(local_invocation_index) local: u32) {
         let epoch = arena[args.out] + 1.0;
         arena[args.out] = epoch;
         arena[args.a] = 0.0;
-        arena[args.b] = schedule_factor(args.flags, args.inner, args.scale, u32(epoch));
+        arena[args.b] = schedule_factor(args.schedule, args.period, args.schedule_parameter, u32(epoch));
     }
 }

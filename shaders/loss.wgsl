@@ -1,14 +1,14 @@
 // The gradient of every loss with respect to the network's output, element by element over len = rows × cols,
 // and the metrics of a forward pass over a whole data set.
 
-// d[len] = scale · (output − target); out = d, a = output, b = target. For sse and mse this is dO; for bce on a
+// d[len] = loss_scale · (output − target); out = d, a = output, b = target. For sse and mse this is dO; for bce on a
 // sigmoid and ce on a softmax it is already dZ, which is why those two need no activation_backward.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn loss_backward(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
                  @builtin(num_workgroups) workgroups: vec3<u32>) {
     let i = thread_index(workgroup, local, workgroups);
     if i < args.rows * args.cols {
-        arena[args.out + i] = args.scale * (arena[args.a + i] - arena[args.b + i]);
+        arena[args.out + i] = args.loss_scale * (arena[args.a + i] - arena[args.b + i]);
     }
 }
 
@@ -63,7 +63,7 @@ fn worse(error: f32, worst: f32) -> f32 {
 fn measure_row(o: u32, y: u32, z: u32) -> vec3<f32> {
     var worst = 0.0;
     var loss = 0.0;
-    switch args.flags {
+    switch args.loss {
         case SSE, MSE: {
             for (var j = 0u; j < args.cols; j++) {
                 let error = arena[o + j] - arena[y + j];
@@ -71,7 +71,7 @@ fn measure_row(o: u32, y: u32, z: u32) -> vec3<f32> {
                 loss += error * error;
             }
             // Halving is exact, so ½·Σ is Σ ½·(y − o)².
-            return vec3<f32>(select(loss, 0.5 * loss, args.flags == SSE), worst, 0.0);
+            return vec3<f32>(select(loss, 0.5 * loss, args.loss == SSE), worst, 0.0);
         }
         case BCE: {
             for (var j = 0u; j < args.cols; j++) {
@@ -119,7 +119,7 @@ fn measure_row(o: u32, y: u32, z: u32) -> vec3<f32> {
 }
 
 // partials[⌈rows/WORKGROUP_SIZE⌉ × 3] = each workgroup's rows tallied; out = partials, a = output, b = target,
-// c = logits, flags = the loss (`loss_code`).
+// c = logits, loss = the loss (`loss_code`).
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn measure_rows(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
                 @builtin(num_workgroups) workgroups: vec3<u32>) {

@@ -22,14 +22,14 @@ fn row_block(workgroup: vec3<u32>, workgroups: vec3<u32>) -> u32 {
     return workgroup.z * workgroups.y + workgroup.y;
 }
 
-// Where op(a)[i][p] and op(b)[p][j] sit: (row stride, column stride) of each, from the transpose flags, as
+// Where op(a)[i][p] and op(b)[p][j] sit: (row stride, column stride) of each, from the transposes bits, as
 // `strides` in src/cpu.rs.
 fn a_strides() -> vec2<u32> {
-    return select(vec2<u32>(args.inner, 1u), vec2<u32>(1u, args.rows), (args.flags & 1u) != 0u);
+    return select(vec2<u32>(args.inner, 1u), vec2<u32>(1u, args.rows), (args.transposes & 1u) != 0u);
 }
 
 fn b_strides() -> vec2<u32> {
-    return select(vec2<u32>(args.cols, 1u), vec2<u32>(1u, args.inner), (args.flags & 2u) != 0u);
+    return select(vec2<u32>(args.cols, 1u), vec2<u32>(1u, args.inner), (args.transposes & 2u) != 0u);
 }
 
 // op(a)[row][p], or 0 outside the m×k matrix so that partial tiles add nothing.
@@ -199,15 +199,15 @@ const EPILOGUE_SLOPE: u32 = 2u;            // c = (a·b) ⊙ f′(y), y[m×n] (t
 fn matmul_fused(@builtin(workgroup_id) workgroup: vec3<u32>,
                 @builtin(local_invocation_id) local: vec3<u32>,
                 @builtin(num_workgroups) workgroups: vec3<u32>) {
-    let slices = max((args.inner + args.d - 1u) / args.d, 1u);
+    let slices = max((args.inner + args.depth - 1u) / args.depth, 1u);
     let slice = workgroup.z % slices;
     let block_row = (workgroup.z / slices) * workgroups.y + workgroup.y;
     let row0 = block_row * BLOCK + 8u * local.y;
     let col0 = workgroup.x * BLOCK + local.x;
     let last_row = max(args.rows, 1u) - 1u;
     let last_col = max(args.cols, 1u) - 1u;
-    let begin = slice * args.d;
-    let end = min(args.inner, begin + args.d);
+    let begin = slice * args.depth;
+    let end = min(args.inner, begin + args.depth);
     // op(a)[row][p] sits at a_at[row] + p·a_step, op(b)[p][col] at b_at[col] + p·b_step.
     let a_step = select(1u, args.rows, TRANSPOSE_A);
     let a_row = select(args.inner, 1u, TRANSPOSE_A);

@@ -2,17 +2,17 @@
 
 // This epoch's learning rate: the base rate times the schedule's factor, which next_epoch keeps in the arena.
 fn rate() -> f32 {
-    return args.scale * arena[args.d];
+    return args.lr * arena[args.d];
 }
 
 // velocity = μ·velocity + grads; params −= lr · velocity.
-// out = params, a = grads, b = velocity, scale = the base rate, d = the schedule's factor, decay = μ.
+// out = params, a = grads, b = velocity, lr = the base rate, d = the schedule's factor, momentum = μ.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn sgd_update(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
               @builtin(num_workgroups) workgroups: vec3<u32>) {
     let i = thread_index(workgroup, local, workgroups);
     if i < args.rows * args.cols {
-        let v = args.decay * arena[args.b + i] + arena[args.a + i];
+        let v = args.momentum * arena[args.b + i] + arena[args.a + i];
         arena[args.b + i] = v;
         arena[args.out + i] -= rate() * v;
     }
@@ -21,7 +21,7 @@ fn sgd_update(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invoca
 // AdamW step number t: θ −= lr·λ·θ; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
 // θ −= lr · (m / (1 − β1^t)) / (√(v / (1 − β2^t)) + ε).
 // out = params, a = grads, b = the moments (m, then v, each len long), c = t (advanced by advance_counter
-// before this runs), scale = the base rate, d = the schedule's factor, decay = λ.
+// before this runs), lr = the base rate, d = the schedule's factor, weight_decay = λ.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn adam_update(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
                @builtin(num_workgroups) workgroups: vec3<u32>) {
@@ -32,7 +32,7 @@ fn adam_update(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invoc
         let lr = rate();
         let g = arena[args.a + i];
         var p = arena[args.out + i];
-        p = p - lr * args.decay * p;
+        p = p - lr * args.weight_decay * p;
         let m = args.beta1 * arena[args.b + i] + (1.0 - args.beta1) * g;
         let v = args.beta2 * arena[args.b + len + i] + (1.0 - args.beta2) * g * g;
         arena[args.b + i] = m;

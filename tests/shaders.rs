@@ -211,7 +211,7 @@ fn every_entry_point_is_a_kernel() {
 }
 
 #[test]
-fn args_struct_has_the_size_rust_writes() {
+fn args_struct_matches_rust_field_for_field() {
     let module = parse(SHADERS[0].0, SHADERS[0].1);
     let (_, args) = module
         .types
@@ -226,11 +226,27 @@ fn args_struct_has_the_size_rust_writes() {
         size_of::<Args>(),
         "Args size in WGSL vs Rust"
     );
-    assert_eq!(
-        members.len(),
-        size_of::<Args>() / 4,
-        "Args has one 4-byte member per Rust field"
-    );
+    // Rust's field names in order, as Debug prints them: `Args { out: 0, a: 0, ... }`.
+    let debug = format!("{:?}", Args::default());
+    let rust: Vec<&str> = debug
+        .trim_start_matches("Args {")
+        .trim_end_matches('}')
+        .split(',')
+        .map(|field| field.split(':').next().unwrap_or_default().trim())
+        .collect();
+    let wgsl: Vec<&str> = members
+        .iter()
+        .map(|m| m.name.as_deref().unwrap_or_default())
+        .collect();
+    assert_eq!(wgsl, rust, "Args fields in WGSL vs Rust");
+    for member in members {
+        let ty = &module.types[member.ty].inner;
+        assert!(
+            matches!(ty, naga::TypeInner::Scalar(s) if s.width == 4),
+            "Args.{:?} is {ty:?}, not a 4-byte scalar",
+            member.name
+        );
+    }
 }
 
 #[test]

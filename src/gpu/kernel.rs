@@ -330,35 +330,36 @@ pub fn schedule_code(schedule: Schedule) -> (u32, u32, f32) {
 
 /// One dispatch's arguments, laid out as `struct Args` in shaders/common.wgsl. Offsets count f32 elements.
 ///
-/// One layout serves every kernel, so a field holds one kind of thing everywhere (`out`, `a`, `b`, `c`, `d`
-/// an arena offset, but for `matmul_fused`'s `d`, the steps of k a slice sums; `rows`, `cols`, `inner` a
-/// size; `flags` a code; the rest numbers), and what it is for each kernel is this table, the one place that
-/// says so (a kernel leaves the fields it does not name zero):
+/// One layout serves every kernel, and each field means one thing: `out`, `a`, `b`, `c`, `d` are the
+/// arena offsets of the kernel's operands, `rows × cols` the shape it runs over (and `inner` a product's
+/// inner dimension); every other field is named for the one setting it holds, and only the kernels that
+/// take that setting set it (the others leave it zero). Which operand is which, per kernel:
 ///
 /// ```text
-/// kernel               out, a, b, c, d (offsets)              rows × cols, inner     flags        scale, decay
-/// matmul, _blocked,    C, A, B                                m × n, k               transposes
+/// kernel               out, a, b, c, d                              rows × cols, inner   settings
+/// matmul, _blocked,    C, A, B                                      m × n, k             transposes
 ///   _registers
-/// matmul_fused(_nt)    C, A, B, epilogue operand, depth       m × n, k               (overrides)
-/// bias_add             z, bias                                rows × cols
-/// bias_backward(_tree) dbias, dz                              rows × cols
-/// activation_forward   a, z                                   1 × len                activation
-/// activation_backward  dz, da, a                              1 × len                activation
-/// softmax_forward      a, z                                   rows × cols
-/// loss_backward        d, output, target                      1 × len                             factor
-/// measure_rows         partials, output, target, logits       rows × cols            loss
-/// measure_sum          sums, tallies                          n × 1
-/// shuffled_rows        rows, -, epoch, cursor                 len × 1, data rows
-/// gather_rows          out, src, order                        rows × cols
-/// sgd_update           params, grads, velocity, -, factor     1 × len                             lr, μ
-/// adam_update          params, grads, moments, step, factor   1 × len                             lr, λ
-/// advance_counter      counter                                1 × 1                               amount
-/// next_epoch           epoch, cursor, factor                  1 × 1, period          schedule     parameter
+/// matmul_fused(_nt)    C, A, B, epilogue operand                    m × n, k             depth
+/// bias_add             z, bias                                      rows × cols
+/// bias_backward(_tree) dbias, dz                                    rows × cols
+/// activation_forward   a, z                                         1 × len              activation
+/// activation_backward  dz, da, a                                    1 × len              activation
+/// softmax_forward      a, z                                         rows × cols
+/// loss_backward        d, output, target                            1 × len              loss_scale
+/// measure_rows         partials, output, target, logits             rows × cols          loss
+/// measure_sum          sums, tallies                                n × 1
+/// shuffled_rows        rows, -, epoch, cursor                       len × 1              data_rows, seed
+/// gather_rows          out, src, order                              rows × cols
+/// sgd_update           params, grads, velocity, -, factor           1 × len              lr, momentum
+/// adam_update          params, grads, moments, step, factor         1 × len              lr, weight_decay,
+///                                                                                        beta1, beta2, epsilon
+/// advance_counter      counter                                      1 × 1                amount
+/// next_epoch           epoch, cursor, factor                        1 × 1                schedule, period,
+///                                                                                        schedule_parameter
 /// ```
 ///
-/// Besides: `beta1`, `beta2` and `epsilon` are Adam's; `seed_lo` and `seed_hi` the two halves of
-/// shuffled_rows's seed. Codes: transposes bit 0 for A, bit 1 for B; [`activation_code`], [`loss_code`],
-/// [`schedule_code`]. `factor` in sgd_update and adam_update is the schedule's factor that next_epoch keeps.
+/// Codes: [`activation_code`], [`loss_code`], [`schedule_code`]. `factor` in sgd_update and adam_update
+/// is the schedule's factor that next_epoch keeps.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct Args {
@@ -370,12 +371,30 @@ pub struct Args {
     pub rows: u32,
     pub cols: u32,
     pub inner: u32,
-    pub flags: u32,
-    pub scale: f32,
-    pub decay: f32,
+    /// matmul_fused: the steps of k that one slice sums.
+    pub depth: u32,
+    /// shuffled_rows: the rows of the data set the order runs over.
+    pub data_rows: u32,
+    /// next_epoch: the schedule's period in epochs.
+    pub period: u32,
+    /// matmul: bit 0 set where a is read transposed, bit 1 for b.
+    pub transposes: u32,
+    pub activation: u32,
+    pub loss: u32,
+    pub schedule: u32,
+    /// loss_backward: the factor in d = scale · (output − target).
+    pub loss_scale: f32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
     pub beta1: f32,
     pub beta2: f32,
     pub epsilon: f32,
+    /// advance_counter: what it adds.
+    pub amount: f32,
+    /// next_epoch: the step schedule's factor, or the cosine's angle per epoch.
+    pub schedule_parameter: f32,
+    /// shuffled_rows: the seed's low and high halves.
     pub seed_lo: u32,
     pub seed_hi: u32,
 }
@@ -423,8 +442,18 @@ impl Op {
         };
         let MatmulShape { m, k, n, .. } = shape;
         expect_matmul(&c, &a, &b, shape)?;
-        let flags = u32::from(shape.transpose_a) | u32::from(shape.transpose_b) << 1;
-        Op::new(kernel, [&c, &a, &b], [m, n, k], flags)
+        let w = |x| word(kernel, x);
+        let args = Args {
+            out: w(c.start)?,
+            a: w(a.start)?,
+            b: w(b.start)?,
+            rows: w(m)?,
+            cols: w(n)?,
+            inner: w(k)?,
+            transposes: u32::from(shape.transpose_a) | u32::from(shape.transpose_b) << 1,
+            ..Args::default()
+        };
+        Ok(Op { kernel, args })
     }
 
     /// c[m×n] = epilogue(op(a)[m×k] · op(b)[k×n]) by `matmul_fused`; `operand` is the epilogue's: the bias
@@ -450,11 +479,21 @@ impl Op {
             activation_code(f)?;
         }
         let variant = MatmulVariant::for_shape(shape, epilogue);
-        let mut op = Op::new(Kernel::MatmulFused(variant), [&c, &a, &b], [m, n, k], 0)?;
-        op.args.c = word(op.kernel, operand.start)?;
-        // One slice covering the whole inner dimension.
-        op.args.d = word(op.kernel, k.max(1))?;
-        Ok(op)
+        let kernel = Kernel::MatmulFused(variant);
+        let w = |x| word(kernel, x);
+        let args = Args {
+            out: w(c.start)?,
+            a: w(a.start)?,
+            b: w(b.start)?,
+            c: w(operand.start)?,
+            rows: w(m)?,
+            cols: w(n)?,
+            inner: w(k)?,
+            // One slice covering the whole inner dimension.
+            depth: w(k.max(1))?,
+            ..Args::default()
+        };
+        Ok(Op { kernel, args })
     }
 
     /// partials[slices×m×n] = op(a)·op(b) split along k into `slices` slices of at least `depth` steps
@@ -484,7 +523,7 @@ impl Op {
                 reason: "matmul_fused_nt already splits the inner dimension among a workgroup's threads",
             });
         }
-        op.args.d = word(op.kernel, depth)?;
+        op.args.depth = word(op.kernel, depth)?;
         Ok(op)
     }
 
@@ -497,30 +536,23 @@ impl Op {
     /// slices its rows.
     pub fn split_sum(c: Range<usize>, partials: Range<usize>) -> Result<Op> {
         let slices = whole_rows("split_sum", "slices", &partials, c.len())?;
-        Op::new(
-            Kernel::BiasBackward,
-            [&c, &partials, &EMPTY],
-            [slices, c.len(), 0],
-            0,
-        )
+        Op::bias_backward(c, partials, slices)
     }
 
     /// z[rows×cols] += bias[cols]
     pub fn bias_add(z: Range<usize>, bias: Range<usize>, rows: usize) -> Result<Op> {
         expect_len("bias_add", "z (rows×cols)", &z, rows * bias.len())?;
-        let cols = bias.len();
-        Op::new(Kernel::BiasAdd, [&z, &bias, &EMPTY], [rows, cols, 0], 0)
+        Op::rows(Kernel::BiasAdd, [&z, &bias, &EMPTY], rows, bias.len())
     }
 
     /// dbias[cols] = Σ_rows dz[rows×cols]
     pub fn bias_backward(dbias: Range<usize>, dz: Range<usize>, rows: usize) -> Result<Op> {
         expect_len("bias_backward", "dz (rows×cols)", &dz, rows * dbias.len())?;
-        let cols = dbias.len();
-        Op::new(
+        Op::rows(
             Kernel::BiasBackward,
             [&dbias, &dz, &EMPTY],
-            [rows, cols, 0],
-            0,
+            rows,
+            dbias.len(),
         )
     }
 
@@ -534,11 +566,9 @@ impl Op {
     /// a[len] = f(z[len]) for an element-wise f
     pub fn activation_forward(a: Range<usize>, z: Range<usize>, f: Activation) -> Result<Op> {
         expect_len("activation_forward", "z", &z, a.len())?;
-        Op::elementwise(
-            Kernel::ActivationForward,
-            [&a, &z, &EMPTY],
-            activation_code(f)?,
-        )
+        let mut op = Op::elementwise(Kernel::ActivationForward, [&a, &z, &EMPTY])?;
+        op.args.activation = activation_code(f)?;
+        Ok(op)
     }
 
     /// dz[len] = da[len] ⊙ f′(a)
@@ -550,18 +580,16 @@ impl Op {
     ) -> Result<Op> {
         expect_len("activation_backward", "da", &da, dz.len())?;
         expect_len("activation_backward", "a", &a, dz.len())?;
-        Op::elementwise(
-            Kernel::ActivationBackward,
-            [&dz, &da, &a],
-            activation_code(f)?,
-        )
+        let mut op = Op::elementwise(Kernel::ActivationBackward, [&dz, &da, &a])?;
+        op.args.activation = activation_code(f)?;
+        Ok(op)
     }
 
     /// a[rows×cols] = softmax(z) along each row
     pub fn softmax_forward(a: Range<usize>, z: Range<usize>, cols: usize) -> Result<Op> {
         expect_len("softmax_forward", "z", &z, a.len())?;
         let rows = whole_rows("softmax_forward", "rows", &a, cols)?;
-        Op::new(Kernel::SoftmaxForward, [&a, &z, &EMPTY], [rows, cols, 0], 0)
+        Op::rows(Kernel::SoftmaxForward, [&a, &z, &EMPTY], rows, cols)
     }
 
     /// d[len] = scale · (output − target)
@@ -573,8 +601,8 @@ impl Op {
     ) -> Result<Op> {
         expect_len("loss_backward", "output", &output, d.len())?;
         expect_len("loss_backward", "target", &target, d.len())?;
-        let mut op = Op::elementwise(Kernel::LossBackward, [&d, &output, &target], 0)?;
-        op.args.scale = scale;
+        let mut op = Op::elementwise(Kernel::LossBackward, [&d, &output, &target])?;
+        op.args.loss_scale = scale;
         Ok(op)
     }
 
@@ -592,13 +620,14 @@ impl Op {
         expect_len("measure_rows", "logits", &logits, output.len())?;
         let rows = whole_rows("measure_rows", "rows", &output, cols)?;
         expect_len("measure_rows", "partials", &partials, 3 * groups(rows))?;
-        let mut op = Op::new(
+        let mut op = Op::rows(
             Kernel::MeasureRows,
             [&partials, &output, &target],
-            [rows, cols, 0],
-            loss_code(loss),
+            rows,
+            cols,
         )?;
         op.args.c = word(Kernel::MeasureRows, logits.start)?;
+        op.args.loss = loss_code(loss);
         Ok(op)
     }
 
@@ -608,7 +637,7 @@ impl Op {
         let n = tallies.len() / 3;
         expect_len("measure_sum", "tallies (3 a row)", &tallies, 3 * n)?;
         expect_len("measure_sum", "sums", &sums, 3 * groups(n))?;
-        Op::new(Kernel::MeasureSum, [&sums, &tallies, &EMPTY], [n, 1, 0], 0)
+        Op::rows(Kernel::MeasureSum, [&sums, &tallies, &EMPTY], n, 1)
     }
 
     /// rows[len] = the rows at positions cursor, cursor + 1, ... of the order that `seed` gives epoch `epoch`
@@ -621,16 +650,20 @@ impl Op {
                 got: format!("{} rows", rows.len()),
             });
         }
-        let epoch = order.epoch..order.epoch + 1;
-        let mut op = Op::new(
-            Kernel::ShuffledRows,
-            [&rows, &EMPTY, &epoch],
-            [rows.len(), 1, order.rows],
-            0,
-        )?;
-        op.args.c = word(Kernel::ShuffledRows, order.cursor)?;
-        (op.args.seed_lo, op.args.seed_hi) = (order.seed as u32, (order.seed >> 32) as u32);
-        Ok(op)
+        let kernel = Kernel::ShuffledRows;
+        let w = |x| word(kernel, x);
+        let args = Args {
+            out: w(rows.start)?,
+            b: w(order.epoch)?,
+            c: w(order.cursor)?,
+            rows: w(rows.len())?,
+            cols: 1,
+            data_rows: w(order.rows)?,
+            seed_lo: order.seed as u32,
+            seed_hi: (order.seed >> 32) as u32,
+            ..Args::default()
+        };
+        Ok(Op { kernel, args })
     }
 
     /// out[rows×cols] = the rows of src that order[rows] names (row numbers as f32, from `shuffled_rows`)
@@ -642,26 +675,26 @@ impl Op {
     ) -> Result<Op> {
         expect_len("gather_rows", "out (rows×cols)", &out, order.len() * cols)?;
         whole_rows("gather_rows", "source rows", &src, cols)?;
-        Op::new(
-            Kernel::GatherRows,
-            [&out, &src, &order],
-            [order.len(), cols, 0],
-            0,
-        )
+        Op::rows(Kernel::GatherRows, [&out, &src, &order], order.len(), cols)
     }
 
     /// The epoch's end: epoch += 1, cursor = 0, and `factor` = the schedule's factor for the new epoch.
     pub fn next_epoch(order: RowOrder, schedule: Schedule, factor: usize) -> Result<Op> {
-        let (epoch, cursor) = (order.epoch..order.epoch + 1, order.cursor..order.cursor + 1);
-        let (kind, period, parameter) = schedule_code(schedule);
-        let mut op = Op::new(
-            Kernel::NextEpoch,
-            [&epoch, &cursor, &(factor..factor + 1)],
-            [1, 1, period as usize],
-            kind,
-        )?;
-        op.args.scale = parameter;
-        Ok(op)
+        let kernel = Kernel::NextEpoch;
+        let w = |x| word(kernel, x);
+        let (code, period, parameter) = schedule_code(schedule);
+        let args = Args {
+            out: w(order.epoch)?,
+            a: w(order.cursor)?,
+            b: w(factor)?,
+            rows: 1,
+            cols: 1,
+            schedule: code,
+            period,
+            schedule_parameter: parameter,
+            ..Args::default()
+        };
+        Ok(Op { kernel, args })
     }
 
     /// velocity = μ·velocity + grads; params −= lr·f · velocity, where f is the schedule's factor, which the
@@ -676,9 +709,9 @@ impl Op {
     ) -> Result<Op> {
         expect_len("sgd_update", "grads", &grads, params.len())?;
         expect_len("sgd_update", "velocity", &velocity, params.len())?;
-        let mut op = Op::elementwise(Kernel::SgdUpdate, [&params, &grads, &velocity], 0)?;
+        let mut op = Op::elementwise(Kernel::SgdUpdate, [&params, &grads, &velocity])?;
         op.args.d = word(Kernel::SgdUpdate, factor)?;
-        (op.args.scale, op.args.decay) = (lr, momentum);
+        (op.args.lr, op.args.momentum) = (lr, momentum);
         Ok(op)
     }
 
@@ -700,10 +733,10 @@ impl Op {
             &moments,
             2 * params.len(),
         )?;
-        let mut op = Op::elementwise(Kernel::AdamUpdate, [&params, &grads, &moments], 0)?;
+        let mut op = Op::elementwise(Kernel::AdamUpdate, [&params, &grads, &moments])?;
         op.args.c = word(Kernel::AdamUpdate, step)?;
         op.args.d = word(Kernel::AdamUpdate, factor)?;
-        (op.args.scale, op.args.decay) = (lr, weight_decay);
+        (op.args.lr, op.args.weight_decay) = (lr, weight_decay);
         (op.args.beta1, op.args.beta2, op.args.epsilon) = (
             Optimizer::ADAM_BETA1,
             Optimizer::ADAM_BETA2,
@@ -714,40 +747,39 @@ impl Op {
 
     /// counter += amount
     pub fn advance_counter(counter: usize, amount: f32) -> Result<Op> {
-        let mut op = Op::new(
-            Kernel::AdvanceCounter,
-            [&(counter..counter + 1), &EMPTY, &EMPTY],
-            [1, 1, 0],
-            0,
-        )?;
-        op.args.scale = amount;
-        Ok(op)
+        let kernel = Kernel::AdvanceCounter;
+        let args = Args {
+            out: word(kernel, counter)?,
+            rows: 1,
+            cols: 1,
+            amount,
+            ..Args::default()
+        };
+        Ok(Op { kernel, args })
     }
 
-    fn elementwise(kernel: Kernel, [out, a, b]: [&Range<usize>; 3], flags: u32) -> Result<Op> {
-        Op::new(kernel, [out, a, b], [1, out.len(), 0], flags)
+    /// `kernel` over `len` elements, one thread each: out, a, b their offsets (EMPTY where unused).
+    fn elementwise(kernel: Kernel, operands: [&Range<usize>; 3]) -> Result<Op> {
+        Op::rows(kernel, operands, 1, operands[0].len())
     }
 
-    fn new(
+    /// `kernel` over a rows×cols matrix: out, a, b its operands' offsets (EMPTY where unused).
+    fn rows(
         kernel: Kernel,
         [out, a, b]: [&Range<usize>; 3],
-        [rows, cols, inner]: [usize; 3],
-        flags: u32,
+        rows: usize,
+        cols: usize,
     ) -> Result<Op> {
-        let word = |x| word(kernel, x);
-        Ok(Op {
-            kernel,
-            args: Args {
-                out: word(out.start)?,
-                a: word(a.start)?,
-                b: word(b.start)?,
-                rows: word(rows)?,
-                cols: word(cols)?,
-                inner: word(inner)?,
-                flags,
-                ..Args::default()
-            },
-        })
+        let w = |x| word(kernel, x);
+        let args = Args {
+            out: w(out.start)?,
+            a: w(a.start)?,
+            b: w(b.start)?,
+            rows: w(rows)?,
+            cols: w(cols)?,
+            ..Args::default()
+        };
+        Ok(Op { kernel, args })
     }
 
     /// The workgroup grid, with at most `per_dimension` workgroups a dimension (the device's
@@ -787,7 +819,7 @@ impl Op {
             }
             Kernel::MatmulFused(_) => {
                 let [x, y, z] = matmul(MATMUL_BLOCK);
-                let slices = self.args.inner.div_ceil(self.args.d.max(1)).max(1);
+                let slices = self.args.inner.div_ceil(self.args.depth.max(1)).max(1);
                 [x, y, z.saturating_mul(slices)]
             }
             Kernel::BiasBackward => flat(cols.div_ceil(WORKGROUP_SIZE)),

@@ -7,6 +7,7 @@ use std::ops::Range;
 use common::{assert_close, gpu, random};
 use wgmlp::cpu::{self, MatmulShape};
 use wgmlp::gpu::{Epilogue, Kernel, MatmulVariant, Metrics, Op, RowOrder, groups};
+use wgmlp::train::Optimizer;
 use wgmlp::{Activation, Gpu, Loss, Schedule, TrainConfig};
 
 const ATOL: f32 = 1e-5;
@@ -530,7 +531,8 @@ fn optimizer_kernels_match_cpu_over_several_steps() {
         let rgrads = arena.put(&grads);
         let velocity = arena.put(&vec![0.0; len]);
         let moments = arena.put(&vec![0.0; 2 * len]);
-        let step = arena.put(&[0.0]).start;
+        // Adam's step count and its two bias corrections, which adam_step writes.
+        let step = arena.put(&[0.0, f32::NAN, f32::NAN]).start;
         // The schedule's factor: the kernels take the base rate times it.
         let factor = arena.put(&[0.5]).start;
         let mut ops = Vec::new();
@@ -546,7 +548,7 @@ fn optimizer_kernels_match_cpu_over_several_steps() {
                 )
                 .unwrap(),
             );
-            ops.push(Op::advance_counter(step, 1.0).unwrap());
+            ops.push(Op::adam_step(step).unwrap());
             ops.push(
                 Op::adam_update(
                     radam.clone(),
@@ -608,6 +610,15 @@ fn optimizer_kernels_match_cpu_over_several_steps() {
             &format!("adam second moment over {len}"),
             &result[moments.start + len..moments.end],
             &m2,
+            ATOL,
+            RTOL,
+        );
+        let correction = |beta: f32| 1.0 - beta.powi(3);
+        assert_eq!(result[step], 3.0, "adam_step counts the steps");
+        assert_close(
+            "adam_step's bias corrections",
+            &result[step + 1..step + 3],
+            &[Optimizer::ADAM_BETA1, Optimizer::ADAM_BETA2].map(correction),
             ATOL,
             RTOL,
         );

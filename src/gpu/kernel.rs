@@ -106,6 +106,7 @@ pub enum Kernel {
     ShuffledRows,
     GatherRows,
     SgdUpdate,
+    AdamStep,
     AdamUpdate,
     AdvanceCounter,
     NextEpoch,
@@ -114,7 +115,7 @@ pub enum Kernel {
 impl Kernel {
     /// Every kernel, `matmul_fused` in its plain variant and its a·bᵀ one (`matmul_fused_nt`); the other
     /// variants are compiled when a program first uses them.
-    pub const ALL: [Kernel; 20] = [
+    pub const ALL: [Kernel; 21] = [
         Kernel::Matmul,
         Kernel::MatmulBlocked,
         Kernel::MatmulRegisters,
@@ -135,6 +136,7 @@ impl Kernel {
         Kernel::ShuffledRows,
         Kernel::GatherRows,
         Kernel::SgdUpdate,
+        Kernel::AdamStep,
         Kernel::AdamUpdate,
         Kernel::AdvanceCounter,
         Kernel::NextEpoch,
@@ -160,7 +162,8 @@ impl Kernel {
     }
 
     /// The WGSL entry point, which is also the CPU twin's name (`matmul_blocked` is a twin of `matmul`;
-    /// `advance_counter` and `next_epoch` move the counters the CPU keeps in fields; `measure_rows` and
+    /// `advance_counter`, `adam_step` and `next_epoch` move the counters the CPU keeps in fields (`adam_step`
+    /// with the bias corrections that `cpu::adam_update` computes in place); `measure_rows` and
     /// `measure_sum` together are `cpu::measure`).
     pub fn entry_point(self) -> &'static str {
         match self {
@@ -181,6 +184,7 @@ impl Kernel {
             Kernel::ShuffledRows => "shuffled_rows",
             Kernel::GatherRows => "gather_rows",
             Kernel::SgdUpdate => "sgd_update",
+            Kernel::AdamStep => "adam_step",
             Kernel::AdamUpdate => "adam_update",
             Kernel::AdvanceCounter => "advance_counter",
             Kernel::NextEpoch => "next_epoch",
@@ -201,7 +205,7 @@ impl Kernel {
             | Kernel::GatherRows
             | Kernel::AdvanceCounter
             | Kernel::NextEpoch => 4,
-            Kernel::SgdUpdate | Kernel::AdamUpdate => 5,
+            Kernel::SgdUpdate | Kernel::AdamStep | Kernel::AdamUpdate => 5,
         }
     }
 
@@ -351,6 +355,7 @@ pub fn schedule_code(schedule: Schedule) -> (u32, u32, f32) {
 /// shuffled_rows        rows, -, epoch, cursor                       len × 1              data_rows, seed
 /// gather_rows          out, src, order                              rows × cols
 /// sgd_update           params, grads, velocity, -, factor           1 × len              lr, momentum
+/// adam_step            step (t, 1 − β1^t, 1 − β2^t)                 1 × 1                beta1, beta2
 /// adam_update          params, grads, moments, step, factor         1 × len              lr, weight_decay,
 ///                                                                                        beta1, beta2, epsilon
 /// advance_counter      counter                                      1 × 1                amount
@@ -715,8 +720,8 @@ impl Op {
         Ok(op)
     }
 
-    /// One AdamW step; `moments` holds m then v, `step` the step count that `advance_counter` moves on; the
-    /// rate is lr·f as in [`Op::sgd_update`].
+    /// One AdamW step; `moments` holds m then v, `step` the step count and its bias corrections, which
+    /// [`Op::adam_step`] moves on; the rate is lr·f as in [`Op::sgd_update`].
     pub fn adam_update(
         params: Range<usize>,
         grads: Range<usize>,
@@ -743,6 +748,21 @@ impl Op {
             Optimizer::ADAM_EPSILON,
         );
         Ok(op)
+    }
+
+    /// Adam's step count t at `step` += 1, and the bias corrections 1 − β1^t and 1 − β2^t after it: three
+    /// values, computed once a step for every parameter's update.
+    pub fn adam_step(step: usize) -> Result<Op> {
+        let kernel = Kernel::AdamStep;
+        let args = Args {
+            out: word(kernel, step)?,
+            rows: 1,
+            cols: 1,
+            beta1: Optimizer::ADAM_BETA1,
+            beta2: Optimizer::ADAM_BETA2,
+            ..Args::default()
+        };
+        Ok(Op { kernel, args })
     }
 
     /// counter += amount

@@ -72,7 +72,8 @@ impl Arena {
         let params = carve.take(layout.len);
         let grads = carve.take(layout.len);
         let state = carve.take(layout.len * config.optimizer.state_per_param());
-        let step = carve.take(1).start;
+        // Adam's step count, then its two bias corrections (`Op::adam_step`).
+        let step = carve.take(3).start;
         let factor = carve.take(1).start;
         let inputs = carve.take(rows * network.inputs());
         let targets = carve.take(rows * network.outputs());
@@ -789,7 +790,7 @@ impl Plan<'_> {
                 vec![Op::sgd_update(params, grads, state, lr, factor, momentum)?]
             }
             Optimizer::Adam { weight_decay } => vec![
-                Op::advance_counter(arena.step, 1.0)?,
+                Op::adam_step(arena.step)?,
                 Op::adam_update(params, grads, state, arena.step, lr, factor, weight_decay)?,
             ],
         })

@@ -36,7 +36,8 @@ fn advance_counter(@builtin(local_invocation_index) local: u32) {
 }
 
 // The epoch's end: epoch += 1, the cursor back to the first position, and the learning rate's factor for the
-// new epoch; out = epoch, a = cursor, b = the factor, schedule, period and schedule_parameter = the schedule (`schedule_code`).
+// new epoch; out = epoch, a = cursor, b = the factor; schedule, period and schedule_parameter are the
+// schedule (`schedule_code`).
 // One thread.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn next_epoch(@builtin(local_invocation_index) local: u32) {

@@ -39,7 +39,7 @@ pub struct XorFigures {
     pub fused_setup_ms: f64,
     pub fused_train_ms: f64,
     pub layered_train_ms: f64,
-    /// The CPU engine (`FastCpuTrainer`, whose products this small run in the reference's loops).
+    /// The CPU engine (`CpuEngine`, which trains this network in lanes: `LaneTrainer`).
     pub cpu_train_ms: f64,
     pub cpu_reference_train_ms: f64,
     pub fused_epochs_per_s: f64,

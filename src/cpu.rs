@@ -3,9 +3,10 @@
 //!
 //! Everything is generic over the float type so that tests can check the gradients in f64.
 //!
-//! [`FastCpuTrainer`] runs the same steps with its larger matrix products in a tuned kernel (the
-//! matrixmultiply crate: blocked, vectorized, on up to 4 threads, `MATMUL_NUM_THREADS`); the tests hold it to
-//! the plain loops.
+//! The CPU engine ([`CpuEngine`]) runs the same steps faster, and the tests hold it to the plain loops:
+//! [`LaneTrainer`] (src/cpu/lanes.rs) for networks of a few units a layer, the rows of a batch side by side
+//! in SIMD lanes; [`FastCpuTrainer`] for the rest, with its larger matrix products in a tuned kernel (the
+//! matrixmultiply crate: blocked, vectorized, on up to 4 threads, `MATMUL_NUM_THREADS`).
 
 mod lanes;
 

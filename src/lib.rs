@@ -6,7 +6,8 @@
 //! - [`train`]: the optimizer, the learning rate and its schedule, and the order of mini-batches, shared by
 //!   both trainers;
 //! - [`cpu`]: the reference implementation, one function per kernel, and [`CpuTrainer`]; beside it the fast
-//!   CPU path ([`cpu::FastCpuTrainer`], [`cpu::predict`]) that the CPU engine trains with;
+//!   CPU paths that the CPU engine ([`cpu::CpuEngine`]) trains with ([`cpu::LaneTrainer`] for narrow
+//!   networks, [`cpu::FastCpuTrainer`] for the rest) and [`cpu::predict`];
 //! - [`gpu`]: the device, the kernels and the two GPU engines: [`GpuTrainer`] (layered), which mirrors
 //!   [`CpuTrainer`] step by step, and [`gpu::FusedTrainer`], which trains whole networks in one dispatch;
 //! - [`engine`]: [`Trainer`], one interface over the three, choosing the engine, for one run or a sweep;

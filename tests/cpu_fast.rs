@@ -254,6 +254,88 @@ fn the_lane_trainer_trains_the_tutorial_network_as_the_reference_does() {
 }
 
 #[test]
+fn the_lane_trainer_matches_the_reference_on_any_number_of_rows_and_batch() {
+    // No hidden layer, one hidden layer of one unit; 1 to 9 rows, in batches of 1, 3 and 4 and whole.
+    let networks = [
+        Network::build(
+            vec![3, 4],
+            Activation::Identity,
+            Activation::Identity,
+            Loss::Mse,
+        ),
+        Network::build(
+            vec![3, 5],
+            Activation::Identity,
+            Activation::Softmax,
+            Loss::Ce,
+        ),
+        Network::build(
+            vec![3, 1, 1],
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Loss::Bce,
+        ),
+    ]
+    .map(Result::unwrap);
+    for network in &networks {
+        for rows in [1, 2, 3, 4, 5, 8, 9] {
+            let data = Dataset {
+                rows,
+                inputs: random(rows * 3, 50),
+                targets: targets_for(network.loss(), rows, network.outputs(), 51),
+            };
+            for batch_size in [None, Some(1), Some(3), Some(4)] {
+                let config = TrainConfig {
+                    batch_size,
+                    shuffle_seed: 6,
+                    optimizer: wgmlp::Optimizer::Adam { weight_decay: 0.1 },
+                    ..TrainConfig::sgd(0.01)
+                };
+                let params = network.init_params(2);
+                let mut reference =
+                    CpuTrainer::<f32>::new(network, &params, &data, config).unwrap();
+                let mut lanes = LaneTrainer::new(network, &params, &data, config).unwrap();
+                reference.train(3);
+                lanes.train(3);
+                let what = format!("[{network}] on {rows} rows, batch {batch_size:?}");
+                assert_close(&what, lanes.params(), reference.params(), 1e-6, 1e-5);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_lanes_past_the_last_row_never_reach_a_gradient() {
+    // An infinite weight makes a padding row's hidden unit 0·∞ = NaN; the reference, which has no padding
+    // rows, keeps every parameter that the infinity does not reach finite, and so must the lanes.
+    let network = Network::new(vec![2, 3, 1]).unwrap();
+    let data = Dataset {
+        rows: 5,
+        inputs: random(10, 60),
+        targets: targets_for(Loss::Sse, 5, 1, 61),
+    };
+    let mut params = network.init_params(7);
+    params[0] = f32::INFINITY;
+    let config = TrainConfig::sgd(0.1);
+    let mut reference = CpuTrainer::<f32>::new(&network, &params, &data, config).unwrap();
+    let mut lanes = LaneTrainer::new(&network, &params, &data, config).unwrap();
+    reference.train(1);
+    lanes.train(1);
+    let finite = |values: &[f32]| values.iter().map(|v| v.is_finite()).collect::<Vec<_>>();
+    assert_eq!(
+        finite(lanes.params()),
+        finite(reference.params()),
+        "which parameters stay finite: lanes {:?}, reference {:?}",
+        lanes.params(),
+        reference.params()
+    );
+    assert!(
+        finite(reference.params()).contains(&true),
+        "the case tests something"
+    );
+}
+
+#[test]
 fn a_lane_run_resumed_from_its_state_continues_exactly() {
     let network = Network::build(
         vec![3, 8, 4],

@@ -226,27 +226,31 @@ fn args_struct_matches_rust_field_for_field() {
         size_of::<Args>(),
         "Args size in WGSL vs Rust"
     );
-    // Rust's field names in order, as Debug prints them: `Args { out: 0, a: 0, ... }`.
+    // Rust's fields in order, as Debug prints them: `Args { out: 0, ..., lr: 0.0, ... }`, a float's zero
+    // with a point.
     let debug = format!("{:?}", Args::default());
-    let rust: Vec<&str> = debug
+    let kind = |zero: &str| match zero.contains('.') {
+        true => naga::ScalarKind::Float,
+        false => naga::ScalarKind::Uint,
+    };
+    let rust: Vec<(&str, naga::ScalarKind)> = debug
         .trim_start_matches("Args {")
         .trim_end_matches('}')
         .split(',')
-        .map(|field| field.split(':').next().unwrap_or_default().trim())
+        .filter_map(|field| field.split_once(':'))
+        .map(|(name, zero)| (name.trim(), kind(zero)))
         .collect();
-    let wgsl: Vec<&str> = members
+    let wgsl: Vec<(&str, naga::ScalarKind)> = members
         .iter()
-        .map(|m| m.name.as_deref().unwrap_or_default())
+        .map(|member| {
+            let name = member.name.as_deref().unwrap_or_default();
+            match module.types[member.ty].inner {
+                naga::TypeInner::Scalar(scalar) if scalar.width == 4 => (name, scalar.kind),
+                ref other => panic!("Args.{name} is {other:?}, not a 4-byte scalar"),
+            }
+        })
         .collect();
-    assert_eq!(wgsl, rust, "Args fields in WGSL vs Rust");
-    for member in members {
-        let ty = &module.types[member.ty].inner;
-        assert!(
-            matches!(ty, naga::TypeInner::Scalar(s) if s.width == 4),
-            "Args.{:?} is {ty:?}, not a 4-byte scalar",
-            member.name
-        );
-    }
+    assert_eq!(wgsl, rust, "Args fields (name, kind) in WGSL vs Rust");
 }
 
 #[test]

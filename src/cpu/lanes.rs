@@ -3,8 +3,9 @@
 //! row-major loops pay a loop's overhead for every product of two or three numbers.
 //!
 //! A matrix of `units` values per row is stored unit-major: unit u of row r is lane r % LANES of
-//! `m[u * groups + r / LANES]`, where `groups` is the batch's rows in lanes, rounded up. Lanes past the
-//! batch's last row carry no gradient: the loss gradient is zero there.
+//! `m[u * groups + r / LANES]`, where `groups` is the batch's rows in lanes, rounded up. The lanes past the
+//! batch's last row compute along with the others but stay in their lanes until the sums over rows, which
+//! leave them out.
 
 use super::{
     Evaluation, activation_backward, activation_forward, check_params_len, check_state_len,
@@ -65,6 +66,8 @@ impl LaneTrainer {
     ) -> Result<Self> {
         let layout = check_run(network, data, &config)?;
         check_params_len(&layout, params.len())?;
+        // About the reference's memory: the same values, in lanes.
+        super::CpuTrainer::<f32>::check_size(network, data.rows, &config, 1)?;
         let groups = data.rows.div_ceil(LANES);
         let per_layer = || -> Vec<Vec<Lane>> {
             network.sizes()[1..]
@@ -176,7 +179,6 @@ impl LaneTrainer {
             loss_backward(&mut d, o, y, scale);
             activation_backward(dz, &d, o, output_slope);
         }
-        clear_past_rows(dz, outputs, rows);
         for (l, layer) in self.layout.layers.iter().enumerate().rev() {
             let (below, this) = self.dpre.split_at_mut(l);
             let dz = &this[0][..layer.outputs * groups];
@@ -185,8 +187,8 @@ impl LaneTrainer {
                 _ => &self.post[l - 1][..layer.inputs * groups],
             };
             let (dweight, dbias) = (layer.weight.clone(), layer.bias.clone());
-            weight_backward(&mut self.grads[dweight], input, dz, layer, groups);
-            bias_backward(&mut self.grads[dbias], dz, groups);
+            weight_backward(&mut self.grads[dweight], input, dz, layer, rows);
+            bias_backward(&mut self.grads[dbias], dz, rows);
             if l > 0 {
                 let weight = &self.params[layer.weight.clone()];
                 let f = self.network.activation(l - 1);
@@ -298,32 +300,52 @@ fn activate(z: Lane, f: Activation) -> Lane {
     a
 }
 
-/// dweight[inputs×outputs] = Σ_rows input[inputs, rows] · dz[outputs, rows], the rows of a lane group summed
-/// lane by lane and then across the lanes in row order. (Index loops: a slice's chunks of a length known
-/// only at run time cost a division each, as much as a small layer's whole product.)
+/// dweight[inputs×outputs] = Σ_rows input[inputs, rows] · dz[outputs, rows] over the batch's `rows` rows.
+/// (Index loops: a slice's chunks of a length known only at run time cost a division each, as much as a
+/// small layer's whole product.)
 fn weight_backward(
     dweight: &mut [f32],
     input: &[Lane],
     dz: &[Lane],
     layer: &LayerParams,
-    groups: usize,
+    rows: usize,
 ) {
+    let groups = rows.div_ceil(LANES);
     for i in 0..layer.inputs {
         for j in 0..layer.outputs {
-            let mut sum = [0.0; LANES];
-            for g in 0..groups {
-                sum = add(sum, mul(input[i * groups + g], dz[j * groups + g]));
-            }
-            dweight[i * layer.outputs + j] = lane_sum(sum);
+            let products = |g| mul(input[i * groups + g], dz[j * groups + g]);
+            dweight[i * layer.outputs + j] = row_sum(rows, products);
         }
     }
 }
 
-/// dbias[outputs] = Σ_rows dz[outputs, rows]
-fn bias_backward(dbias: &mut [f32], dz: &[Lane], groups: usize) {
+/// dbias[outputs] = Σ_rows dz[outputs, rows] over the batch's `rows` rows
+fn bias_backward(dbias: &mut [f32], dz: &[Lane], rows: usize) {
+    let groups = rows.div_ceil(LANES);
     for (j, db) in dbias.iter_mut().enumerate() {
-        *db = lane_sum((0..groups).fold([0.0; LANES], |sum, g| add(sum, dz[j * groups + g])));
+        *db = row_sum(rows, |g| dz[j * groups + g]);
     }
+}
+
+/// The sum of one unit's values over the first `rows` rows, `lane(g)` giving its lane group g: summed lane
+/// by lane over the groups, then across the lanes in row order, so that up to [`LANES`] rows add in the
+/// reference's order. The lanes past the last row are left out by a choice, not a product with zero: a
+/// padding lane may hold a NaN (0·∞ from a zero input) that must not reach a gradient.
+fn row_sum(rows: usize, lane: impl Fn(usize) -> Lane) -> f32 {
+    let Some(last) = rows.div_ceil(LANES).checked_sub(1) else {
+        return 0.0;
+    };
+    let used = rows - last * LANES;
+    let whole = (0..last).fold([0.0; LANES], |sum, g| add(sum, lane(g)));
+    let end = lane(last);
+    let sum: Lane = std::array::from_fn(|k| {
+        if k < used {
+            whole[k] + end[k]
+        } else {
+            whole[k]
+        }
+    });
+    sum.iter().fold(0.0, |total, &v| total + v)
 }
 
 /// dinput[inputs, rows] = (Σ_outputs dz[outputs, rows] · weight[inputs×outputs]) ⊙ f′, the gradient of the
@@ -368,28 +390,12 @@ fn softmax_forward(a: &mut [Lane], z: &[Lane], groups: usize) {
     }
 }
 
-/// Zeroes the lanes past row `rows` in a gradient of any number of units, so that they add nothing.
-fn clear_past_rows(d: &mut [Lane], units: usize, rows: usize) {
-    let (groups, used) = (rows.div_ceil(LANES), rows % LANES);
-    if used == 0 {
-        return;
-    }
-    for u in 0..units {
-        d[u * groups + groups - 1][used..].fill(0.0);
-    }
-}
-
 fn add(a: Lane, b: Lane) -> Lane {
     std::array::from_fn(|k| a[k] + b[k])
 }
 
 fn mul(a: Lane, b: Lane) -> Lane {
     std::array::from_fn(|k| a[k] * b[k])
-}
-
-/// The lanes' sum in row order, from zero, as the reference's loop over rows adds them.
-fn lane_sum(lane: Lane) -> f32 {
-    lane.iter().fold(0.0, |sum, &v| sum + v)
 }
 
 /// `values`, rows of `units`, in lanes (the lanes past the last row zero).
@@ -413,10 +419,17 @@ fn from_lanes(lanes: &[Lane], rows: usize, units: usize) -> Vec<f32> {
         .collect()
 }
 
-/// e^x to within 1 ulp for every x whose e^x is a normal f32 (and NaN for NaN), in operations that
-/// compile to vector instructions, where the C library's `expf` is a call per value. x = n·ln 2 + r with
-/// |r| ≤ ln 2 / 2 (ln 2 in two parts, so that n·ln 2 loses nothing); e^r is a degree-7 polynomial, Cephes's
-/// minimax coefficients; 2^n is built in the exponent bits.
+/// ln of the smallest normal f32: n = −126 in [`exp`].
+const EXP_LOWEST: f32 = -87.336_54;
+/// Below ln of the largest f32, where x·log2(e) rounds to n = 127 at most in [`exp`].
+const EXP_HIGHEST: f32 = 88.37;
+
+/// e^x to within 1 ulp for x in [`EXP_LOWEST`, `EXP_HIGHEST`], in operations that compile to vector
+/// instructions, where the C library's `expf` is a call per value. Beyond that range it gives the value at
+/// its end (about 1.2e-38 and 2.4e38, the ends of the normal floats that 2^n below can reach), which is
+/// all a sigmoid needs; NaN stays NaN. x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 in two parts, so that
+/// n·ln 2 loses nothing); e^r is a degree-7 polynomial, Cephes's minimax coefficients; 2^n, n in
+/// [-126, 127], is built in the exponent bits.
 #[inline(always)]
 fn exp(x: f32) -> f32 {
     // Adding 1.5·2^23 rounds to an integer, which then stands in the low bits of the sum.
@@ -424,7 +437,7 @@ fn exp(x: f32) -> f32 {
     const LN2_HIGH: f32 = 0.693_359_4; // 0.693359375, 10 bits: n·LN2_HIGH is exact
     const LN2_LOW: f32 = -2.121_944_4e-4;
     // `clamp` keeps NaN (where max and min would drop it).
-    let x = x.clamp(-87.3, 88.7);
+    let x = x.clamp(EXP_LOWEST, EXP_HIGHEST);
     let rounded = x * std::f32::consts::LOG2_E + ROUND;
     let n = rounded - ROUND;
     let r = x - n * LN2_HIGH - n * LN2_LOW;
@@ -449,8 +462,9 @@ mod tests {
     #[test]
     fn exp_is_within_one_ulp_of_the_true_value() {
         let mut worst = (0.0f32, 0.0f64);
-        for i in 0..=2_000_000 {
-            let x = -87.0 + 175.0 * i as f32 / 2_000_000.0;
+        let steps = 2_000_000;
+        for i in 0..=steps {
+            let x = EXP_LOWEST + (EXP_HIGHEST - EXP_LOWEST) * i as f32 / steps as f32;
             let (got, truth) = (exp(x) as f64, (x as f64).exp());
             let ulp = f64::from(f32::EPSILON) * 2f64.powi(truth.log2().floor() as i32);
             let error = (got - truth).abs() / ulp;
@@ -461,6 +475,15 @@ mod tests {
         assert!(worst.1 <= 1.0, "exp({}) is {} ulp off", worst.0, worst.1);
         assert!(exp(f32::NAN).is_nan());
         assert_eq!(exp(0.0), 1.0);
-        assert!(exp(-1000.0) < 1e-37 && exp(1000.0) > 1e38);
+        // Past either end, the value at that end: finite, and the sigmoid's 0 and 1 from it.
+        for (x, end) in [
+            (-1000.0, EXP_LOWEST),
+            (f32::NEG_INFINITY, EXP_LOWEST),
+            (88.7, EXP_HIGHEST),
+        ] {
+            assert_eq!(exp(x), exp(end), "exp({x})");
+        }
+        assert!(exp(f32::INFINITY).is_finite() && exp(f32::INFINITY) > 2e38);
+        assert!(exp(EXP_LOWEST) >= f32::MIN_POSITIVE * 0.99);
     }
 }

@@ -447,18 +447,10 @@ impl Op {
         };
         let MatmulShape { m, k, n, .. } = shape;
         expect_matmul(&c, &a, &b, shape)?;
-        let w = |x| word(kernel, x);
-        let args = Args {
-            out: w(c.start)?,
-            a: w(a.start)?,
-            b: w(b.start)?,
-            rows: w(m)?,
-            cols: w(n)?,
-            inner: w(k)?,
-            transposes: u32::from(shape.transpose_a) | u32::from(shape.transpose_b) << 1,
-            ..Args::default()
-        };
-        Ok(Op { kernel, args })
+        let mut op = Op::rows(kernel, [&c, &a, &b], m, n)?;
+        op.args.inner = word(kernel, k)?;
+        op.args.transposes = u32::from(shape.transpose_a) | u32::from(shape.transpose_b) << 1;
+        Ok(op)
     }
 
     /// c[m×n] = epilogue(op(a)[m×k] · op(b)[k×n]) by `matmul_fused`; `operand` is the epilogue's: the bias
@@ -485,20 +477,12 @@ impl Op {
         }
         let variant = MatmulVariant::for_shape(shape, epilogue);
         let kernel = Kernel::MatmulFused(variant);
-        let w = |x| word(kernel, x);
-        let args = Args {
-            out: w(c.start)?,
-            a: w(a.start)?,
-            b: w(b.start)?,
-            c: w(operand.start)?,
-            rows: w(m)?,
-            cols: w(n)?,
-            inner: w(k)?,
-            // One slice covering the whole inner dimension.
-            depth: w(k.max(1))?,
-            ..Args::default()
-        };
-        Ok(Op { kernel, args })
+        let mut op = Op::rows(kernel, [&c, &a, &b], m, n)?;
+        op.args.c = word(kernel, operand.start)?;
+        op.args.inner = word(kernel, k)?;
+        // One slice covering the whole inner dimension.
+        op.args.depth = word(kernel, k.max(1))?;
+        Ok(op)
     }
 
     /// partials[slices×m×n] = op(a)·op(b) split along k into `slices` slices of at least `depth` steps
@@ -656,19 +640,12 @@ impl Op {
             });
         }
         let kernel = Kernel::ShuffledRows;
-        let w = |x| word(kernel, x);
-        let args = Args {
-            out: w(rows.start)?,
-            b: w(order.epoch)?,
-            c: w(order.cursor)?,
-            rows: w(rows.len())?,
-            cols: 1,
-            data_rows: w(order.rows)?,
-            seed_lo: order.seed as u32,
-            seed_hi: (order.seed >> 32) as u32,
-            ..Args::default()
-        };
-        Ok(Op { kernel, args })
+        let epoch = order.epoch..order.epoch + 1;
+        let mut op = Op::rows(kernel, [&rows, &EMPTY, &epoch], rows.len(), 1)?;
+        op.args.c = word(kernel, order.cursor)?;
+        op.args.data_rows = word(kernel, order.rows)?;
+        (op.args.seed_lo, op.args.seed_hi) = (order.seed as u32, (order.seed >> 32) as u32);
+        Ok(op)
     }
 
     /// out[rows×cols] = the rows of src that order[rows] names (row numbers as f32, from `shuffled_rows`)
@@ -685,21 +662,13 @@ impl Op {
 
     /// The epoch's end: epoch += 1, cursor = 0, and `factor` = the schedule's factor for the new epoch.
     pub fn next_epoch(order: RowOrder, schedule: Schedule, factor: usize) -> Result<Op> {
-        let kernel = Kernel::NextEpoch;
-        let w = |x| word(kernel, x);
+        let (epoch, cursor) = (order.epoch..order.epoch + 1, order.cursor..order.cursor + 1);
+        let factor = factor..factor + 1;
+        let mut op = Op::rows(Kernel::NextEpoch, [&epoch, &cursor, &factor], 1, 1)?;
         let (code, period, parameter) = schedule_code(schedule);
-        let args = Args {
-            out: w(order.epoch)?,
-            a: w(order.cursor)?,
-            b: w(factor)?,
-            rows: 1,
-            cols: 1,
-            schedule: code,
-            period,
-            schedule_parameter: parameter,
-            ..Args::default()
-        };
-        Ok(Op { kernel, args })
+        (op.args.schedule, op.args.period) = (code, period);
+        op.args.schedule_parameter = parameter;
+        Ok(op)
     }
 
     /// velocity = μ·velocity + grads; params −= lr·f · velocity, where f is the schedule's factor, which the
@@ -753,29 +722,17 @@ impl Op {
     /// Adam's step count t at `step` += 1, and the bias corrections 1 − β1^t and 1 − β2^t after it: three
     /// values, computed once a step for every parameter's update.
     pub fn adam_step(step: usize) -> Result<Op> {
-        let kernel = Kernel::AdamStep;
-        let args = Args {
-            out: word(kernel, step)?,
-            rows: 1,
-            cols: 1,
-            beta1: Optimizer::ADAM_BETA1,
-            beta2: Optimizer::ADAM_BETA2,
-            ..Args::default()
-        };
-        Ok(Op { kernel, args })
+        let mut op = Op::rows(Kernel::AdamStep, [&(step..step + 3), &EMPTY, &EMPTY], 1, 1)?;
+        (op.args.beta1, op.args.beta2) = (Optimizer::ADAM_BETA1, Optimizer::ADAM_BETA2);
+        Ok(op)
     }
 
     /// counter += amount
     pub fn advance_counter(counter: usize, amount: f32) -> Result<Op> {
-        let kernel = Kernel::AdvanceCounter;
-        let args = Args {
-            out: word(kernel, counter)?,
-            rows: 1,
-            cols: 1,
-            amount,
-            ..Args::default()
-        };
-        Ok(Op { kernel, args })
+        let counter = counter..counter + 1;
+        let mut op = Op::rows(Kernel::AdvanceCounter, [&counter, &EMPTY, &EMPTY], 1, 1)?;
+        op.args.amount = amount;
+        Ok(op)
     }
 
     /// `kernel` over `len` elements, one thread each: out, a, b their offsets (EMPTY where unused).

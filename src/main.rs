@@ -502,8 +502,9 @@ fn run_bench(plan: &BenchPlan, device: &cli::AdapterChoice, json: bool) -> anyho
     say!("adapter: {}", report.adapter)?;
     let xor = &report.xor;
     say!(
-        "XOR 2-3-1, {} epochs: fused {:.1} ms ({:.0} epochs/s, setup {:.1} ms apart), layered {:.1} ms ({:.0} epochs/s, {} dispatches an epoch), CPU {:.1} ms ({:.0} epochs/s; reference {:.1} ms)",
+        "XOR 2-3-1, {} epochs (best of {} runs, layered 1): fused {:.1} ms ({:.0} epochs/s, setup {:.1} ms apart), layered {:.1} ms ({:.0} epochs/s, {} dispatches an epoch), CPU {:.1} ms ({:.0} epochs/s; reference {:.1} ms)",
         xor.epochs,
+        wgmlp::bench::XOR_RUNS,
         xor.fused_train_ms,
         xor.fused_epochs_per_s,
         xor.fused_setup_ms,

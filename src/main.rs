@@ -301,7 +301,8 @@ fn run_xor(cli: &Cli) -> anyhow::Result<()> {
     .map_err(cli::layers_error(network))?;
     let starts = sweep::starts(network, None, config, cli.seed, &cli.lr, runs);
 
-    // Setup: opening the device and compiling the kernels (GPU), then laying out and uploading the network.
+    // Setup: opening the device and compiling the kernels a run uses (GPU), then laying out and uploading the
+    // network.
     let run_on = |gpu: Option<&Gpu>,
                   starts: &[(u64, Start)],
                   opened: Instant|

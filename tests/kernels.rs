@@ -31,6 +31,12 @@ impl Arena {
     }
 }
 
+#[test]
+fn every_kernel_compiles_on_the_device() {
+    // Pipelines are compiled at first use; this compiles every one, each in the variants Kernel::ALL lists.
+    pollster::block_on(gpu().compile_kernels(&Kernel::ALL)).expect("every kernel compiles");
+}
+
 fn check_matmul(shape: MatmulShape) {
     for kernel in Kernel::MATMULS {
         check_matmul_with(kernel, shape);

@@ -113,8 +113,8 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// Every kernel, `matmul_fused` in its plain variant and its a·bᵀ one (`matmul_fused_nt`); the other
-    /// variants are compiled when a program first uses them.
+    /// Every kernel, `matmul_fused` in its plain variant and its a·bᵀ one (`matmul_fused_nt`); its other
+    /// variants differ only in their override constants.
     pub const ALL: [Kernel; 21] = [
         Kernel::Matmul,
         Kernel::MatmulBlocked,

@@ -99,8 +99,8 @@ pub struct Gpu {
     bind_group_layout: wgpu::BindGroupLayout,
     pipeline_layout: wgpu::PipelineLayout,
     modules: Vec<wgpu::ShaderModule>,
-    /// Every kernel of [`Kernel::ALL`] from the start; the other variants of `matmul_fused` from the first
-    /// program that uses them.
+    /// Each kernel's pipeline from the first program that uses it: a software adapter takes about 6 ms to
+    /// compile one, and a run that needs a few (the fused engine, XOR) should not wait for all of them.
     pipelines: Mutex<HashMap<Kernel, wgpu::ComputePipeline>>,
     faults: Arc<Mutex<Faults>>,
 }
@@ -191,7 +191,8 @@ impl Gpu {
         Gpu::from_device(device, queue, adapter, subgroup_lanes).await
     }
 
-    /// Builds the pipelines on a device the caller already has, with `Features::SUBGROUP` where
+    /// Sets up the kernels (their shader modules; each pipeline is compiled when a program first uses it) on
+    /// a device the caller already has, with `Features::SUBGROUP` where
     /// `subgroup_lanes` gives the adapter's smallest subgroup. Every size check follows the limits the device
     /// was opened with (`wgpu::Device::limits`), so a device opened with lower ones is held to them.
     pub async fn from_device(
@@ -253,14 +254,7 @@ impl Gpu {
                 })
             })
             .collect();
-        let pipelines = Kernel::ALL
-            .iter()
-            .map(|&kernel| {
-                let pipeline = compile(&device, &pipeline_layout, &modules, kernel);
-                (kernel, pipeline)
-            })
-            .collect();
-        scopes.pop("compiling the kernels").await?;
+        scopes.pop("parsing the kernels").await?;
         Ok(Gpu {
             device,
             queue,
@@ -270,7 +264,7 @@ impl Gpu {
             bind_group_layout,
             pipeline_layout,
             modules,
-            pipelines: Mutex::new(pipelines),
+            pipelines: Mutex::default(),
             faults,
         })
     }
@@ -496,8 +490,19 @@ impl Gpu {
         self.read(&buffer, 0..arena.len()).await
     }
 
-    /// The kernel's pipeline, compiled on first use for a variant outside [`Kernel::ALL`]; errors in
-    /// compiling it go to the caller's error scope.
+    /// Compiles the pipelines of `kernels` now, rather than at the first program that uses each, and reports
+    /// what the device says of them: a check that every kernel builds on this device (a test does it for
+    /// [`Kernel::ALL`]).
+    pub async fn compile_kernels(&self, kernels: &[Kernel]) -> Result<()> {
+        let scopes = ErrorScopes::push(&self.device);
+        for &kernel in kernels {
+            self.pipeline(kernel);
+        }
+        scopes.pop("compiling the kernels").await
+    }
+
+    /// The kernel's pipeline, compiled on its first use; errors in compiling it go to the caller's error
+    /// scope.
     fn pipeline(&self, kernel: Kernel) -> wgpu::ComputePipeline {
         let mut pipelines = self
             .pipelines

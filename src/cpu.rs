@@ -9,6 +9,7 @@
 //! matrixmultiply crate: blocked, vectorized, on up to 4 threads, `MATMUL_NUM_THREADS`).
 
 mod lanes;
+pub mod vector_math;
 
 pub use lanes::LaneTrainer;
 use num_traits::Float;
@@ -24,6 +25,10 @@ pub trait Real:
 {
     /// c[m×n] = op(a)[m×k] · op(b)[k×n] in the matrixmultiply crate's kernel for this type.
     fn tuned_matmul(c: &mut [Self], a: &[Self], b: &[Self], shape: MatmulShape);
+
+    /// a[len] = f(z[len]) for an element-wise f on the fast path: [`vector_math`]'s in f32, the
+    /// reference's `activation_forward` in f64.
+    fn fast_activation(a: &mut [Self], z: &[Self], f: Activation);
 }
 
 /// The strides (row, column) of c, op(a) and op(b) in `shape`: `a_index` and `b_index` as arithmetic, so that
@@ -43,9 +48,13 @@ fn strides(shape: &MatmulShape) -> [(usize, usize); 3] {
     ]
 }
 
-macro_rules! tuned_matmul {
-    ($float:ty, $gemm:path) => {
+macro_rules! impl_real {
+    ($float:ty, $gemm:path, $activation:path) => {
         impl Real for $float {
+            fn fast_activation(a: &mut [Self], z: &[Self], f: Activation) {
+                $activation(a, z, f)
+            }
+
             // Out of line, so that the small products' loops around a call to it stay tight.
             #[inline(never)]
             fn tuned_matmul(c: &mut [Self], a: &[Self], b: &[Self], shape: MatmulShape) {
@@ -77,8 +86,8 @@ macro_rules! tuned_matmul {
         }
     };
 }
-tuned_matmul!(f32, matrixmultiply::sgemm);
-tuned_matmul!(f64, matrixmultiply::dgemm);
+impl_real!(f32, matrixmultiply::sgemm, vector_math::activation_forward);
+impl_real!(f64, matrixmultiply::dgemm, activation_forward);
 
 /// The shape of `c[m×n] = op(a)[m×k] · op(b)[k×n]`, where `op` reads a transposed operand when its flag is set:
 /// a transposed `a` is stored k×m, a transposed `b` is stored n×k. This is how the backward pass multiplies by
@@ -918,6 +927,7 @@ impl<T: Real> Activations<T> {
             bias_add(z, &params[layer.bias.clone()]);
             match network.activation(l) {
                 Activation::Softmax => softmax_forward(a, z, layer.outputs),
+                f if FAST => T::fast_activation(a, z, f),
                 f => activation_forward(a, z, f),
             }
         }

@@ -126,14 +126,17 @@ impl LaneTrainer {
                 );
                 self.backward(shuffles, rows);
                 self.step += 1;
+                // One share: a small network's update is not worth a thread.
+                let shares = 1;
+                let (params, state) = (&mut self.params, &mut self.state);
                 optimizer_step(
                     config.optimizer,
                     self.step,
                     lr,
-                    &mut self.params,
+                    params,
                     &self.grads,
-                    &mut self.state,
-                    1,
+                    state,
+                    shares,
                 );
             }
             self.epoch += 1;

@@ -578,9 +578,7 @@ impl<T: Real, const FAST: bool> CpuTrainer<T, FAST> {
         data: &Dataset,
         config: TrainConfig,
     ) -> Result<Self> {
-        let layout = check_run(network, data, &config)?;
-        check_params_len(&layout, params.len())?;
-        Self::check_size(network, data.rows, &config, 1)?;
+        let layout = Self::check_start(network, params, data, &config)?;
         // The gradients of z and f(z) have their shapes.
         let gradients = Activations::<T>::new(network, data.rows);
         Ok(CpuTrainer {
@@ -605,6 +603,20 @@ impl<T: Real, const FAST: bool> CpuTrainer<T, FAST> {
             },
             epoch: 0,
         })
+    }
+
+    /// Checks a run of `network` from `params` on `data` (its settings, the parameters' count, the memory it
+    /// takes) before anything is allocated, and gives the parameters' layout.
+    pub(crate) fn check_start(
+        network: &Network,
+        params: &[f32],
+        data: &Dataset,
+        config: &TrainConfig,
+    ) -> Result<ParamLayout> {
+        let layout = check_run(network, data, config)?;
+        check_params_len(&layout, params.len())?;
+        Self::check_size(network, data.rows, config, 1)?;
+        Ok(layout)
     }
 
     /// Checks that `runs` trainers of `network` on `rows` rows fit in the memory the machine has free, before
@@ -724,7 +736,7 @@ impl<T: Real, const FAST: bool> CpuTrainer<T, FAST> {
         let layers = &mut self.layers;
         check_state_len(layers.state.len(), state.len())?;
         layers.state = convert(state);
-        layers.step = epoch * layers.config.batches(self.rows.count).len() as u64;
+        layers.step = layers.config.steps_before(epoch, self.rows.count);
         self.epoch = epoch;
         Ok(())
     }

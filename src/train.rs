@@ -310,6 +310,12 @@ impl TrainConfig {
         self.optimizer.check()
     }
 
+    /// The optimizer steps of the first `epochs` epochs over `rows` rows: where a resumed run's step count
+    /// (Adam's t) starts.
+    pub fn steps_before(&self, epochs: u64, rows: usize) -> u64 {
+        epochs * self.batches(rows).len() as u64
+    }
+
     /// The steps of one epoch over `rows` rows: row ranges of the epoch's order, the last one possibly short.
     pub fn batches(&self, rows: usize) -> Vec<Range<usize>> {
         let size = self.batch_size.unwrap_or(rows).clamp(1, rows.max(1));

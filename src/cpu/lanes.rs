@@ -8,12 +8,11 @@
 //! leave them out.
 
 use super::{
-    Evaluation, activation_backward, activation_forward, check_params_len, check_state_len,
-    loss_backward, optimizer_step, vector_math,
+    Evaluation, activation_backward, check_state_len, loss_backward, optimizer_step, vector_math,
 };
 use crate::Result;
 use crate::network::{Activation, Dataset, LayerParams, Network, ParamLayout};
-use crate::train::{TrainConfig, check_run};
+use crate::train::TrainConfig;
 use std::ops::Range;
 
 /// Rows a lane holds: one SSE or NEON register of f32, the width every x86-64 and Arm64 CPU has.
@@ -66,10 +65,8 @@ impl LaneTrainer {
         data: &Dataset,
         config: TrainConfig,
     ) -> Result<Self> {
-        let layout = check_run(network, data, &config)?;
-        check_params_len(&layout, params.len())?;
         // About the reference's memory: the same values, in lanes.
-        super::CpuTrainer::<f32>::check_size(network, data.rows, &config, 1)?;
+        let layout = super::CpuTrainer::<f32>::check_start(network, params, data, &config)?;
         let groups = data.rows.div_ceil(LANES);
         let per_layer = || -> Vec<Vec<Lane>> {
             network.sizes()[1..]
@@ -146,14 +143,14 @@ impl LaneTrainer {
     /// Copies the rows at `positions` of the epoch's order into the batch, in lanes.
     fn gather(&mut self, positions: Range<usize>) {
         let groups = positions.len().div_ceil(LANES);
+        let (inputs, outputs) = (self.network.inputs(), self.network.outputs());
         for (i, position) in positions.enumerate() {
             let row = self.config.row_at(self.epoch, self.data.rows, position);
             let (group, lane) = (i / LANES, i % LANES);
-            for (src, dst) in [
-                (&self.data.inputs, &mut self.batch_inputs),
-                (&self.data.targets, &mut self.batch_targets),
+            for (src, dst, width) in [
+                (&self.data.inputs, &mut self.batch_inputs, inputs),
+                (&self.data.targets, &mut self.batch_targets, outputs),
             ] {
-                let width = src.len() / self.data.rows;
                 for (unit, &value) in src[row * width..][..width].iter().enumerate() {
                     dst[unit * groups + group][lane] = value;
                 }
@@ -244,7 +241,7 @@ impl LaneTrainer {
     pub fn resume(&mut self, epoch: u64, state: &[f32]) -> Result<()> {
         check_state_len(self.state.len(), state.len())?;
         self.state = state.to_vec();
-        self.step = epoch * self.config.batches(self.data.rows).len() as u64;
+        self.step = self.config.steps_before(epoch, self.data.rows);
         self.epoch = epoch;
         Ok(())
     }
@@ -297,15 +294,9 @@ fn forward(
 /// f(z) for an element-wise activation, a lane at a time.
 #[inline(always)]
 fn activate(z: Lane, f: Activation) -> Lane {
-    match f {
-        Activation::Sigmoid => z.map(vector_math::sigmoid),
-        Activation::Tanh => z.map(vector_math::tanh),
-        f => {
-            let mut a = [0.0; LANES];
-            activation_forward(&mut a, &z, f);
-            a
-        }
-    }
+    let mut a = [0.0; LANES];
+    vector_math::activation_forward(&mut a, &z, f);
+    a
 }
 
 /// dweight[inputs×outputs] = Σ_rows input[inputs, rows] · dz[outputs, rows] over the batch's `rows` rows.

@@ -541,7 +541,7 @@ impl<'gpu> GpuTrainer<'gpu> {
         check_state_len(self.arena.state.len(), state.len())?;
         self.check_epoch_reached(epoch)?;
         let offset = |at: usize| (at * size_of::<f32>()) as u64;
-        let step = (epoch * self.config.batches(self.rows).len() as u64) as f32;
+        let step = self.config.steps_before(epoch, self.rows) as f32;
         self.gpu.queue.write_buffer(
             &self.buffer,
             offset(self.arena.epoch),

@@ -16,6 +16,19 @@ fn thread_index(workgroup: vec3<u32>, local: u32, workgroups: vec3<u32>) -> u32 
     return workgroup_index(workgroup, workgroups) * WORKGROUP_SIZE + local;
 }
 
+// Whether x is NaN, by its bits: a compiler with fast math (Metal's) may fold `x != x` to false.
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// The worse of a largest error so far and a new one: a NaN makes it NaN, and it stays NaN.
+fn worse(worst: f32, error: f32) -> f32 {
+    if is_nan(worst) || is_nan(error) || error > worst {
+        return select(error, worst, is_nan(worst));
+    }
+    return worst;
+}
+
 // Losses, numbered as `loss_code` in src/gpu/kernel.rs (checked by a test).
 const SSE: u32 = 0u;
 const MSE: u32 = 1u;

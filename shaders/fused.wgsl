@@ -1,14 +1,14 @@
 // The fused engine: a whole network's training, many epochs of it, in one dispatch, so that a dispatch's
 // fixed cost is paid once per log interval instead of once per op per step. This file is what every tier
 // shares; shaders/fused_private.wgsl trains a network in one invocation's private memory (thousands of them
-// side by side), shaders/fused_subgroup.wgsl in a subgroup's lanes, a row a lane, and
+// side by side), shaders/fused_rows.wgsl the same with a workgroup's threads sharing the rows, and
 // shaders/fused_workgroup.wgsl a larger one in a workgroup's memory, a unit a thread.
 //
 // src/gpu/generate.rs writes, for one network, the constants (INPUTS, OUTPUTS, PARAMS, STATE, UNITS, WIDEST,
-// LOSS, THREADS, LANES, SHUFFLES, the optimizer's and the schedule's) and the straight-line functions the
-// tiers call: `forward(row)`, `backward(row, scale)` and `measure_row(row)`, every loop over units unrolled
-// and every index a constant (or, in the workgroup tier, the thread's unit), so that the only loops left run
-// over epochs, batches and rows.
+// LOSS, THREADS, ROW_SHARES, PARTIALS, SHUFFLES, the optimizer's and the schedule's) and the functions the
+// tiers call: `forward(row)`, `backward(row, scale)` and `measure_row(row)`. Small networks get them
+// unrolled, every index a constant (or, in the workgroup tier, the thread's unit), so that the only loops
+// left run over epochs, batches and rows; larger ones keep their loops over units, so that they compile fast.
 //
 // The math is the CPU reference's, one row at a time: forward, then backward adding each row's share of
 // dW = Aᵀ·dZ and db = Σ dZ into the gradients in row order, which is the order the reference's matmul sums
@@ -19,8 +19,9 @@ const ADAM: u32 = 1u;
 
 // The losses' numbers (SSE, MSE, BCE, CE) are in shaders/functions.wgsl.
 
-// What one dispatch does: `epochs` epochs from `first_epoch` on (fused_train), or the metrics of every network
-// (fused_measure), or the outputs of network `evaluated` on every row (fused_evaluate).
+// What one dispatch does: `epochs` epochs from `first_epoch` on (fused_train), or every network's metrics over
+// rows `first_row..end_row`, added to those of the rows before (fused_measure), or the outputs of network
+// `evaluated` on every row (fused_evaluate).
 struct Job {
     networks: u32,
     rows: u32,
@@ -28,6 +29,8 @@ struct Job {
     first_epoch: u32,
     epochs: u32,
     evaluated: u32,
+    first_row: u32,
+    end_row: u32,
 }
 
 // A network's own settings: its base learning rate and the seed of its row order.
@@ -44,7 +47,7 @@ struct Run {
 // that neighbouring invocations read neighbouring words.
 @group(0) @binding(1) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(2) var<storage, read> runs: array<Run>;
-// metrics[networks × 3] (loss, largest |output − target|, rows classified right), then outputs[rows×OUTPUTS]
+// metrics[networks × 3] (loss, largest |output − target|, rows classified right as u32 bits), then outputs[rows×OUTPUTS]
 // and logits[rows×OUTPUTS] of the evaluated network.
 @group(0) @binding(3) var<storage, read_write> results: array<f32>;
 @group(0) @binding(4) var<uniform> job: Job;
@@ -80,9 +83,9 @@ fn row_at(run: Run, epoch: u32, position: u32) -> u32 {
     return position;
 }
 
-// The row of each batch that this invocation adds to its gradients in the subgroup tier: its lane. There
-// the LANES lanes of a network share a batch, a row each, and `update` sums their gradients.
-var<private> lane_row: u32;
+// The first row of each batch that this invocation adds to its gradients; it adds every ROW_SHARES-th row
+// from there. In the rows tier ROW_SHARES threads share a batch, and `update` sums their gradients.
+var<private> first_row: u32;
 
 // Trains the loaded network `job.epochs` epochs from `job.first_epoch` on, one optimizer step per batch, rows
 // in the epoch's order; the tier's `zero_grads`, `forward`, `backward` and `update` do the work.
@@ -118,15 +121,8 @@ fn train_batch(run: Run, lr: f32, epoch: u32, b: u32, batches: u32) {
     let end = min(start + job.batch, job.rows);
     zero_grads();
     let scale = gradient_scale(end - start);
-    if LANES > 1u {
-        let position = start + lane_row;
-        if position < end {
-            add_row(run, epoch, position, scale);
-        }
-    } else {
-        for (var position = start; position < end; position++) {
-            add_row(run, epoch, position, scale);
-        }
+    for (var position = start + first_row; position < end; position += ROW_SHARES) {
+        add_row(run, epoch, position, scale);
     }
     update(lr, epoch * batches + b + 1u);
 }
@@ -144,15 +140,14 @@ fn corrections(step: u32) -> vec2<f32> {
     return vec2<f32>(1.0 - pow(BETA1, t), 1.0 - pow(BETA2, t));
 }
 
-// One parameter's optimizer step, PyTorch's formulas as in shaders/optimizer.wgsl. Called with a constant
-// `k` in the private tier, so that everything stays in registers.
-fn update_param(k: u32, lr: f32, correction: vec2<f32>) {
+// One parameter's optimizer step with its gradient `g`, PyTorch's formulas as in shaders/optimizer.wgsl.
+// Called with a constant `k` in the unrolled private tier, so that everything stays in registers.
+fn update_param(k: u32, g: f32, lr: f32, correction: vec2<f32>) {
     if OPTIMIZER == SGD {
-        let v = MOMENTUM * state[k] + grads[k];
+        let v = MOMENTUM * state[k] + g;
         state[k] = v;
         params[k] -= lr * v;
     } else {
-        let g = grads[k];
         let p = params[k] - lr * WEIGHT_DECAY * params[k];
         let m = BETA1 * state[k] + (1.0 - BETA1) * g;
         let v = BETA2 * state[PARAMS + k] + (1.0 - BETA2) * g * g;
@@ -178,29 +173,29 @@ struct Tally {
 fn tally(sum: Tally, measured: vec3<f32>) -> Tally {
     var next = sum;
     next.loss += measured.x;
-    // A NaN error makes the worst NaN, and it stays NaN.
-    if sum.worst == sum.worst && !(measured.y <= sum.worst) {
-        next.worst = measured.y;
-    }
+    next.worst = worse(sum.worst, measured.y);
     next.correct += u32(measured.z);
     return next;
 }
 
-// metrics[network] = (the loss, the mean where the loss is a mean, the worst error, the rows right).
-fn write_metrics(network: u32, sum: Tally) {
-    var loss = sum.loss;
-    switch LOSS {
-        case MSE: {
-            loss /= f32(job.rows * OUTPUTS);
-        }
-        case BCE, CE: {
-            loss /= f32(job.rows);
-        }
-        default: {}
+// The tally of network `network` so far: none before the first measured row, else what the dispatch of the
+// rows before left in `results`.
+fn read_tally(network: u32) -> Tally {
+    if job.first_row == 0u {
+        return Tally(0.0, 0.0, 0u);
     }
-    results[3u * network] = loss;
-    results[3u * network + 1u] = sum.worst;
-    results[3u * network + 2u] = f32(sum.correct);
+    let at = 3u * network;
+    return Tally(results[at], results[at + 1u], bitcast<u32>(results[at + 2u]));
+}
+
+// metrics[network] = (the loss summed over the rows so far, the worst error, the rows right); the host divides
+// the sum by what the loss is a mean of.
+fn write_tally(network: u32, sum: Tally) {
+    let at = 3u * network;
+    results[at] = sum.loss;
+    results[at + 1u] = sum.worst;
+    // A count as its bits: an f32 counts exactly only to 2^24.
+    results[at + 2u] = bitcast<f32>(sum.correct);
 }
 
 // outputs[row] and logits[row] after `forward(row)`, after the metrics in `results`.

@@ -31,7 +31,7 @@ fn fused_train(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invoc
     store(network);
 }
 
-// The metrics of network number `thread_index` over every row.
+// The metrics of network number `thread_index` over rows `job.first_row..job.end_row`.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn fused_measure(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
                  @builtin(num_workgroups) workgroups: vec3<u32>) {
@@ -40,12 +40,12 @@ fn fused_measure(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_inv
         return;
     }
     load_params(network);
-    var sum = Tally(0.0, 0.0, 0u);
-    for (var row = 0u; row < job.rows; row++) {
+    var sum = read_tally(network);
+    for (var row = job.first_row; row < job.end_row; row++) {
         forward(row);
         sum = tally(sum, measure_row(row));
     }
-    write_metrics(network, sum);
+    write_tally(network, sum);
 }
 
 // The outputs and logits of network `job.evaluated` on row number `thread_index`.

@@ -55,7 +55,7 @@ fn update(lr: f32, step: u32) {
     let correction = corrections(step);
     workgroupBarrier();
     for (var k = lane; k < PARAMS; k += THREADS) {
-        update_param(k, lr, correction);
+        update_param(k, grads[k], lr, correction);
     }
     workgroupBarrier();
 }
@@ -75,7 +75,8 @@ fn fused_train(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invoc
     store(network);
 }
 
-// The metrics of network number `workgroup_index` over every row, tallied by its first thread.
+// The metrics of network number `workgroup_index` over rows `job.first_row..job.end_row`, tallied by its
+// first thread.
 @compute @workgroup_size(THREADS)
 fn fused_measure(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_index) local: u32,
                  @builtin(num_workgroups) workgroups: vec3<u32>) {
@@ -85,15 +86,15 @@ fn fused_measure(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_inv
         return;
     }
     load_params(network);
-    var sum = Tally(0.0, 0.0, 0u);
-    for (var row = 0u; row < job.rows; row++) {
+    var sum = read_tally(network);
+    for (var row = job.first_row; row < job.end_row; row++) {
         forward(row);
         if lane == 0u {
             sum = tally(sum, measure_row(row));
         }
     }
     if lane == 0u {
-        write_metrics(network, sum);
+        write_tally(network, sum);
     }
 }
 

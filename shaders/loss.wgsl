@@ -22,12 +22,7 @@ var<workgroup> tallies: array<vec3<f32>, WORKGROUP_SIZE>;
 
 // Two tallies as one: loss terms and rows right added, the larger error kept, a NaN error kept as NaN.
 fn combine(x: vec3<f32>, y: vec3<f32>) -> vec3<f32> {
-    var worst = max(x.y, y.y);
-    // `==` is false for a NaN; `!=` can be an ordered comparison, false for a NaN too.
-    if !(x.y == x.y && y.y == y.y) {
-        worst = x.y + y.y;
-    }
-    return vec3<f32>(x.x + y.x, worst, x.z + y.z);
+    return vec3<f32>(x.x + y.x, worse(x.y, y.y), x.z + y.z);
 }
 
 // The workgroup's tallies combined by halves (a tree, not one thread over all), written at out + 3·group by
@@ -49,14 +44,6 @@ fn sum_tallies(own: vec3<f32>, local: u32, group: u32) {
     }
 }
 
-// If `error` is the row's largest so far; a NaN error stays the largest.
-fn worse(error: f32, worst: f32) -> f32 {
-    if worst == worst && !(error <= worst) {
-        return error;
-    }
-    return worst;
-}
-
 // One row's tally, the loss term as `cpu::loss_value` has it, from output at `o`, target at `y` and logits
 // at `z`, each `args.cols` long. The loss is fixed for the dispatch, so the switch is uniform; each case
 // takes one loop over the row (llvmpipe counts an invocation's loop iterations).
@@ -67,7 +54,7 @@ fn measure_row(o: u32, y: u32, z: u32) -> vec3<f32> {
         case SSE, MSE: {
             for (var j = 0u; j < args.cols; j++) {
                 let error = arena[o + j] - arena[y + j];
-                worst = worse(abs(error), worst);
+                worst = worse(worst, abs(error));
                 loss += error * error;
             }
             // Halving is exact, so ½·Σ is Σ ½·(y − o)².
@@ -75,7 +62,7 @@ fn measure_row(o: u32, y: u32, z: u32) -> vec3<f32> {
         }
         case BCE: {
             for (var j = 0u; j < args.cols; j++) {
-                worst = worse(abs(arena[o + j] - arena[y + j]), worst);
+                worst = worse(worst, abs(arena[o + j] - arena[y + j]));
                 // max(z, 0) − z·y + ln(1 + e^(−|z|)) never takes log(0).
                 let logit = arena[z + j];
                 loss += max(logit, 0.0) - logit * arena[y + j] + log(1.0 + exp(-abs(logit)));
@@ -96,7 +83,7 @@ fn measure_row(o: u32, y: u32, z: u32) -> vec3<f32> {
                 let out_j = arena[o + j];
                 let y_j = arena[y + j];
                 let logit = arena[z + j];
-                worst = worse(abs(out_j - y_j), worst);
+                worst = worse(worst, abs(out_j - y_j));
                 if logit > largest {
                     exps = exps * exp(largest - logit) + 1.0;
                     largest = logit;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::cpu::{self, MatmulShape};
 use crate::data::{Builtin, FeatureColumns, Schema};
 use crate::engine::{Engine, Start, Trainer};
-use crate::gpu::{AdapterSummary, Gpu, GpuTrainer, Kernel, Op};
+use crate::gpu::{AdapterSummary, FusedTrainer, Gpu, GpuTrainer, Kernel, Op};
 use crate::network::{Activation, DEFAULT_SEED, Dataset, Loss, Network};
 use crate::train::{Optimizer, TrainConfig};
 use crate::{Error, Result};
@@ -26,7 +26,7 @@ pub struct BenchReport {
     pub adapter: AdapterSummary,
     pub xor: XorFigures,
     pub sweeps: Vec<SweepFigures>,
-    pub moons: MoonsFigures,
+    pub networks: Vec<NetworkFigures>,
     pub mlp: MlpFigures,
     pub predict: PredictFigures,
     pub matmul: Vec<MatmulFigures>,
@@ -60,14 +60,26 @@ pub struct SweepFigures {
     pub converged: f64,
 }
 
-/// moons, 400 points, 2-16-16-1 with tanh, bce and Adam (lr 0.01), full batch, on each engine.
+/// One of the networks the fused engine was sized on, full batch, on each engine: what compiling its
+/// shaders costs beside what training it takes. XOR's 2-3-1 with SGD; on moons (400 points) 2-16-16-1 and
+/// 2-64-64-1 with tanh, bce and Adam; on spirals (600 points, 3 arms) 2-24-24-3 with tanh, ce and Adam.
 #[derive(Debug, Serialize)]
-pub struct MoonsFigures {
+pub struct NetworkFigures {
+    pub network: String,
+    pub optimizer: &'static str,
+    pub rows: usize,
     pub epochs: usize,
-    pub fused_train_ms: f64,
+    /// The fused engine's tier and code form, or why it does not take this network on this adapter.
+    pub fused: std::result::Result<String, String>,
+    /// Compiling the fused engine's shaders (their first dispatch included: llvmpipe compiles then).
+    pub fused_compile_ms: Option<f64>,
+    pub fused_train_ms: Option<f64>,
+    pub fused_accuracy: Option<f64>,
+    /// The layered engine's setup, which compiles the kernels this network is the first in the process to
+    /// use, and its training.
+    pub layered_setup_ms: f64,
     pub layered_train_ms: f64,
     pub cpu_train_ms: f64,
-    pub fused_accuracy: f64,
 }
 
 /// An MLP training step: 784-256-256-10, relu, softmax with cross-entropy, Adam (lr 1e-3), batches of 256
@@ -138,6 +150,11 @@ pub struct BenchPlan {
 
 /// Runs every figure on `gpu` and the CPU.
 pub async fn run(gpu: &Gpu, plan: &BenchPlan) -> Result<BenchReport> {
+    // First, so that every compile is the process's first of its shaders.
+    let networks = network_cases()?
+        .into_iter()
+        .map(|case| network_figures(gpu, case, plan.moons_epochs))
+        .collect::<Result<_>>()?;
     let mut matmul = Vec::new();
     for &size in &plan.matmul_sizes {
         matmul.push(matmul_figures(gpu, size).await?);
@@ -150,7 +167,7 @@ pub async fn run(gpu: &Gpu, plan: &BenchPlan) -> Result<BenchReport> {
         adapter: gpu.adapter().clone(),
         xor: xor_figures(gpu, plan.xor_epochs)?,
         sweeps,
-        moons: moons_figures(gpu, plan.moons_epochs)?,
+        networks,
         mlp: mlp_figures(gpu, plan.mlp_epochs)?,
         predict: predict_figures(plan.predict_rows)?,
         matmul,
@@ -262,34 +279,94 @@ fn sweep_figures(gpu: &Gpu, networks: usize, epochs: usize) -> Result<SweepFigur
     })
 }
 
-fn moons_figures(gpu: &Gpu, epochs: usize) -> Result<MoonsFigures> {
-    let table = Builtin::Moons.generate(400, 0.1, 2, DEFAULT_SEED)?;
-    let schema = Schema::infer(&table, None, &FeatureColumns::AllButTarget, Loss::Bce)?;
-    let data = schema.dataset(&table, Loss::Bce)?;
-    let network = Network::build(
-        vec![2, 16, 16, 1],
-        Activation::Tanh,
-        Activation::Sigmoid,
-        Loss::Bce,
-    )?;
+/// A network of [`NetworkFigures`], its data and its training settings.
+struct NetworkCase {
+    network: Network,
+    data: Dataset,
+    config: TrainConfig,
+}
+
+fn network_cases() -> Result<Vec<NetworkCase>> {
+    let table = |builtin: Builtin, rows, classes, loss| -> Result<Dataset> {
+        let table = builtin.generate(rows, 0.1, classes, DEFAULT_SEED)?;
+        let schema = Schema::infer(&table, None, &FeatureColumns::AllButTarget, loss)?;
+        schema.dataset(&table, loss)
+    };
+    let adam = TrainConfig {
+        optimizer: Optimizer::Adam { weight_decay: 0.0 },
+        ..TrainConfig::sgd(0.01)
+    };
+    let moons = table(Builtin::Moons, 400, 2, Loss::Bce)?;
+    let tanh = |sizes, output, loss| Network::build(sizes, Activation::Tanh, output, loss);
+    Ok(vec![
+        NetworkCase {
+            network: Network::new(vec![2, 3, 1])?,
+            data: Dataset::xor(),
+            config: TrainConfig::sgd(0.1),
+        },
+        NetworkCase {
+            network: tanh(vec![2, 16, 16, 1], Activation::Sigmoid, Loss::Bce)?,
+            data: moons.clone(),
+            config: adam,
+        },
+        NetworkCase {
+            network: tanh(vec![2, 24, 24, 3], Activation::Softmax, Loss::Ce)?,
+            data: table(Builtin::Spirals, 600, 3, Loss::Ce)?,
+            config: adam,
+        },
+        NetworkCase {
+            network: tanh(vec![2, 64, 64, 1], Activation::Sigmoid, Loss::Bce)?,
+            data: moons,
+            config: adam,
+        },
+    ])
+}
+
+fn network_figures(gpu: &Gpu, case: NetworkCase, epochs: usize) -> Result<NetworkFigures> {
+    let NetworkCase {
+        network,
+        data,
+        config,
+    } = case;
     let start = [Start {
         params: network.init_params(DEFAULT_SEED),
-        config: TrainConfig {
-            optimizer: Optimizer::Adam { weight_decay: 0.0 },
-            ..TrainConfig::sgd(0.01)
-        },
+        config,
     }];
-    let (_, fused, mut trainer) =
-        time_training(Some(gpu), Engine::Fused, &network, &start, &data, epochs)?;
-    let (_, layered, _) =
+    // Where the automatic choice takes the fused engine.
+    let fused = FusedTrainer::check_size(gpu, &network, data.rows, &config, 1)
+        .and_then(|variant| FusedTrainer::check_compile(gpu, &network, variant));
+    let (variant, compile, train, accuracy) = match fused {
+        Ok(_) => {
+            let (_, train, mut trainer) =
+                time_training(Some(gpu), Engine::Fused, &network, &start, &data, epochs)?;
+            let (tier, form) = trainer
+                .fused_variant()
+                .map(|v| (v.tier, v.form))
+                .expect("Engine::Fused trains in the fused engine");
+            (
+                Ok(format!("{tier:?}, {form:?}")),
+                Some(millis(trainer.compile_time())),
+                Some(millis(train)),
+                trainer.progress()?[0].accuracy,
+            )
+        }
+        Err(e) => (Err(e.to_string()), None, None, None),
+    };
+    let (layered_setup, layered, _) =
         time_training(Some(gpu), Engine::Layered, &network, &start, &data, epochs)?;
     let (_, cpu, _) = time_training(None, Engine::Auto, &network, &start, &data, epochs)?;
-    Ok(MoonsFigures {
+    Ok(NetworkFigures {
+        network: network.to_string(),
+        optimizer: config.optimizer.name(),
+        rows: data.rows,
         epochs,
-        fused_train_ms: millis(fused),
+        fused: variant,
+        fused_compile_ms: compile,
+        fused_train_ms: train,
+        fused_accuracy: accuracy,
+        layered_setup_ms: millis(layered_setup),
         layered_train_ms: millis(layered),
         cpu_train_ms: millis(cpu),
-        fused_accuracy: trainer.progress()?[0].accuracy.unwrap_or(0.0),
     })
 }
 

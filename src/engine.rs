@@ -107,12 +107,14 @@ impl<'gpu> Trainer<'gpu> {
                 )),
             };
         };
-        let fused = || FusedTrainer::check_size(gpu, network, rows, config, runs).map(drop);
+        let fused = || FusedTrainer::check_size(gpu, network, rows, config, runs);
         let layered = || GpuTrainer::check_size(gpu, network, rows, config);
         match engine {
-            Engine::Fused => fused().map(|()| Chosen::Fused),
+            Engine::Fused => fused().map(|_| Chosen::Fused),
             Engine::Layered => layered().map(|()| Chosen::Layered),
+            // Only where its shaders compile in about a second; asked for, it takes longer ones too.
             Engine::Auto => fused()
+                .and_then(|variant| FusedTrainer::check_compile(gpu, network, variant))
                 .map(|()| Chosen::Fused)
                 .or_else(|_| layered().map(|()| Chosen::Layered)),
         }
@@ -162,6 +164,23 @@ impl<'gpu> Trainer<'gpu> {
             Runs::Fused(_) => Chosen::Fused,
             Runs::Layered(_) => Chosen::Layered,
             Runs::Cpu(_) => Chosen::Cpu,
+        }
+    }
+
+    /// What compiling the fused engine's shaders took (zero where this process had them already, and for
+    /// the other engines, whose kernels compile at their first use in the process).
+    pub fn compile_time(&self) -> std::time::Duration {
+        match &self.runs {
+            Runs::Fused(t) => t.compile_time(),
+            _ => std::time::Duration::ZERO,
+        }
+    }
+
+    /// The fused engine's tier and code form, where it trains.
+    pub fn fused_variant(&self) -> Option<crate::gpu::Variant> {
+        match &self.runs {
+            Runs::Fused(t) => Some(t.variant()),
+            _ => None,
         }
     }
 

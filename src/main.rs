@@ -526,15 +526,28 @@ fn run_bench(plan: &BenchPlan, device: &cli::AdapterChoice, json: bool) -> anyho
             100.0 * sweep.converged
         )?;
     }
-    let moons = &report.moons;
-    say!(
-        "moons 2-16-16-1 (tanh, bce, adam), {} epochs: fused {:.1} ms (accuracy {:.1}%), layered {:.1} ms, CPU {:.1} ms",
-        moons.epochs,
-        moons.fused_train_ms,
-        100.0 * moons.fused_accuracy,
-        moons.layered_train_ms,
-        moons.cpu_train_ms
-    )?;
+    for n in &report.networks {
+        let fused = match (&n.fused, n.fused_compile_ms, n.fused_train_ms) {
+            (Ok(variant), Some(compile), Some(train)) => format!(
+                "fused ({variant}) compile {compile:.0} ms, train {train:.1} ms{}",
+                n.fused_accuracy
+                    .map(|a| format!(" (accuracy {:.1}%)", 100.0 * a))
+                    .unwrap_or_default()
+            ),
+            (Err(reason), ..) => format!("fused: not taken ({reason})"),
+            _ => "fused: no figures".into(),
+        };
+        say!(
+            "{} ({}), {} rows, {} epochs: {fused}; layered setup {:.0} ms, train {:.1} ms; CPU {:.1} ms",
+            n.network,
+            n.optimizer,
+            n.rows,
+            n.epochs,
+            n.layered_setup_ms,
+            n.layered_train_ms,
+            n.cpu_train_ms
+        )?;
+    }
     let mlp = &report.mlp;
     say!(
         "MLP 784-256-256-10 (relu, softmax-ce, adam, batch {}): GPU layered {:.0} samples/s ({:.0} dispatches a step), CPU {:.0} samples/s, CPU reference {:.0} samples/s",

@@ -359,9 +359,31 @@ fn bench_prints_every_figure_as_json() {
             "{sweep}"
         );
     }
-    for key in ["fused_train_ms", "layered_train_ms", "cpu_train_ms"] {
-        assert!(report["moons"][key].as_f64().unwrap() > 0.0, "moons.{key}");
+    let networks = report["networks"].as_array().unwrap();
+    let names: Vec<&str> = networks
+        .iter()
+        .map(|n| n["network"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["2,3,1", "2,16,16,1", "2,24,24,3", "2,64,64,1"]);
+    for n in networks {
+        for key in ["layered_setup_ms", "layered_train_ms", "cpu_train_ms"] {
+            assert!(n[key].as_f64().unwrap() > 0.0, "{key} in {n}");
+        }
+        // Each either has the fused engine's compile and training times, or says why it is not taken.
+        match n["fused"]["Ok"].as_str() {
+            Some(_) => {
+                for key in ["fused_compile_ms", "fused_train_ms"] {
+                    assert!(n[key].as_f64().unwrap() > 0.0, "{key} in {n}");
+                }
+            }
+            None => assert!(!n["fused"]["Err"].as_str().unwrap().is_empty(), "{n}"),
+        }
     }
+    assert!(
+        networks[0]["fused"]["Ok"].is_string(),
+        "XOR trains fused everywhere: {}",
+        networks[0]
+    );
     for key in [
         "gpu_samples_per_s",
         "gpu_dispatches_per_step",

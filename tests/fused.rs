@@ -4,21 +4,25 @@
 mod common;
 
 use common::{HIDDEN, OPTIMIZERS, assert_close, gpu, small_set};
-use wgmlp::gpu::{FusedTrainer, Tier};
+use wgmlp::gpu::{Form, FusedTrainer, Tier};
 use wgmlp::{
     Activation, CpuTrainer, DEFAULT_SEED, Dataset, GpuTrainer, Loss, Network, Optimizer, Schedule,
     Start, TrainConfig,
 };
 
 /// Every tier that can train batches of `config` on `rows` rows: the workgroup tier also for networks small
-/// enough for the private one, and the subgroup tier (where the adapter has subgroups) with all the lanes of
-/// its smallest subgroup, idle ones included.
+/// enough for the private one, and the rows tier with a thread a row of the batch (idle ones included) and
+/// with two threads taking turns.
 fn tiers(config: &TrainConfig, rows: usize) -> Vec<Tier> {
-    let mut tiers = vec![Tier::Private, Tier::Workgroup { threads: 32 }];
     let batch = config.batches(rows)[0].len() as u32;
-    let lanes = gpu().subgroup_lanes().filter(|&lanes| batch <= lanes);
-    tiers.extend(lanes.map(|lanes| Tier::Subgroup { lanes }));
-    tiers
+    vec![
+        Tier::Private,
+        Tier::Workgroup { threads: 32 },
+        Tier::Rows {
+            threads: batch.next_power_of_two(),
+        },
+        Tier::Rows { threads: 2 },
+    ]
 }
 
 /// The fused engine's outputs and parameters in `tier`, and the CPU reference's, after `epochs` epochs.
@@ -520,7 +524,9 @@ fn a_network_too_large_for_private_memory_trains_in_workgroup_memory() {
         batch_size: Some(16),
         shuffle_seed: 2,
     };
-    let tier = FusedTrainer::check_size(gpu(), &network, data.rows, &config, 1).unwrap();
+    let tier = FusedTrainer::check_size(gpu(), &network, data.rows, &config, 1)
+        .unwrap()
+        .tier;
     assert_eq!(tier, Tier::Workgroup { threads: 32 });
     let [(fused_outputs, fused_params), (cpu_outputs, cpu_params)] =
         fused_and_cpu(&network, &data, config, (3, 25), tier);
@@ -564,25 +570,19 @@ fn a_sweep_with_shuffled_batches_matches_cpu_run_by_run() {
 }
 
 #[test]
-fn a_few_networks_on_small_batches_train_a_row_a_lane_in_row_order() {
-    let Some(lanes) = gpu().subgroup_lanes() else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI's adapter (lavapipe) has subgroup operations"
-        );
-        eprintln!("skipped: {} has no subgroup operations", gpu().adapter());
-        return;
-    };
+fn a_few_networks_share_each_batch_over_a_workgroup_in_row_order() {
     let network = Network::new(vec![2, 3, 1]).unwrap();
     let data = Dataset::xor();
     let config = TrainConfig::sgd(0.1);
-    let tier_for =
-        |runs| FusedTrainer::check_size(gpu(), &network, data.rows, &config, runs).unwrap();
-    assert!(lanes >= 4, "subgroups have at least 4 lanes");
-    assert_eq!(tier_for(1), Tier::Subgroup { lanes: 4 });
-    assert_eq!(tier_for(1024), Tier::Private, "a sweep fills the lanes");
-    // The four rows side by side, summed lane by lane, give the private tier's sums bit for bit: XOR's
-    // 2-3-1 with momentum, and a classifier on mini-batches of 5 with a short last one.
+    let tier_for = |runs| {
+        FusedTrainer::check_size(gpu(), &network, data.rows, &config, runs)
+            .unwrap()
+            .tier
+    };
+    assert_eq!(tier_for(1), Tier::Rows { threads: 4 });
+    assert_eq!(tier_for(1024), Tier::Private, "a sweep fills the device");
+    // A thread a row, summed thread by thread, gives the private tier's sums bit for bit: XOR's 2-3-1 with
+    // momentum, and a classifier on mini-batches of 5 with a short last one.
     for (network, data, config) in [
         (
             network.clone(),
@@ -599,7 +599,8 @@ fn a_few_networks_on_small_batches_train_a_row_a_lane_in_row_order() {
             params: network.init_params(DEFAULT_SEED),
             config,
         };
-        let [private, lanes] = [Tier::Private, Tier::Subgroup { lanes: batch }].map(|tier| {
+        let threads = batch.next_power_of_two();
+        let [private, rows] = [Tier::Private, Tier::Rows { threads }].map(|tier| {
             let mut fused = pollster::block_on(FusedTrainer::with_tier(
                 gpu(),
                 &network,
@@ -613,29 +614,53 @@ fn a_few_networks_on_small_batches_train_a_row_a_lane_in_row_order() {
         });
         // The same sums in the same order; a compiler that fuses the private tier's `g += a·d` into one
         // rounding (lavapipe's does not) leaves the two apart by rounding.
-        let what = format!("[{network}]: subgroup tier vs private tier");
+        let what = format!("[{network}]: rows tier vs private tier");
         match gpu().is_software() {
-            true => assert_eq!(lanes, private, "{what}"),
-            false => assert_close(&what, &lanes, &private, 1e-6, 1e-5),
+            true => assert_eq!(rows, private, "{what}"),
+            false => assert_close(&what, &rows, &private, 1e-6, 1e-5),
         }
     }
-    let start = Start {
-        params: classifier().init_params(1),
-        config: adam_batches(0.01, 1),
-    };
-    let too_few_lanes = pollster::block_on(FusedTrainer::with_tier(
-        gpu(),
-        &classifier(),
-        &[start],
-        &small_set(Loss::Bce, 1),
-        Tier::Subgroup { lanes: 4 },
-    ));
-    let error = too_few_lanes
-        .err()
-        .expect("batches of 5 on 4 lanes")
-        .to_string();
-    assert!(
-        error.contains("batch-size") && error.contains("4 lanes"),
-        "{error}"
-    );
+}
+
+#[test]
+fn looped_code_matches_cpu_in_every_tier() {
+    // The form that large networks get, tried on one small enough for every tier and for llvmpipe's loop
+    // limit: hidden layers of different widths, momentum, mini-batches with a short last one.
+    let network = Network::build(
+        vec![3, 5, 4, 2],
+        Activation::Tanh,
+        Activation::Softmax,
+        Loss::Ce,
+    )
+    .unwrap();
+    let data = small_set(Loss::Ce, 2);
+    for config in [
+        TrainConfig {
+            optimizer: Optimizer::Sgd { momentum: 0.5 },
+            ..TrainConfig::sgd(0.1)
+        },
+        adam_batches(0.01, 4),
+    ] {
+        for tier in tiers(&config, data.rows) {
+            let params = network.init_params(5);
+            let mut cpu = CpuTrainer::<f32>::new(&network, &params, &data, config).unwrap();
+            cpu.train(40);
+            let start = Start { params, config };
+            let mut fused = pollster::block_on(FusedTrainer::with_form(
+                gpu(),
+                &network,
+                &[start],
+                &data,
+                tier,
+                Form::Looped,
+            ))
+            .unwrap();
+            fused.train(40).unwrap();
+            let what = format!("looped, {tier:?}, {config:?}");
+            let outputs = pollster::block_on(fused.evaluate(0)).unwrap().outputs;
+            assert_close(&what, &outputs, &cpu.outputs(), TOLERANCE.0, TOLERANCE.1);
+            let fused_params = pollster::block_on(fused.params(0)).unwrap();
+            assert_close(&what, &fused_params, cpu.params(), TOLERANCE.0, TOLERANCE.1);
+        }
+    }
 }

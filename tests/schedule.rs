@@ -309,7 +309,7 @@ fn the_fused_engine_follows_every_schedule_as_the_cpu_does() {
             fused.train(30).unwrap();
             let (atol, rtol) = TOLERANCE;
             assert_close(
-                &format!("fused ({:?}), {config:?}", fused.tier()),
+                &format!("fused ({:?}), {config:?}", fused.variant()),
                 &pollster::block_on(fused.params(0)).unwrap(),
                 &expected,
                 atol,

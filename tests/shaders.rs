@@ -4,7 +4,7 @@
 use std::mem::size_of;
 
 use wgmlp::gpu::{
-    Args, BIAS_TREE_COLUMNS, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_NT_COLUMNS,
+    Args, BIAS_TREE_COLUMNS, Form, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS, MATMUL_NT_COLUMNS,
     MATMUL_REGISTER_THREADS, MATMUL_TILE, SHADERS, Tier, Variant, WORKGROUP_SIZE, activation_code,
     fused_source, loss_code, schedule_code,
 };
@@ -173,6 +173,7 @@ fn loss_numbers_match_the_rust_side_in_the_kernels_and_the_fused_engine() {
             tier: Tier::Private,
             shuffles: false,
             schedule: Schedule::Constant,
+            form: Form::Unrolled,
         };
         let fused = parse("fused", &fused_source(&network, variant));
         assert_eq!(constant(&fused, "LOSS"), constant(&fused, &name), "{name}");
@@ -300,13 +301,10 @@ fn the_generated_fused_engine_validates_for_every_activation_loss_optimizer_and_
                 Optimizer::Adam { weight_decay: 0.1 },
                 Tier::Workgroup { threads: 64 },
             ),
-            (
-                Optimizer::Sgd { momentum: 0.5 },
-                Tier::Subgroup { lanes: 4 },
-            ),
+            (Optimizer::Sgd { momentum: 0.5 }, Tier::Rows { threads: 4 }),
             (
                 Optimizer::Adam { weight_decay: 0.1 },
-                Tier::Subgroup { lanes: 32 },
+                Tier::Rows { threads: 64 },
             ),
         ]
         .into_iter()
@@ -314,24 +312,22 @@ fn the_generated_fused_engine_validates_for_every_activation_loss_optimizer_and_
         {
             let shuffles = matches!(optimizer, Optimizer::Adam { .. });
             let schedule = schedules[(n + i) % schedules.len()];
+            let form = [Form::Unrolled, Form::Looped][(n + i) % 2];
             let variant = Variant {
                 optimizer,
                 tier,
                 shuffles,
                 schedule,
+                form,
             };
             let source = fused_source(network, variant);
             let name = format!(
-                "fused for [{network}] {} {optimizer:?} {schedule} {tier:?}",
+                "fused for [{network}] {} {optimizer:?} {schedule} {tier:?} {form:?}",
                 network.loss()
             );
             let module = parse(&name, &source);
-            let capabilities = match tier {
-                Tier::Subgroup { .. } => {
-                    naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::default()
-                }
-                _ => naga::valid::Capabilities::default(),
-            };
+            // WebGPU's baseline: no subgroup operations or other optional capability.
+            let capabilities = naga::valid::Capabilities::default();
             naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
                 .validate(&module)
                 .unwrap_or_else(|e| panic!("{name} is invalid:\n{}", e.emit_to_string(&source)));
@@ -346,11 +342,11 @@ fn the_generated_fused_engine_validates_for_every_activation_loss_optimizer_and_
                     ("fused_measure", WORKGROUP_SIZE),
                     ("fused_evaluate", WORKGROUP_SIZE),
                 ],
-                Tier::Subgroup { lanes } => vec![
+                Tier::Rows { threads } => vec![
                     ("fused_train", WORKGROUP_SIZE),
                     ("fused_measure", WORKGROUP_SIZE),
                     ("fused_evaluate", WORKGROUP_SIZE),
-                    ("fused_train_lanes", lanes),
+                    ("fused_train_rows", threads),
                 ],
                 Tier::Workgroup { threads } => vec![
                     ("fused_train", threads),

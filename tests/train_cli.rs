@@ -716,6 +716,8 @@ fn a_sweep_keeps_the_best_run_and_reports_every_one() {
         "60",
         "--optimizer",
         "adam",
+        "--layers",
+        "2,6,1",
         "--runs",
         "3",
         "--lr",
@@ -1273,8 +1275,9 @@ fn auto_backend_trains_on_the_cpu_where_the_adapter_is_software_but_for_small_sw
     );
     let forced = args("gpu");
     assert_eq!(forced["engine"], "layered", "{forced:#}");
-    // A sweep the fused engine holds one an invocation stays on the adapter whatever it is; a single network
-    // goes to the CPU on an emulated one, and so does a sweep that needs the fused engine's workgroup tier.
+    // A sweep the fused engine holds one an invocation stays on the adapter whatever it is, where the
+    // adapter compiles its code fast; a single network goes to the CPU on an emulated one, and so does a
+    // sweep that needs the fused engine's workgroup tier.
     let moons = |extra: &[&str]| {
         let args = [
             &["train", "--dataset", "moons", "--epochs", "2", "--json"][..],
@@ -1288,8 +1291,19 @@ fn auto_backend_trains_on_the_cpu_where_the_adapter_is_software_but_for_small_sw
     let software = common::gpu().is_software();
     let on_gpu = (serde_json::json!("gpu"), serde_json::json!("fused"));
     let on_cpu = (serde_json::json!("cpu"), serde_json::json!("cpu"));
-    let (chosen, report) = moons(&["--runs", "4"]);
+    let (chosen, report) = moons(&["--runs", "4", "--layers", "2,6,1"]);
     assert_eq!(chosen, on_gpu, "{report:#}");
+    // moons' default 2-16-16-1: llvmpipe compiles its unrolled code in seconds, and takes no looped code.
+    let slow_compile = matches!(
+        common::gpu().code_budget(),
+        wgmlp::gpu::CodeBudget::UnrolledOnly { .. }
+    );
+    let (chosen, report) = moons(&["--runs", "4"]);
+    assert_eq!(
+        chosen,
+        if slow_compile { &on_cpu } else { &on_gpu }.clone(),
+        "{report:#}"
+    );
     let (chosen, report) = moons(&[]);
     assert_eq!(
         chosen,

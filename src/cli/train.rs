@@ -215,6 +215,13 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         trainer.resume(checkpoint.epoch, &checkpoint.state)?;
     }
     let setup_ms = millis(setup.elapsed());
+    // The fused engine's compile, part of the setup: zero where the process had its shaders already.
+    let compile_ms = trainer
+        .fused_variant()
+        .map(|_| millis(trainer.compile_time()));
+    let compiled = compile_ms.map_or(String::new(), |ms| {
+        format!("; compiling the fused engine took {ms:.0} ms before")
+    });
 
     let quiet = args.quiet || json;
     if !quiet {
@@ -381,6 +388,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             "test_rows": job.test_set.rows,
             "validation_rows": validation.map_or(0, |set| set.rows),
             "setup_ms": setup_ms,
+            "compile_ms": compile_ms,
             "train_ms": train_ms,
             "measure_ms": measure_ms,
             "best_run": best,
@@ -410,7 +418,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         }
         if job.sweeps() {
             say!(
-                "trained {} runs of {epochs} epochs in {train_ms:.0} ms (measuring {measure_ms:.0} ms apart)",
+                "trained {} runs of {epochs} epochs in {train_ms:.0} ms (measuring {measure_ms:.0} ms apart{compiled})",
                 outcomes.len()
             )?;
             for line in sweep::summary(&outcomes) {
@@ -426,7 +434,7 @@ pub fn run(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             )?;
         } else {
             say!(
-                "trained {epochs} epochs in {train_ms:.0} ms (measuring {measure_ms:.0} ms apart){kept}: {train_scores}"
+                "trained {epochs} epochs in {train_ms:.0} ms (measuring {measure_ms:.0} ms apart{compiled}){kept}: {train_scores}"
             )?;
         }
         if let Some(test) = &test_scores {
@@ -487,7 +495,7 @@ pub(super) fn choose_device<G: Borrow<Gpu>>(
     // which trains many networks side by side: otherwise the CPU path is faster there, and it compiles no
     // shader, which takes seconds on a software adapter.
     let cpu_is_faster = |gpu: &Gpu, chosen: Chosen| {
-        let tier = || FusedTrainer::check_size(gpu, network, rows, config, runs);
+        let tier = || FusedTrainer::check_size(gpu, network, rows, config, runs).map(|v| v.tier);
         runs == 1 || chosen != Chosen::Fused || matches!(tier(), Ok(Tier::Workgroup { .. }))
     };
     let to_cpu = match (device, &on_gpu) {

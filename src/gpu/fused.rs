@@ -7,13 +7,15 @@
 //! The shader is compiled for one network: its sizes, activations, loss and optimizer are constants put in
 //! front of the WGSL source, so that every array has its size and no choice fixed for the run is a branch.
 
+use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wgpu::util::DeviceExt;
 
-use super::generate::fused_source;
-pub use super::generate::{Tier, Variant};
-use super::{ErrorScopes, Gpu, kernel::WORKGROUP_SIZE, kernel::spill};
+use super::generate::{self, PARTIALS, fused_source};
+pub use super::generate::{Form, Tier, Variant};
+use super::{CodeBudget, ErrorScopes, Gpu, kernel::WORKGROUP_SIZE, kernel::spill};
 use crate::cpu::{Evaluation, Metrics, check_params_len, check_state_len};
 use crate::engine::Start;
 use crate::network::{Dataset, Network};
@@ -22,14 +24,11 @@ use crate::{Error, Result};
 
 /// The most f32 values one invocation keeps in private memory: parameters, gradients, optimizer state and
 /// one row's activations. Beyond it the workgroup tier holds the network, while it fits the device's
-/// workgroup memory, and beyond that the layered engine trains. The private tier's code is unrolled, one
-/// statement a parameter, and its compile time grows faster than its size: on lavapipe moons' 2-16-16-1
-/// with Adam (1416 values) compiles in about 2 s, a 2-24-24-3 (3092) in about 14 s.
+/// workgroup memory, and beyond that the layered engine trains.
 pub const FUSED_PRIVATE_FLOATS: usize = 1536;
 
-/// The subgroup tier's `update` sums every parameter over every lane in straight-line code, a term each: it
-/// is meant for small networks on small batches, and this bounds its length.
-const LANE_SUM_LIMIT: usize = 4096;
+/// The most threads the rows tier gives one network: a batch's rows beyond it take turns.
+const ROWS_THREADS: u32 = 64;
 
 /// Threads of the workgroup tier come in whole subgroups of this many (32 on NVIDIA, a multiple of most
 /// others' width).
@@ -38,57 +37,51 @@ const SUBGROUP: u32 = 32;
 /// How long one dispatch should run: far below the 2 s after which Windows resets a busy GPU.
 const DISPATCH_TARGET: Duration = Duration::from_millis(200);
 
-/// The work of the first dispatch, before any has been timed, in multiply-adds: small enough for the
-/// slowest adapter to finish well within the watchdog.
-const FIRST_DISPATCH_WORK: f64 = 2e8;
+/// The serial work one thread may do in a dispatch that has not been timed yet (the first of a run, and
+/// every metrics pass), in multiply-adds: this CPU's core does some 10^9 a second, so on a GPU whose thread
+/// is 100 times slower at serial work this takes 200 ms, under the watchdog.
+const SERIAL_WORK_LIMIT: f64 = 2e6;
 
-/// How many loop iterations llvmpipe lets one invocation run, all its loops together, before it ends them
-/// all (`LP_MAX_TGSI_LOOP_ITERATIONS` in Mesa's gallivm), less a margin. On a software adapter every
-/// dispatch stays below it; on a real GPU there is no such limit.
-const SOFTWARE_LOOP_LIMIT: u64 = 65535 - 64;
-
-/// What the loops of one invocation of shaders/fused*.wgsl cost against that limit. The generated functions
-/// and the row order have no loops, so only the loops over epochs, batches and rows count, and in the
-/// workgroup tier each thread's share of the loops over parameters. Every loop runs the same number of
-/// times in every invocation, so the lanes that llvmpipe runs together cost no more than one. The counts
-/// take an iteration and a loop's entry as 2 each, at least what llvmpipe charges.
+/// What the loops of one invocation of shaders/fused*.wgsl cost against llvmpipe's limit
+/// ([`Gpu::loop_limit`]): the loops over epochs, batches and rows, and the generated code's own loops
+/// ([`generate::loops`]). Every loop runs the same number of times in every invocation, so the lanes that
+/// llvmpipe runs together cost no more than one. The counts take an iteration and a loop's entry as 2 each,
+/// at least what llvmpipe charges.
 #[derive(Clone, Copy, Debug)]
 struct LoopCount {
-    /// Entering the loops, once a dispatch.
+    /// Loading and storing, once a dispatch.
     per_dispatch: u64,
     /// The epoch, its batches and its rows.
     per_epoch: u64,
     /// Measuring: a row each.
-    measure: u64,
+    per_measured_row: u64,
 }
 
 impl LoopCount {
-    fn new(network: &Network, rows: usize, config: &TrainConfig, tier: Tier) -> Self {
+    fn new(network: &Network, rows: usize, config: &TrainConfig, variant: Variant) -> Self {
+        let code = generate::loops(network, variant);
+        let cost = |(iterations, entries): (u64, u64)| 2 * (iterations + entries);
         let batches = config.batches(rows).len() as u64;
-        // (iterations, entries) an epoch: a full batch takes no batch loop, a lane's one row no row loop.
-        let batch_loop = match config.shuffles(rows) {
+        let batch_loop = match variant.shuffles {
             true => (batches, 1),
             false => (0, 0),
         };
-        let rows = rows as u64;
-        let row_loop = match tier {
-            Tier::Subgroup { .. } => (0, 0),
-            Tier::Private | Tier::Workgroup { .. } => (rows, batches),
+        // A thread's rows of the epoch: all of them, or its share in the rows tier.
+        let own_rows = match variant.tier {
+            Tier::Rows { threads } => config
+                .batches(rows)
+                .iter()
+                .map(|b| b.len().div_ceil(threads as usize) as u64)
+                .sum(),
+            _ => rows as u64,
         };
-        // A thread's share of a loop over `len` values, with its entry.
-        let share = |len: usize| match tier {
-            Tier::Private | Tier::Subgroup { .. } => 0,
-            Tier::Workgroup { threads } => 2 * (len as u64).div_ceil(u64::from(threads)) + 2,
-        };
-        let params = network.layout().len;
-        let state = params * config.optimizer.state_per_param();
+        let row = cost(code.forward) + cost(code.backward);
         LoopCount {
-            per_dispatch: 8 + 2 * (share(params) + share(state)),
-            per_epoch: 2 * (1 + batch_loop.0 + row_loop.0)
-                + 2 * (batch_loop.1 + row_loop.1)
-                + 2
-                + 2 * batches * share(params),
-            measure: 2 * rows + 8 + share(params),
+            per_dispatch: 8 + cost(code.per_dispatch),
+            per_epoch: cost((1 + batch_loop.0 + own_rows, batch_loop.1 + batches))
+                + own_rows * row
+                + batches * cost(code.update),
+            per_measured_row: 2 + cost(code.forward),
         }
     }
 
@@ -96,6 +89,31 @@ impl LoopCount {
     fn epochs_within(&self, limit: u64) -> u64 {
         limit.saturating_sub(self.per_dispatch) / self.per_epoch
     }
+}
+
+/// The serial work of one thread in `tier`, in multiply-adds: an epoch's, and a measured row's.
+fn serial_work(network: &Network, rows: usize, config: &TrainConfig, tier: Tier) -> (f64, f64) {
+    let params = network.layout().len as f64;
+    let batches = config.batches(rows);
+    let (steps, rows) = (batches.len() as f64, rows as f64);
+    // Forward and backward: about three multiply-adds a parameter; an optimizer step: about eight.
+    let epoch = match tier {
+        Tier::Private => rows * 3.0 * params + steps * 8.0 * params,
+        Tier::Rows { threads } => {
+            let own: usize = batches
+                .iter()
+                .map(|b| b.len().div_ceil(threads as usize))
+                .sum();
+            own as f64 * 3.0 * params + steps * 10.0 * params
+        }
+        // A thread's unit: a row of each layer's weights, forward and back.
+        Tier::Workgroup { threads } => {
+            let widest = network.sizes().iter().copied().max().unwrap_or(1) as f64;
+            rows * 3.0 * widest * network.layout().layers.len() as f64
+                + steps * 8.0 * (params / f64::from(threads)).ceil()
+        }
+    };
+    (epoch, params)
 }
 
 /// Trains `networks` networks of one shape on one data set, each with its own initial parameters, learning
@@ -110,7 +128,7 @@ pub struct FusedTrainer<'gpu> {
     batch: usize,
     batches: usize,
     targets: Vec<f32>,
-    kernels: Kernels,
+    kernels: Arc<FusedKernels>,
     bind_group: wgpu::BindGroup,
     weights: wgpu::Buffer,
     results: wgpu::Buffer,
@@ -120,10 +138,16 @@ pub struct FusedTrainer<'gpu> {
     epochs_per_dispatch: u64,
     /// The most epochs a dispatch may run on this adapter, whatever the time.
     max_epochs_per_dispatch: u64,
-    tier: Tier,
+    /// The most rows a metrics dispatch measures.
+    rows_per_measure: usize,
+    variant: Variant,
+    /// What compiling the engine took, or zero where the process had compiled it before.
+    compile_time: Duration,
 }
 
-struct Kernels {
+/// The engine's pipelines for one network and variant, compiled once a process ([`Gpu::fused_kernels`]).
+pub struct FusedKernels {
+    layout: wgpu::BindGroupLayout,
     train: Kernel,
     measure: Kernel,
     evaluate: Kernel,
@@ -145,26 +169,34 @@ struct Job {
     first_epoch: u32,
     epochs: u32,
     evaluated: u32,
+    first_row: u32,
+    end_row: u32,
 }
 
 impl<'gpu> FusedTrainer<'gpu> {
     /// Checks that `networks` copies of `network` trained on `rows` rows fit the fused engine on `gpu`, and
-    /// gives the tier that trains them: one invocation's private memory where the network fits, a subgroup
-    /// of them, a lane a row of the batch, where the batches are small and the networks few, else one
-    /// workgroup's memory with a thread for each unit of the widest layer.
+    /// gives the variant that trains them. The tier: one invocation's private memory where the network fits,
+    /// and where a thread a network would leave most of the device idle, a workgroup of them sharing each
+    /// batch's rows; else one workgroup's memory with a thread for each unit of the widest layer. The code's
+    /// form: unrolled within the adapter's budget of statements ([`Gpu::code_budget`]), else looped.
     pub fn check_size(
         gpu: &Gpu,
         network: &Network,
         rows: usize,
         config: &TrainConfig,
         networks: usize,
-    ) -> Result<Tier> {
+    ) -> Result<Variant> {
         let optimizer = config.optimizer;
         let batch = config.batches(rows).first().map_or(0, |b| b.len()) as u32;
-        let subgroup = Tier::Subgroup { lanes: batch };
-        // The private tier runs WORKGROUP_SIZE networks a workgroup: fewer lanes than that in all leave most
-        // of even one workgroup idle.
-        let few = (networks as u64) * u64::from(batch) <= u64::from(WORKGROUP_SIZE);
+        let row_threads = batch
+            .next_power_of_two()
+            .min(ROWS_THREADS)
+            .min(most_threads(gpu));
+        let share_rows = Tier::Rows {
+            threads: row_threads,
+        };
+        let idle = (networks as u64) * u64::from(row_threads)
+            <= gpu.parallel_threads().max(u64::from(row_threads));
         let widest = network.sizes().iter().copied().max().unwrap_or(1) as u32;
         let threads = widest
             .next_multiple_of(SUBGROUP)
@@ -175,13 +207,62 @@ impl<'gpu> FusedTrainer<'gpu> {
             let tier = Tier::Workgroup { threads };
             fits(tier)?;
             tier
-        } else if few && fits(subgroup).is_ok() {
-            subgroup
+        } else if idle && batch > 1 && fits(share_rows).is_ok() {
+            share_rows
         } else {
             Tier::Private
         };
-        FusedTrainer::check_buffers(gpu, network, rows, config, networks, tier)?;
-        Ok(tier)
+        let variant = FusedTrainer::variant_for(gpu, network, rows, config, tier);
+        FusedTrainer::check_buffers(gpu, network, rows, config, networks, variant)?;
+        Ok(variant)
+    }
+
+    /// The variant for `tier`, its code's form within the adapter's budget.
+    fn variant_for(
+        gpu: &Gpu,
+        network: &Network,
+        rows: usize,
+        config: &TrainConfig,
+        tier: Tier,
+    ) -> Variant {
+        let unrolled = Variant {
+            optimizer: config.optimizer,
+            tier,
+            shuffles: config.shuffles(rows),
+            schedule: config.schedule,
+            form: Form::Unrolled,
+        };
+        let form = match gpu.code_budget() {
+            CodeBudget::LoopedBeyond { statements }
+                if generate::unrolled_statements(network, unrolled) > statements =>
+            {
+                Form::Looped
+            }
+            _ => Form::Unrolled,
+        };
+        Variant { form, ..unrolled }
+    }
+
+    /// Checks that the adapter compiles `variant`'s code in about a second: what the engine's automatic
+    /// choice asks of the fused engine, beside [`FusedTrainer::check_size`].
+    pub fn check_compile(gpu: &Gpu, network: &Network, variant: Variant) -> Result<()> {
+        let CodeBudget::UnrolledOnly { statements: budget } = gpu.code_budget() else {
+            return Ok(());
+        };
+        let statements = generate::unrolled_statements(network, variant);
+        if statements <= budget {
+            return Ok(());
+        }
+        Err(Error::TooLarge {
+            what: format!(
+                "the fused engine's code for the network [{network}] on {}",
+                gpu.adapter().name
+            ),
+            needed: statements as u64,
+            limit: budget as u64,
+            unit: "statements (this compiler takes seconds beyond)",
+            remedy: "use the layered engine (--engine layered), or a smaller network (--layers)",
+        })
     }
 
     /// Checks that `tier` can hold `network` with its optimizer's state on `gpu`.
@@ -210,66 +291,62 @@ impl<'gpu> FusedTrainer<'gpu> {
             )),
             false => Ok(()),
         };
-        let threads = match tier {
-            Tier::Private => return private,
-            Tier::Subgroup { lanes } => {
-                private?;
-                let invalid =
-                    |reason: String| Err(Error::invalid("tier", format!("{tier:?}"), reason));
-                let Some(smallest) = gpu.subgroup_lanes() else {
-                    return invalid("the adapter has no subgroup operations".into());
-                };
-                // One lane is the private tier, which the shader's row loop then needs.
-                if lanes < 2 || lanes > smallest {
-                    return invalid(format!(
-                        "a subgroup tier takes 2 lanes or more, and at most the adapter's smallest \
-                         subgroup, {smallest}"
-                    ));
-                }
-                let sums = network.layout().len * lanes as usize;
-                if sums > LANE_SUM_LIMIT {
-                    return invalid(format!(
-                        "its update would sum {sums} parameters × lanes, more than {LANE_SUM_LIMIT}"
-                    ));
-                }
-                return Ok(());
-            }
-            Tier::Workgroup { threads } => threads,
-        };
-        let widest = network.sizes().iter().copied().max().unwrap_or(1) as u64;
-        if widest > u64::from(threads) || threads > most_threads(gpu) {
-            let unit = "threads per workgroup (too large for private memory too)";
-            return Err(too_large(widest, u64::from(most_threads(gpu)), unit));
-        }
-        let bytes = (floats * size_of::<f32>()) as u64;
         let room = u64::from(gpu.limits().max_compute_workgroup_storage_size);
+        let (threads, widest, shared) = match tier {
+            Tier::Private => return private,
+            Tier::Rows { threads } => {
+                private?;
+                // `partials` and `summed` in shaders/fused_rows.wgsl.
+                let shared = u64::from(PARTIALS) + network.layout().len as u64;
+                (threads, 1, shared)
+            }
+            Tier::Workgroup { threads } => {
+                let widest = network.sizes().iter().copied().max().unwrap_or(1) as u64;
+                (threads, widest, floats as u64)
+            }
+        };
+        // The workgroup tier is where networks too large for private memory go.
+        let (threads_unit, memory_unit) = match tier {
+            Tier::Workgroup { .. } => (
+                "threads per workgroup (too large for private memory too)",
+                "bytes of workgroup memory (too large for private memory too)",
+            ),
+            _ => ("threads per workgroup", "bytes of workgroup memory"),
+        };
+        if widest > u64::from(threads) || threads > most_threads(gpu) || threads > PARTIALS {
+            let limit = u64::from(most_threads(gpu).min(PARTIALS));
+            return Err(too_large(
+                widest.max(u64::from(threads)),
+                limit,
+                threads_unit,
+            ));
+        }
+        let bytes = shared * size_of::<f32>() as u64;
         if bytes > room {
-            let unit = "bytes of workgroup memory (too large for private memory too)";
-            return Err(too_large(bytes, room, unit));
+            return Err(too_large(bytes, room, memory_unit));
         }
         Ok(())
     }
 
-    /// Checks the device's buffers and, on a software adapter, its loop limit.
+    /// Checks the device's buffers and, on llvmpipe, its loop limit.
     fn check_buffers(
         gpu: &Gpu,
         network: &Network,
         rows: usize,
         config: &TrainConfig,
         networks: usize,
-        tier: Tier,
+        variant: Variant,
     ) -> Result<()> {
-        let loops = LoopCount::new(network, rows, config, tier);
-        if gpu.is_software()
-            && (loops.epochs_within(SOFTWARE_LOOP_LIMIT) == 0
-                || loops.measure > SOFTWARE_LOOP_LIMIT)
+        let loops = LoopCount::new(network, rows, config, variant);
+        if let Some(limit) = gpu.loop_limit()
+            && (loops.epochs_within(limit) == 0 || loops.per_measured_row + 8 > limit)
         {
             return Err(Error::TooLarge {
                 what: format!(
-                    "an epoch of the network [{network}] on {rows} rows in the fused engine on a software adapter"
+                    "an epoch of the network [{network}] on {rows} rows in the fused engine on llvmpipe"
                 ),
-                needed: (loops.per_dispatch + loops.per_epoch).max(loops.measure),
-                limit: SOFTWARE_LOOP_LIMIT,
+                needed: loops.per_dispatch + loops.per_epoch,
+                limit,
                 unit: "loop iterations per invocation (llvmpipe ends longer loops)",
                 remedy: "use fewer rows, a smaller network (--layers) or --batch-size, or the layered \
                          engine (--engine layered)",
@@ -330,19 +407,36 @@ impl<'gpu> FusedTrainer<'gpu> {
         let Some(Start { config, .. }) = starts.first() else {
             return Err(Error::invalid("runs", 0, "train at least one network"));
         };
-        let tier = FusedTrainer::check_size(gpu, network, data.rows, config, starts.len())?;
-        FusedTrainer::with_tier(gpu, network, starts, data, tier).await
+        let variant = FusedTrainer::check_size(gpu, network, data.rows, config, starts.len())?;
+        FusedTrainer::with_form(gpu, network, starts, data, variant.tier, variant.form).await
     }
 
-    /// Uploads the data and every network's starting point once and compiles the engine for this network in
-    /// `tier`. `starts` holds each network's initial parameters and settings; they may differ in the learning
-    /// rate and the row-order seed only (each run follows the schedule from its own base rate).
+    /// As [`FusedTrainer::new`], in `tier`, the code's form within the adapter's budget.
     pub async fn with_tier(
         gpu: &'gpu Gpu,
         network: &Network,
         starts: &[Start],
         data: &Dataset,
         tier: Tier,
+    ) -> Result<Self> {
+        let Some(Start { config, .. }) = starts.first() else {
+            return Err(Error::invalid("runs", 0, "train at least one network"));
+        };
+        let form = FusedTrainer::variant_for(gpu, network, data.rows, config, tier).form;
+        FusedTrainer::with_form(gpu, network, starts, data, tier, form).await
+    }
+
+    /// Uploads the data and every network's starting point once and compiles the engine for this network in
+    /// `tier` with its code in `form`. `starts` holds each network's initial parameters and settings; they
+    /// may differ in the learning rate and the row-order seed only (each run follows the schedule from its
+    /// own base rate).
+    pub async fn with_form(
+        gpu: &'gpu Gpu,
+        network: &Network,
+        starts: &[Start],
+        data: &Dataset,
+        tier: Tier,
+        form: Form,
     ) -> Result<Self> {
         let Some(Start { config, .. }) = starts.first() else {
             return Err(Error::invalid("runs", 0, "train at least one network"));
@@ -366,17 +460,14 @@ impl<'gpu> FusedTrainer<'gpu> {
         }
         let networks = starts.len();
         FusedTrainer::check_tier(gpu, network, config.optimizer, tier)?;
-        let batch = config.batches(data.rows)[0].len();
-        if let Tier::Subgroup { lanes } = tier
-            && batch > lanes as usize
-        {
-            return Err(Error::invalid(
-                "batch-size",
-                batch,
-                format!("the subgroup tier adds a row a lane, and has {lanes} lanes"),
-            ));
-        }
-        FusedTrainer::check_buffers(gpu, network, data.rows, config, networks, tier)?;
+        let variant = Variant {
+            optimizer: config.optimizer,
+            tier,
+            shuffles: config.shuffles(data.rows),
+            schedule: config.schedule,
+            form,
+        };
+        FusedTrainer::check_buffers(gpu, network, data.rows, config, networks, variant)?;
         let scopes = ErrorScopes::push(&gpu.device);
 
         let (params, state) = (layout.len, layout.len * config.optimizer.state_per_param());
@@ -429,16 +520,13 @@ impl<'gpu> FusedTrainer<'gpu> {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let variant = Variant {
-            optimizer: config.optimizer,
-            tier,
-            shuffles: config.shuffles(data.rows),
-            schedule: config.schedule,
-        };
-        let (kernels, layout) = compile(gpu, network, variant);
+        let compiling = Instant::now();
+        let (kernels, compiled) = gpu.fused_kernels(&fused_source(network, variant), || {
+            compile(gpu, network, variant)
+        });
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("fused"),
-            layout: &layout,
+            layout: &kernels.layout,
             entries: &[&data_buffer, &weights, &runs, &results, &job]
                 .iter()
                 .enumerate()
@@ -448,7 +536,15 @@ impl<'gpu> FusedTrainer<'gpu> {
                 })
                 .collect::<Vec<_>>(),
         });
-        let multiply_adds = (networks * data.rows * params * 3).max(1) as f64;
+        let (epoch_work, row_work) = serial_work(network, data.rows, config, tier);
+        let loops = LoopCount::new(network, data.rows, config, variant);
+        let (max_epochs_per_dispatch, most_measured_rows) = match gpu.loop_limit() {
+            Some(limit) => (
+                loops.epochs_within(limit),
+                (limit - 8) / loops.per_measured_row,
+            ),
+            None => (u64::MAX, u64::MAX),
+        };
         let steps = config.batches(data.rows);
         let trainer = FusedTrainer {
             gpu,
@@ -466,18 +562,28 @@ impl<'gpu> FusedTrainer<'gpu> {
             job,
             metrics_staging: gpu.staging(3 * networks),
             epoch: 0,
-            epochs_per_dispatch: (FIRST_DISPATCH_WORK / multiply_adds).max(1.0) as u64,
-            tier,
-            max_epochs_per_dispatch: if gpu.is_software() {
-                LoopCount::new(network, data.rows, config, tier).epochs_within(SOFTWARE_LOOP_LIMIT)
-            } else {
-                u64::MAX
-            },
+            epochs_per_dispatch: ((SERIAL_WORK_LIMIT / epoch_work.max(1.0)) as u64).max(1),
+            max_epochs_per_dispatch,
+            rows_per_measure: ((SERIAL_WORK_LIMIT / row_work.max(1.0)) as u64)
+                .min(most_measured_rows)
+                .max(1) as usize,
+            variant,
+            compile_time: Duration::ZERO,
         };
         // A dispatch of no epochs (it loads and stores every network unchanged) pays the first dispatch's
-        // one-time costs here, in the setup, rather than in the first timed epochs.
-        trainer.dispatch(&trainer.kernels.train, networks, 0, 0);
+        // one-time costs here, in the setup, rather than in the first timed epochs. llvmpipe compiles a
+        // pipeline at its first dispatch, so a new one's are each dispatched once (measuring no rows,
+        // evaluating one) before the compile time is taken.
+        trainer.dispatch(&trainer.kernels.train, networks, trainer.job(0, 0, 0..0));
+        if compiled {
+            trainer.dispatch(&trainer.kernels.measure, networks, trainer.job(0, 0, 0..0));
+            trainer.dispatch(&trainer.kernels.evaluate, 1, trainer.job(0, 0, 0..0));
+        }
         trainer.gpu.wait()?;
+        let mut trainer = trainer;
+        if compiled {
+            trainer.compile_time = compiling.elapsed();
+        }
         scopes
             .pop("compiling the fused engine and uploading the networks")
             .await?;
@@ -503,7 +609,7 @@ impl<'gpu> FusedTrainer<'gpu> {
                 .min(self.epochs_per_dispatch)
                 .min(self.max_epochs_per_dispatch);
             let started = Instant::now();
-            self.dispatch(&self.kernels.train, self.networks, now, 0);
+            self.dispatch(&self.kernels.train, self.networks, self.job(now, 0, 0..0));
             self.gpu.wait()?;
             let elapsed = started.elapsed().max(Duration::from_micros(1));
             self.epoch += now;
@@ -518,19 +624,27 @@ impl<'gpu> FusedTrainer<'gpu> {
     }
 
     /// The loss, the largest error and the rows classified right of every network, measured on the device
-    /// over the whole training set; only these three numbers a network are read back.
+    /// over the whole training set, in dispatches of a share of the rows each (each adds to the tallies the
+    /// previous one left); only these three numbers a network are read back.
     pub async fn metrics(&self) -> Result<Vec<Metrics>> {
-        self.dispatch(&self.kernels.measure, self.networks, 0, 0);
+        for first in (0..self.rows.max(1)).step_by(self.rows_per_measure) {
+            let rows = first as u32..(first + self.rows_per_measure).min(self.rows) as u32;
+            self.dispatch(&self.kernels.measure, self.networks, self.job(0, 0, rows));
+        }
         let values = self
             .gpu
             .read_via(&self.metrics_staging, &self.results, 0..3 * self.networks)
             .await?;
+        let mean_over = self
+            .network
+            .loss()
+            .mean_over(self.rows, self.network.outputs());
         Ok(values
             .chunks_exact(3)
             .map(|m| Metrics {
-                loss: f64::from(m[0]),
+                loss: f64::from(m[0]) / mean_over as f64,
                 max_error: m[1],
-                correct: m[2] as usize,
+                correct: m[2].to_bits() as usize,
             })
             .collect())
     }
@@ -538,7 +652,7 @@ impl<'gpu> FusedTrainer<'gpu> {
     /// Outputs, logits and loss of network `run` over the whole data set under its current parameters.
     pub async fn evaluate(&self, run: usize) -> Result<Evaluation> {
         self.check_run_index(run)?;
-        self.dispatch(&self.kernels.evaluate, self.rows, 0, run);
+        self.dispatch(&self.kernels.evaluate, self.rows, self.job(0, run, 0..0));
         let len = self.rows * self.network.outputs();
         let at = 3 * self.networks;
         let mut outputs = self.gpu.read(&self.results, at..at + 2 * len).await?;
@@ -633,21 +747,32 @@ impl<'gpu> FusedTrainer<'gpu> {
         Ok(all.iter().skip(run).step_by(n).copied().collect())
     }
 
-    /// Where the network is held while it trains.
-    pub fn tier(&self) -> Tier {
-        self.tier
+    /// What the engine was compiled for: the tier where the network is held while it trains, the code's form.
+    pub fn variant(&self) -> Variant {
+        self.variant
     }
 
-    /// Submits one dispatch of `kernel` for `threads` networks or rows, without waiting.
-    fn dispatch(&self, kernel: &Kernel, threads: usize, epochs: u64, evaluated: usize) {
-        let job = Job {
+    /// What compiling the engine's shaders took; zero where this process had compiled them already.
+    pub fn compile_time(&self) -> Duration {
+        self.compile_time
+    }
+
+    /// The job of a dispatch: `epochs` epochs from the current one, network `evaluated`, `measured` rows.
+    fn job(&self, epochs: u64, evaluated: usize, measured: Range<u32>) -> Job {
+        Job {
             networks: self.networks as u32,
             rows: self.rows as u32,
             batch: self.batch as u32,
             first_epoch: self.epoch as u32,
             epochs: epochs as u32,
             evaluated: evaluated as u32,
-        };
+            first_row: measured.start,
+            end_row: measured.end,
+        }
+    }
+
+    /// Submits one dispatch of `kernel` for `threads` networks or rows, without waiting.
+    fn dispatch(&self, kernel: &Kernel, threads: usize, job: Job) {
         self.gpu
             .queue
             .write_buffer(&self.job, 0, bytemuck::bytes_of(&job));
@@ -688,7 +813,7 @@ fn results_len(network: &Network, rows: usize, networks: usize) -> usize {
 }
 
 /// The three entry points of the engine for `network`, and the layout their bind group follows.
-fn compile(gpu: &Gpu, network: &Network, variant: Variant) -> (Kernels, wgpu::BindGroupLayout) {
+fn compile(gpu: &Gpu, network: &Network, variant: Variant) -> FusedKernels {
     let device = &gpu.device;
     let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
         binding,
@@ -743,28 +868,33 @@ fn compile(gpu: &Gpu, network: &Network, variant: Variant) -> (Kernels, wgpu::Bi
             module: &module,
             entry_point: Some(entry_point),
             compilation_options: Default::default(),
-            cache: None,
+            cache: gpu.pipeline_cache(),
         }),
         per_workgroup,
     };
-    // The private tier's measuring and evaluating serve the subgroup tier too: a thread a network or a row.
+    // The private tier's measuring and evaluating serve the rows tier too: a thread a network or a row.
     let private = |entry_point| kernel(entry_point, WORKGROUP_SIZE);
-    let kernels = match variant.tier {
-        Tier::Private => Kernels {
-            train: private("fused_train"),
-            measure: private("fused_measure"),
-            evaluate: private("fused_evaluate"),
-        },
-        Tier::Subgroup { .. } => Kernels {
-            train: kernel("fused_train_lanes", 1),
-            measure: private("fused_measure"),
-            evaluate: private("fused_evaluate"),
-        },
-        Tier::Workgroup { .. } => Kernels {
-            train: kernel("fused_train", 1),
-            measure: kernel("fused_measure", 1),
-            evaluate: kernel("fused_evaluate", 1),
-        },
+    let (train, measure, evaluate) = match variant.tier {
+        Tier::Private => (
+            private("fused_train"),
+            private("fused_measure"),
+            private("fused_evaluate"),
+        ),
+        Tier::Rows { .. } => (
+            kernel("fused_train_rows", 1),
+            private("fused_measure"),
+            private("fused_evaluate"),
+        ),
+        Tier::Workgroup { .. } => (
+            kernel("fused_train", 1),
+            kernel("fused_measure", 1),
+            kernel("fused_evaluate", 1),
+        ),
     };
-    (kernels, layout)
+    FusedKernels {
+        layout,
+        train,
+        measure,
+        evaluate,
+    }
 }

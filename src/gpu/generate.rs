@@ -22,36 +22,50 @@ use crate::train::{Optimizer, Schedule};
 pub enum Tier {
     /// One invocation a network, in its private memory: thousands side by side.
     Private,
-    /// One subgroup of `lanes` invocations a network, each holding all of it in private memory as in the
-    /// private tier, and each adding one row of every batch (of at most `lanes` rows). The lanes' gradients
-    /// are then summed in lane order, which is the reference's row order. For a few networks on small
-    /// batches, which would leave most of the device idle.
-    Subgroup { lanes: u32 },
+    /// One workgroup of `threads` invocations a network, each holding all of it in private memory as in the
+    /// private tier and adding its share of every batch's rows (rows lane, lane + threads, ...). Their
+    /// gradients are summed through workgroup memory in thread order, and every thread takes the same step.
+    /// For single networks and small sweeps, which would leave most of the device idle one thread each.
+    Rows { threads: u32 },
     /// One workgroup of `threads` threads a network, in workgroup memory, a unit a thread.
     Workgroup { threads: u32 },
 }
 
+/// How the generated functions are written. Unrolled, every index is a constant: a small network lives in
+/// registers on a real GPU (one dynamic index puts a whole private array in memory), and llvmpipe, which cuts
+/// an invocation's loops off after 65535 iterations in all, runs it without counting. But a compiler's time
+/// grows faster than the code, and differently per driver, so beyond a budget of statements the loops over
+/// units stay loops, with constant bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Form {
+    Unrolled,
+    Looped,
+}
+
 /// What the engine is compiled for besides the network: the optimizer, the tier, whether epochs visit the
-/// rows in a shuffled order (so that a full-batch run carries no code for the order at all), and the learning
-/// rate's schedule (so that a constant rate carries no code for it).
+/// rows in a shuffled order (so that a full-batch run carries no code for the order at all), the learning
+/// rate's schedule (so that a constant rate carries no code for it) and the code's form.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Variant {
     pub optimizer: Optimizer,
     pub tier: Tier,
     pub shuffles: bool,
     pub schedule: Schedule,
+    pub form: Form,
 }
+
+/// Floats of workgroup memory through which the rows tier sums its threads' gradients, a round of
+/// `PARTIALS / threads` parameters at a time (4 KiB of WebGPU's guaranteed 16).
+pub const PARTIALS: u32 = 1024;
 
 /// The complete shader: generated constants and functions, the shared functions, shaders/fused*.wgsl.
 pub fn fused_source(network: &Network, variant: Variant) -> String {
-    let Variant {
-        optimizer, tier, ..
-    } = variant;
+    let Variant { tier, form, .. } = variant;
     let shape = Shape::new(network);
     let mut sources = vec![
         constants(network, variant, &shape),
-        forward(network, &shape, tier),
-        backward(network, &shape, tier),
+        forward(network, &shape, tier, form),
+        backward(network, &shape, tier, form),
         measure_row(network, &shape),
     ];
     sources.extend(
@@ -61,23 +75,36 @@ pub fn fused_source(network: &Network, variant: Variant) -> String {
         ]
         .map(String::from),
     );
-    let private = || {
-        [
-            private_memory_moves(network, optimizer, tier),
-            include_str!("../../shaders/fused_private.wgsl").into(),
-        ]
-    };
     match tier {
-        Tier::Private => sources.extend(private()),
-        Tier::Subgroup { .. } => {
-            sources.extend(private());
-            sources.push(include_str!("../../shaders/fused_subgroup.wgsl").into());
+        Tier::Private | Tier::Rows { .. } => {
+            sources.push(private_memory_moves(network, variant));
+            sources.push(include_str!("../../shaders/fused_private.wgsl").into());
         }
         Tier::Workgroup { .. } => {
             sources.push(include_str!("../../shaders/fused_workgroup.wgsl").into())
         }
     }
+    if let Tier::Rows { .. } = tier {
+        sources.push(include_str!("../../shaders/fused_rows.wgsl").into());
+    }
     sources.concat()
+}
+
+/// The statements of the unrolled code for `network`: the measure that compile budgets are set in.
+pub fn unrolled_statements(network: &Network, variant: Variant) -> usize {
+    let unrolled = Variant {
+        form: Form::Unrolled,
+        ..variant
+    };
+    let shape = Shape::new(network);
+    let (tier, form) = (unrolled.tier, unrolled.form);
+    let mut generated = forward(network, &shape, tier, form)
+        + &backward(network, &shape, tier, form)
+        + &measure_row(network, &shape);
+    if !matches!(tier, Tier::Workgroup { .. }) {
+        generated += &private_memory_moves(network, unrolled);
+    }
+    generated.lines().count()
 }
 
 /// Where things sit: per weight layer its sizes, where its inputs and outputs start in `units`, and where its
@@ -129,29 +156,53 @@ impl Shape {
     }
 }
 
-/// A unit of a layer, as the code for it names it: a constant, or the thread's own in the workgroup tier.
+/// A unit of a layer as the code for it names it: a constant, or a variable (the thread's own unit `lane` in
+/// the workgroup tier, a loop's counter in the looped form).
 #[derive(Clone, Copy)]
 enum Unit {
     Fixed(usize),
-    Lane,
+    Var(&'static str),
 }
 
 impl Unit {
-    /// `base + stride · unit` as a WGSL index.
-    fn at(self, base: usize, stride: usize) -> String {
-        match self {
-            Unit::Fixed(u) => (base + stride * u).to_string(),
-            Unit::Lane if stride == 1 => format!("{base}u + lane"),
-            Unit::Lane => format!("{base}u + lane * {stride}u"),
-        }
-    }
-
     /// The unit's number as a WGSL u32.
     fn number(self) -> String {
         match self {
             Unit::Fixed(u) => format!("{u}u"),
-            Unit::Lane => "lane".into(),
+            Unit::Var(name) => name.into(),
         }
+    }
+}
+
+/// `base + Σ stride · unit` as a WGSL index, the constant part folded.
+fn index(base: usize, terms: &[(Unit, usize)]) -> String {
+    let mut base = base;
+    let mut parts = Vec::new();
+    for &(unit, stride) in terms {
+        match unit {
+            Unit::Fixed(u) => base += stride * u,
+            Unit::Var(name) if stride == 1 => parts.push(name.to_string()),
+            Unit::Var(name) => parts.push(format!("{name} * {stride}u")),
+        }
+    }
+    if parts.is_empty() {
+        return base.to_string();
+    }
+    if base > 0 {
+        parts.insert(0, format!("{base}u"));
+    }
+    parts.join(" + ")
+}
+
+/// `statement(t)` for each of `count` terms of a sum: one statement each unrolled, a loop over `t` looped.
+fn terms(form: Form, count: usize, statement: impl Fn(Unit) -> String) -> Vec<String> {
+    match form {
+        Form::Looped if count > 1 => vec![
+            format!("for (var t = 0u; t < {count}u; t++) {{"),
+            format!("    {}", statement(Unit::Var("t"))),
+            "}".into(),
+        ],
+        _ => (0..count).map(|t| statement(Unit::Fixed(t))).collect(),
     }
 }
 
@@ -159,13 +210,15 @@ impl Unit {
 struct Emitter {
     f: String,
     tier: Tier,
+    form: Form,
 }
 
 impl Emitter {
-    fn new(tier: Tier, signature: &str) -> Self {
+    fn new(tier: Tier, form: Form, signature: &str) -> Self {
         Emitter {
             f: format!("{signature} {{\n"),
             tier,
+            form,
         }
     }
 
@@ -173,28 +226,36 @@ impl Emitter {
         writeln!(self.f, "    {statement}").expect("writing to a String cannot fail");
     }
 
-    /// The statements `body` gives for each of `count` units: every unit in turn in the private tier, the
-    /// thread's own unit (if the layer has it) in the workgroup tier.
+    fn lines(&mut self, statements: Vec<String>, indent: &str) {
+        statements
+            .into_iter()
+            .for_each(|s| self.line(format!("{indent}{s}")));
+    }
+
+    /// The statements `body` gives for each of `count` units: in the workgroup tier the thread's own unit (if
+    /// the layer has it); else every unit in turn, unrolled or in a loop over `u`.
     fn each_unit(&mut self, count: usize, body: impl Fn(Unit) -> Vec<String>) {
-        match self.tier {
-            Tier::Private | Tier::Subgroup { .. } => {
-                for u in 0..count {
-                    body(Unit::Fixed(u)).into_iter().for_each(|s| self.line(s));
-                }
-            }
-            Tier::Workgroup { .. } => {
+        match (self.tier, self.form) {
+            (Tier::Workgroup { .. }, _) => {
                 self.line(format!("if lane < {count}u {{"));
-                body(Unit::Lane)
-                    .into_iter()
-                    .for_each(|s| self.line(format!("    {s}")));
+                self.lines(body(Unit::Var("lane")), "    ");
                 self.line("}".into());
             }
+            (_, Form::Looped) if count > 1 => {
+                self.line(format!("for (var u = 0u; u < {count}u; u++) {{"));
+                self.lines(body(Unit::Var("u")), "    ");
+                self.line("}".into());
+            }
+            _ => (0..count).for_each(|u| self.lines(body(Unit::Fixed(u)), "")),
         }
     }
 
     /// Statements that one thread runs for the whole workgroup.
     fn one_thread(&mut self, statements: Vec<String>) {
-        self.each_unit(1, |_| statements.clone());
+        match self.tier {
+            Tier::Workgroup { .. } => self.each_unit(1, |_| statements.clone()),
+            _ => self.lines(statements, ""),
+        }
     }
 
     /// In the workgroup tier: wait until every thread's writes are done.
@@ -206,6 +267,99 @@ impl Emitter {
 
     fn finish(self) -> String {
         self.f + "}\n\n"
+    }
+}
+
+/// How many loop iterations the generated functions run, and how many loops they enter, for one row's
+/// `forward` and `backward`, one `update` and one dispatch's loads and stores: what llvmpipe's limit counts
+/// (src/gpu/fused.rs). Counted here, beside the code that writes the loops.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Loops {
+    pub forward: (u64, u64),
+    pub backward: (u64, u64),
+    pub update: (u64, u64),
+    pub per_dispatch: (u64, u64),
+}
+
+pub fn loops(network: &Network, variant: Variant) -> Loops {
+    let Variant {
+        optimizer,
+        tier,
+        form,
+        ..
+    } = variant;
+    let looped = form == Form::Looped;
+    let across_threads = matches!(tier, Tier::Workgroup { .. });
+    // (iterations, entries) of a loop over `count` that `each_unit` or `terms` writes, run `times` times.
+    let unit_loop = |count: usize, times: usize| match looped && count > 1 && !across_threads {
+        true => ((count * times) as u64, times as u64),
+        false => (0, 0),
+    };
+    let term_loop = |count: usize, times: usize| match looped && count > 1 {
+        true => ((count * times) as u64, times as u64),
+        false => (0, 0),
+    };
+    let add = |a: (u64, u64), b: (u64, u64)| (a.0 + b.0, a.1 + b.1);
+    // A unit of each_unit runs `per_unit` terms: in the workgroup tier a thread has one unit.
+    let units = |count: usize| if across_threads { count.min(1) } else { count };
+    let mut forward = unit_loop(network.inputs(), 1);
+    let mut backward = unit_loop(network.outputs(), 1);
+    for (l, layer) in network.layout().layers.iter().enumerate() {
+        let (inputs, outputs) = (layer.inputs, layer.outputs);
+        forward = add(forward, unit_loop(outputs, 1));
+        forward = add(forward, term_loop(inputs, units(outputs)));
+        backward = add(backward, unit_loop(outputs, 1));
+        backward = add(backward, term_loop(inputs, units(outputs)));
+        if l > 0 {
+            backward = add(backward, unit_loop(inputs, 2));
+            backward = add(backward, term_loop(outputs, units(inputs)));
+        }
+    }
+    let params = network.layout().len;
+    let state = params * optimizer.state_per_param();
+    let (update, per_dispatch) = match tier {
+        // The threads' shares of shaders/fused_workgroup.wgsl's loops over parameters.
+        Tier::Workgroup { threads } => {
+            let share = |len: usize| (len.div_ceil(threads as usize) as u64, 1);
+            // zero_grads and update each go over the parameters.
+            let update = add(share(params), share(params));
+            (
+                update,
+                add(
+                    add(share(params), share(state)),
+                    add(share(params), share(state)),
+                ),
+            )
+        }
+        Tier::Private | Tier::Rows { .. } => {
+            let once = |len: usize| unit_loop(len, 1);
+            let mut update = once(params);
+            if let Tier::Rows { threads } = tier {
+                // Each round, `sum_partials`' loop over this thread's parameters and the threads' terms.
+                let (threads, chunk) = (threads as usize, (PARTIALS / threads) as usize);
+                let rounds = params.div_ceil(chunk);
+                for first in (0..params).step_by(chunk) {
+                    let owned = chunk.min(params - first).div_ceil(threads);
+                    update = add(update, ((owned * (1 + threads)) as u64, (1 + owned) as u64));
+                }
+                if looped {
+                    update = add(update, ((rounds + params) as u64, (1 + rounds) as u64));
+                }
+            }
+            (
+                update,
+                add(
+                    add(once(params), once(state)),
+                    add(once(params), once(state)),
+                ),
+            )
+        }
+    };
+    Loops {
+        forward,
+        backward,
+        update,
+        per_dispatch,
     }
 }
 
@@ -222,6 +376,7 @@ fn constants(network: &Network, variant: Variant, shape: &Shape) -> String {
         tier,
         shuffles,
         schedule,
+        form,
     } = variant;
     let params = network.layout().len;
     let loss = loss_code(network.loss());
@@ -230,14 +385,15 @@ fn constants(network: &Network, variant: Variant, shape: &Shape) -> String {
         Optimizer::Adam { weight_decay } => (1, 0.0, weight_decay),
     };
     let (schedule_kind, period, parameter) = schedule_code(schedule);
-    let (threads, lanes) = match tier {
+    // THREADS: a workgroup's; ROW_SHARES: how many threads share a batch's rows.
+    let (threads, row_shares) = match tier {
         Tier::Private => (1, 1),
-        Tier::Subgroup { lanes } => (lanes, lanes),
+        Tier::Rows { threads } => (threads, threads),
         Tier::Workgroup { threads } => (threads, 1),
     };
     format!(
         "// Generated by src/gpu/generate.rs for the network [{network}], {hidden} hidden, {output} output, \
-         {loss_name} loss, {optimizer:?}, {schedule} schedule, {tier:?} tier.\n\
+         {loss_name} loss, {optimizer:?}, {schedule} schedule, {tier:?} tier, {form:?}.\n\
          const INPUTS: u32 = {inputs}u;\n\
          const OUTPUTS: u32 = {outputs}u;\n\
          const PARAMS: u32 = {params}u;\n\
@@ -246,7 +402,8 @@ fn constants(network: &Network, variant: Variant, shape: &Shape) -> String {
          const WIDEST: u32 = {widest}u;\n\
          const LOSS: u32 = {loss}u;\n\
          const THREADS: u32 = {threads}u;\n\
-         const LANES: u32 = {lanes}u;\n\
+         const ROW_SHARES: u32 = {row_shares}u;\n\
+         const PARTIALS: u32 = {PARTIALS}u;\n\
          const SHUFFLES: bool = {shuffles};\n\
          const SCHEDULE: u32 = {schedule_kind}u;\n\
          const SCHEDULE_PERIOD: u32 = {period}u;\n\
@@ -273,14 +430,14 @@ fn constants(network: &Network, variant: Variant, shape: &Shape) -> String {
 
 /// units = every layer's output for `row`: z = a·W + b summed as the reference's matmul and bias_add do,
 /// then f(z); logits keeps the output layer's z.
-fn forward(network: &Network, shape: &Shape, tier: Tier) -> String {
-    let mut f = Emitter::new(tier, "fn forward(row: u32)");
+fn forward(network: &Network, shape: &Shape, tier: Tier, form: Form) -> String {
+    let mut f = Emitter::new(tier, form, "fn forward(row: u32)");
     f.line("var acc: f32;\n    var z: f32;".into());
     f.barrier();
     f.each_unit(network.inputs(), |i| {
         vec![format!(
             "units[{}] = input_of(row, {});",
-            i.at(0, 1),
+            index(0, &[(i, 1)]),
             i.number()
         )]
     });
@@ -291,19 +448,20 @@ fn forward(network: &Network, shape: &Shape, tier: Tier) -> String {
         let activation = network.activation(l);
         f.each_unit(layer.outputs, |j| {
             let mut body = vec!["acc = 0.0;".to_string()];
-            for i in 0..layer.inputs {
-                let (a, w) = (
-                    layer.input_at + i,
-                    j.at(layer.weight_at + i * layer.outputs, 1),
-                );
-                body.push(format!("acc += units[{a}] * params[{w}];"));
-            }
-            body.push(format!("z = acc + params[{}];", j.at(layer.bias_at, 1)));
+            body.extend(terms(form, layer.inputs, |i| {
+                let a = index(layer.input_at, &[(i, 1)]);
+                let w = index(layer.weight_at, &[(i, layer.outputs), (j, 1)]);
+                format!("acc += units[{a}] * params[{w}];")
+            }));
+            body.push(format!(
+                "z = acc + params[{}];",
+                index(layer.bias_at, &[(j, 1)])
+            ));
             if last {
-                body.push(format!("logits[{}] = z;", j.at(0, 1)));
+                body.push(format!("logits[{}] = z;", index(0, &[(j, 1)])));
             }
             if activation != Activation::Softmax {
-                let (out, kind) = (j.at(layer.output_at, 1), kind(activation));
+                let (out, kind) = (index(layer.output_at, &[(j, 1)]), kind(activation));
                 body.push(format!("units[{out}] = activate(z, {kind});"));
             }
             body
@@ -334,14 +492,14 @@ fn forward(network: &Network, shape: &Shape, tier: Tier) -> String {
 
 /// Adds `row`'s share of the gradient (after `forward(row)`): dZ of the output from the loss, then per layer
 /// from the last dW += aᵀ·dZ, db += dZ, and dZ of the layer below = (dZ·Wᵀ) ⊙ f′.
-fn backward(network: &Network, shape: &Shape, tier: Tier) -> String {
-    let mut f = Emitter::new(tier, "fn backward(row: u32, scale: f32)");
+fn backward(network: &Network, shape: &Shape, tier: Tier, form: Form) -> String {
+    let mut f = Emitter::new(tier, form, "fn backward(row: u32, scale: f32)");
     f.line("var acc: f32;".into());
     let out = shape.output_at();
     // bce and ce give dZ directly; sse and mse give dO, which the activation's slope turns into dZ.
     let through_output = !network.loss().includes_output_activation();
     f.each_unit(network.outputs(), |j| {
-        let (o, d) = (j.at(out, 1), j.at(0, 1));
+        let (o, d) = (index(out, &[(j, 1)]), index(0, &[(j, 1)]));
         let error = format!("scale * (units[{o}] - target_of(row, {}))", j.number());
         vec![if through_output {
             let output_kind = kind(network.output_activation());
@@ -353,37 +511,31 @@ fn backward(network: &Network, shape: &Shape, tier: Tier) -> String {
     f.barrier();
     for (l, layer) in shape.layers.iter().enumerate().rev() {
         f.each_unit(layer.outputs, |j| {
-            let mut body: Vec<String> = (0..layer.inputs)
-                .map(|i| {
-                    let (w, a) = (
-                        j.at(layer.weight_at + i * layer.outputs, 1),
-                        layer.input_at + i,
-                    );
-                    format!("grads[{w}] += units[{a}] * delta[{}];", j.at(0, 1))
-                })
-                .collect();
-            body.push(format!(
-                "grads[{}] += delta[{}];",
-                j.at(layer.bias_at, 1),
-                j.at(0, 1)
-            ));
+            let d = index(0, &[(j, 1)]);
+            let mut body = terms(form, layer.inputs, |i| {
+                let w = index(layer.weight_at, &[(i, layer.outputs), (j, 1)]);
+                let a = index(layer.input_at, &[(i, 1)]);
+                format!("grads[{w}] += units[{a}] * delta[{d}];")
+            });
+            let b = index(layer.bias_at, &[(j, 1)]);
+            body.push(format!("grads[{b}] += delta[{d}];"));
             body
         });
         if l > 0 {
             let below = kind(network.activation(l - 1));
             f.each_unit(layer.inputs, |i| {
                 let mut body = vec!["acc = 0.0;".to_string()];
-                for j in 0..layer.outputs {
-                    let w = i.at(layer.weight_at + j, layer.outputs);
-                    body.push(format!("acc += delta[{j}] * params[{w}];"));
-                }
-                let (c, a) = (i.at(0, 1), i.at(layer.input_at, 1));
+                body.extend(terms(form, layer.outputs, |j| {
+                    let w = index(layer.weight_at, &[(i, layer.outputs), (j, 1)]);
+                    format!("acc += delta[{}] * params[{w}];", index(0, &[(j, 1)]))
+                }));
+                let (c, a) = (index(0, &[(i, 1)]), index(layer.input_at, &[(i, 1)]));
                 body.push(format!("carry[{c}] = acc * slope(units[{a}], {below});"));
                 body
             });
             f.barrier();
             f.each_unit(layer.inputs, |i| {
-                vec![format!("delta[{0}] = carry[{0}];", i.at(0, 1))]
+                vec![format!("delta[{0}] = carry[{0}];", index(0, &[(i, 1)]))]
             });
             f.barrier();
         }
@@ -396,14 +548,16 @@ fn backward(network: &Network, shape: &Shape, tier: Tier) -> String {
 fn measure_row(network: &Network, shape: &Shape) -> String {
     let out = shape.output_at();
     let outputs = network.outputs();
-    let mut f = Emitter::new(Tier::Private, "fn measure_row(row: u32) -> vec3<f32>");
+    let mut f = Emitter::new(
+        Tier::Private,
+        Form::Unrolled,
+        "fn measure_row(row: u32) -> vec3<f32>",
+    );
     f.line("var loss = 0.0;\n    var worst = 0.0;\n    var y: f32;".into());
     for j in 0..outputs {
         let o = out + j;
         f.line(format!("y = target_of(row, {j}u);"));
-        f.line(format!(
-            "if worst == worst && !(abs(units[{o}] - y) <= worst) {{ worst = abs(units[{o}] - y); }}"
-        ));
+        f.line(format!("worst = worse(worst, abs(units[{o}] - y));"));
         f.line(match network.loss() {
             Loss::Sse => format!("loss += 0.5 * (y - units[{o}]) * (y - units[{o}]);"),
             Loss::Mse => format!("loss += (y - units[{o}]) * (y - units[{o}]);"),
@@ -448,37 +602,104 @@ fn measure_row(network: &Network, shape: &Shape) -> String {
     f.finish()
 }
 
-/// The private and subgroup tiers' `load_params(network)`, `load_state(network)`, `store(network)` and
-/// `update(lr, step)`, one statement a value so that every index is a constant. In the subgroup tier
-/// `update` first sums the lanes' gradients, lane 0 first, into every lane.
-fn private_memory_moves(network: &Network, optimizer: Optimizer, tier: Tier) -> String {
+/// The private and rows tiers' `load_params(network)`, `load_state(network)`, `store(network)` and
+/// `update(lr, step)`: unrolled, one statement a value so that every index is a constant, or looped. In the
+/// rows tier `update` first sums the threads' gradients (`sum_grads`, here too) and steps with the sums.
+fn private_memory_moves(network: &Network, variant: Variant) -> String {
+    let Variant {
+        optimizer,
+        tier,
+        form,
+        ..
+    } = variant;
     let params = network.layout().len;
     let state = params * optimizer.state_per_param();
-    let at = |k: usize| format!("weights[weight_at(network, {k}u)]");
-    let mut load = Emitter::new(Tier::Private, "fn load_params(network: u32)");
-    let mut load_state = Emitter::new(Tier::Private, "fn load_state(network: u32)");
-    let mut store = Emitter::new(Tier::Private, "fn store(network: u32)");
-    let mut update = Emitter::new(Tier::Private, "fn update(lr: f32, step: u32)");
-    if let Tier::Subgroup { lanes } = tier {
-        update.line("let own = grads;".into());
-        for k in 0..params {
-            let sum = (1..lanes).fold(format!("subgroupBroadcast(own[{k}], 0u)"), |sum, lane| {
-                format!("{sum} + subgroupBroadcast(own[{k}], {lane}u)")
-            });
-            update.line(format!("grads[{k}] = {sum};"));
+    let new = |signature| Emitter::new(Tier::Private, form, signature);
+    let (mut load, mut load_state, mut store, mut update) = (
+        new("fn load_params(network: u32)"),
+        new("fn load_state(network: u32)"),
+        new("fn store(network: u32)"),
+        new("fn update(lr: f32, step: u32)"),
+    );
+    let at =
+        |k: Unit, from: usize| format!("weights[weight_at(network, {})]", index(from, &[(k, 1)]));
+    let gradient = match tier {
+        Tier::Rows { threads } => {
+            update.line("sum_grads();".into());
+            let mut sum = new("fn sum_grads()");
+            sum_grads(&mut sum, params, threads as usize);
+            update.f = sum.finish() + &update.f;
+            "summed"
         }
-    }
+        _ => "grads",
+    };
     update.line("let correction = corrections(step);".into());
-    for k in 0..params {
-        load.line(format!("params[{k}] = {};", at(k)));
-        store.line(format!("{} = params[{k}];", at(k)));
-        update.line(format!("update_param({k}u, lr, correction);"));
-    }
-    for k in params..params + state {
-        load_state.line(format!("state[{}] = {};", k - params, at(k)));
-        store.line(format!("{} = state[{}];", at(k), k - params));
-    }
+    load.each_unit(params, |k| {
+        vec![format!("params[{}] = {};", index(0, &[(k, 1)]), at(k, 0))]
+    });
+    load_state.each_unit(state, |k| {
+        vec![format!(
+            "state[{}] = {};",
+            index(0, &[(k, 1)]),
+            at(k, params)
+        )]
+    });
+    store.each_unit(params, |k| {
+        vec![format!("{} = params[{}];", at(k, 0), index(0, &[(k, 1)]))]
+    });
+    store.each_unit(state, |k| {
+        vec![format!(
+            "{} = state[{}];",
+            at(k, params),
+            index(0, &[(k, 1)])
+        )]
+    });
+    update.each_unit(params, |k| {
+        let k = index(0, &[(k, 1)]);
+        vec![format!(
+            "update_param({k}, {gradient}[{k}], lr, correction);"
+        )]
+    });
     [load, load_state, store, update]
         .map(Emitter::finish)
         .concat()
+}
+
+/// The rows tier's sum of every thread's gradients into `summed`, in thread order: round by round, each
+/// thread puts `PARTIALS / threads` of its gradients in `partials`, and `sum_partials`
+/// (shaders/fused_rows.wgsl) adds each parameter's up.
+fn sum_grads(f: &mut Emitter, params: usize, threads: usize) {
+    let chunk = PARTIALS as usize / threads;
+    match f.form {
+        Form::Unrolled => {
+            for first in (0..params).step_by(chunk) {
+                let count = chunk.min(params - first);
+                f.line("workgroupBarrier();".into());
+                for c in 0..count {
+                    f.line(format!(
+                        "partials[{}u + lane] = grads[{}];",
+                        c * threads,
+                        first + c
+                    ));
+                }
+                f.line("workgroupBarrier();".into());
+                f.line(format!("sum_partials({first}u, {count}u);"));
+            }
+        }
+        Form::Looped => f.lines(
+            vec![
+                format!("for (var first = 0u; first < {params}u; first += {chunk}u) {{"),
+                format!("    let count = min({chunk}u, {params}u - first);"),
+                "    workgroupBarrier();".into(),
+                "    for (var c = 0u; c < count; c++) {".into(),
+                format!("        partials[c * {threads}u + lane] = grads[first + c];"),
+                "    }".into(),
+                "    workgroupBarrier();".into(),
+                "    sum_partials(first, count);".into(),
+                "}".into(),
+            ],
+            "",
+        ),
+    }
+    f.line("workgroupBarrier();".into());
 }

@@ -1,8 +1,9 @@
 //! The GPU side: a [`Gpu`] holds the device, queue and one pipeline per kernel, built once; a [`Program`] is a
 //! list of [`Op`]s bound to an arena buffer, ready to be encoded any number of times.
 
+mod cache;
 mod fused;
-mod generate;
+pub mod generate;
 mod kernel;
 mod trainer;
 
@@ -14,7 +15,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use wgpu::util::DeviceExt;
 
 pub use crate::cpu::Metrics;
-pub use fused::{FUSED_PRIVATE_FLOATS, FusedTrainer, Tier, Variant, fused_floats};
+pub use fused::{
+    FUSED_PRIVATE_FLOATS, Form, FusedKernels, FusedTrainer, Tier, Variant, fused_floats,
+};
 pub use generate::fused_source;
 pub use kernel::{
     Args, BIAS_TREE_COLUMNS, Epilogue, Kernel, MATMUL_BLOCK, MATMUL_BLOCK_THREADS,
@@ -102,7 +105,49 @@ pub struct Gpu {
     /// Each kernel's pipeline from the first program that uses it: a software adapter takes about 6 ms to
     /// compile one, and a run that needs a few (the fused engine, XOR) should not wait for all of them.
     pipelines: Mutex<HashMap<Kernel, wgpu::ComputePipeline>>,
+    /// The fused engine's pipelines by their WGSL source, which names everything they were compiled for.
+    fused: Mutex<HashMap<String, Arc<FusedKernels>>>,
+    /// Held while a pipeline compiles: wgpu's GL backend has one context, which any thread waits for at most
+    /// a few seconds, so compiles from several threads take turns here rather than there.
+    compiling: Mutex<()>,
+    /// The driver's compiled pipelines, kept on disk between runs where the backend can (Vulkan).
+    disk_cache: Option<cache::DiskCache>,
+    compiler: Compiler,
     faults: Arc<Mutex<Faults>>,
+}
+
+/// How the fused engine writes code for an adapter's compiler ([`Gpu::code_budget`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeBudget {
+    /// Unrolled up to `statements`, with loops over units beyond.
+    LoopedBeyond { statements: usize },
+    /// Unrolled, and the fused engine takes no network with more than `statements` of it: loops are cut off
+    /// and compile no faster.
+    UnrolledOnly { statements: usize },
+}
+
+/// The shader compiler behind an adapter, where its appetite for code is known (see [`Gpu::code_budget`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Compiler {
+    /// Mesa's llvmpipe (lavapipe on Vulkan, llvmpipe on GL): LLVM, with its loop limit.
+    Llvmpipe,
+    /// Google's SwiftShader: its own LLVM-based Reactor, very slow on long straight-line code.
+    SwiftShader,
+    /// A GPU's own compiler.
+    Other,
+}
+
+impl Compiler {
+    fn of(adapter: &AdapterSummary) -> Self {
+        let name = adapter.name.to_lowercase();
+        if name.contains("llvmpipe") {
+            Compiler::Llvmpipe
+        } else if name.contains("swiftshader") {
+            Compiler::SwiftShader
+        } else {
+            Compiler::Other
+        }
+    }
 }
 
 /// What the device reported outside any error scope, where wgpu's default handler would panic: its loss
@@ -172,13 +217,15 @@ impl Gpu {
             max_compute_workgroup_size_x: supported.max_compute_workgroup_size_x,
             ..wgpu::Limits::downlevel_defaults()
         };
-        // The fused engine's subgroup tier sums the lanes' gradients with subgroup operations.
-        let subgroups = adapter.features() & wgpu::Features::SUBGROUP;
+        // Subgroup operations are reported (`wgmlp adapters`) and tried by the tests; pipelines are kept on
+        // disk where the backend can.
+        let features =
+            adapter.features() & (wgpu::Features::SUBGROUP | wgpu::Features::PIPELINE_CACHE);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgmlp"),
                 required_limits: limits,
-                required_features: subgroups,
+                required_features: features,
                 ..Default::default()
             })
             .await
@@ -186,9 +233,17 @@ impl Gpu {
                 adapter: info.name.clone(),
                 reason: e.to_string(),
             })?;
-        let adapter = AdapterSummary::from(&info);
-        let subgroup_lanes = (!subgroups.is_empty()).then_some(info.subgroup_min_size);
-        Gpu::from_device(device, queue, adapter, subgroup_lanes).await
+        let summary = AdapterSummary::from(&info);
+        let subgroup_lanes = features
+            .contains(wgpu::Features::SUBGROUP)
+            .then_some(info.subgroup_min_size);
+        let disk_cache = match features.contains(wgpu::Features::PIPELINE_CACHE) {
+            true => cache::DiskCache::open(&device, &info),
+            false => None,
+        };
+        let mut gpu = Gpu::from_device(device, queue, summary, subgroup_lanes).await?;
+        gpu.disk_cache = disk_cache;
+        Ok(gpu)
     }
 
     /// Sets up the kernels (their shader modules; each pipeline is compiled when a program first uses it) on
@@ -258,6 +313,7 @@ impl Gpu {
         Ok(Gpu {
             device,
             queue,
+            compiler: Compiler::of(&adapter),
             adapter,
             limits,
             subgroup_lanes,
@@ -265,6 +321,9 @@ impl Gpu {
             pipeline_layout,
             modules,
             pipelines: Mutex::default(),
+            fused: Mutex::default(),
+            compiling: Mutex::default(),
+            disk_cache: None,
             faults,
         })
     }
@@ -299,6 +358,73 @@ impl Gpu {
     /// Whether the adapter is a software rasterizer on the CPU (llvmpipe, WARP, SwiftShader).
     pub fn is_software(&self) -> bool {
         self.adapter.is_software()
+    }
+
+    /// How many loop iterations one invocation may run, all its loops together, where the driver ends them
+    /// after that many: llvmpipe does after 65535 (`LP_MAX_TGSI_LOOP_ITERATIONS` in Mesa's gallivm), here
+    /// less a margin. No other driver has such a limit.
+    pub fn loop_limit(&self) -> Option<u64> {
+        (self.compiler == Compiler::Llvmpipe).then_some(65535 - 64)
+    }
+
+    /// How much unrolled code the fused engine gives this adapter's compiler, in the statements of
+    /// [`generate::unrolled_statements`]. Measured on the 2-core machine with Mesa's shader cache off (the
+    /// setup of the engine, which on llvmpipe compiles at the first dispatch): llvmpipe took 0.4 s for 243
+    /// statements, 0.85 s for 430, 1.4 s for 617 and 5.2 s for 1,266, and its looped code was no faster to
+    /// compile beyond that (it turns each dynamic index of a private array into a branch a value), besides
+    /// running into its loop limit; SwiftShader took 0.3 s for 168 statements and 2.6 s for 1,266, and 0.2–0.6 s
+    /// for moons' 2-16-16-1 looped. A GPU's own compiler is held to SwiftShader's growth, scaled by the few
+    /// seconds that FXC, the slowest of them, is known to take on long straight-line HLSL.
+    pub fn code_budget(&self) -> CodeBudget {
+        match self.compiler {
+            Compiler::Llvmpipe => CodeBudget::UnrolledOnly { statements: 450 },
+            Compiler::SwiftShader => CodeBudget::LoopedBeyond { statements: 400 },
+            Compiler::Other => CodeBudget::LoopedBeyond { statements: 1200 },
+        }
+    }
+
+    /// About how many threads the device runs at once: for a software adapter the CPU's cores times the
+    /// eight f32 lanes of a 256-bit vector (llvmpipe's and SwiftShader's width on AVX2), for a GPU at least
+    /// 16 compute units of 512 threads (a small integrated GPU; large ones run ten times more). The fused
+    /// engine gives networks a workgroup each where they would not fill this one thread each.
+    pub fn parallel_threads(&self) -> u64 {
+        match self.is_software() {
+            true => 8 * std::thread::available_parallelism().map_or(1, |n| n.get()) as u64,
+            false => 16 * 512,
+        }
+    }
+
+    /// The fused engine's pipelines for `source`, compiled by `compile` at the first use in this process;
+    /// and whether this call compiled them.
+    pub(crate) fn fused_kernels(
+        &self,
+        source: &str,
+        compile: impl FnOnce() -> FusedKernels,
+    ) -> (Arc<FusedKernels>, bool) {
+        let mut fused = self.fused.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(kernels) = fused.get(source) {
+            return (Arc::clone(kernels), false);
+        }
+        let kernels = Arc::new({
+            let _turn = self
+                .compiling
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            compile()
+        });
+        fused.insert(source.to_string(), Arc::clone(&kernels));
+        if let Some(disk) = &self.disk_cache {
+            disk.save();
+        }
+        (kernels, true)
+    }
+
+    /// The driver's pipeline cache, where the backend has one: every pipeline names it, so that a pipeline
+    /// compiled by an earlier run comes from disk.
+    pub(crate) fn pipeline_cache(&self) -> Option<&wgpu::PipelineCache> {
+        self.disk_cache
+            .as_ref()
+            .map(cache::DiskCache::pipeline_cache)
     }
 
     pub fn adapter(&self) -> &AdapterSummary {
@@ -473,12 +599,21 @@ impl Gpu {
     pub fn wait(&self) -> Result<()> {
         // wgpu panics when it polls a device it already knows is lost, so look first.
         self.check_device()?;
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
+        let poll = |how| {
+            self.device.poll(how).map_err(|e| Error::Gpu {
                 during: "waiting for the device",
                 reason: e.to_string(),
-            })?;
+            })
+        };
+        if self.adapter.backend == format!("{:?}", wgpu::Backend::Gl) {
+            // wgpu's GL backend holds its one context through a blocking wait, and any other thread that
+            // needs the context for more than a few seconds meanwhile panics: so look, and sleep between.
+            while !poll(wgpu::PollType::Poll)?.is_queue_empty() {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        } else {
+            poll(wgpu::PollType::wait_indefinitely())?;
+        }
         self.check_device()
     }
 
@@ -510,7 +645,19 @@ impl Gpu {
             .unwrap_or_else(PoisonError::into_inner);
         pipelines
             .entry(kernel)
-            .or_insert_with(|| compile(&self.device, &self.pipeline_layout, &self.modules, kernel))
+            .or_insert_with(|| {
+                let _turn = self
+                    .compiling
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                compile(
+                    &self.device,
+                    &self.pipeline_layout,
+                    &self.modules,
+                    kernel,
+                    self.pipeline_cache(),
+                )
+            })
             .clone()
     }
 }
@@ -521,6 +668,7 @@ fn compile(
     layout: &wgpu::PipelineLayout,
     modules: &[wgpu::ShaderModule],
     kernel: Kernel,
+    cache: Option<&wgpu::PipelineCache>,
 ) -> wgpu::ComputePipeline {
     let constants = kernel.constants();
     device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -533,7 +681,7 @@ fn compile(
             constants: &constants,
             zero_initialize_workgroup_memory: false,
         },
-        cache: None,
+        cache,
     })
 }
 

@@ -5,7 +5,7 @@
 // shaders/fused_workgroup.wgsl a larger one in a workgroup's memory, a unit a thread.
 //
 // src/gpu/generate.rs writes, for one network, the constants (INPUTS, OUTPUTS, PARAMS, STATE, UNITS, WIDEST,
-// LOSS, THREADS, ROW_SHARES, PARTIALS, SHUFFLES, the optimizer's and the schedule's) and the functions the
+// LOSS, THREADS, ROW_SHARES, FIXED_ROWS, PARTIALS, SHUFFLES, the optimizer's and the schedule's) and the functions the
 // tiers call: `forward(row)`, `backward(row, scale)` and `measure_row(row)`. Small networks get them
 // unrolled, every index a constant (or, in the workgroup tier, the thread's unit), so that the only loops
 // left run over epochs, batches and rows; larger ones keep their loops over units, so that they compile fast.
@@ -121,8 +121,15 @@ fn train_batch(run: Run, lr: f32, epoch: u32, b: u32, batches: u32) {
     let end = min(start + job.batch, job.rows);
     zero_grads();
     let scale = gradient_scale(end - start);
-    for (var position = start + first_row; position < end; position += ROW_SHARES) {
-        add_row(run, epoch, position, scale);
+    if FIXED_ROWS > 0u {
+        // A constant bound: the compiler may write the loop out (llvmpipe's loop costs more than XOR's row).
+        for (var position = 0u; position < FIXED_ROWS; position++) {
+            add_row(run, epoch, position, scale);
+        }
+    } else {
+        for (var position = start + first_row; position < end; position += ROW_SHARES) {
+            add_row(run, epoch, position, scale);
+        }
     }
     update(lr, epoch * batches + b + 1u);
 }

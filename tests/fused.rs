@@ -503,9 +503,10 @@ fn the_engine_is_chosen_by_size_and_forced_by_option() {
 
 #[test]
 fn a_network_too_large_for_private_memory_trains_in_workgroup_memory() {
-    // 2-32-32-1 with Adam holds 4872 f32 values: more than one invocation's share, not a workgroup's.
+    // 2-24-24-1 with Adam holds 2888 f32 values: more than one invocation's share, not a workgroup's (11.3
+    // KiB of WebGPU's guaranteed 16).
     let network = Network::build(
-        vec![2, 32, 32, 1],
+        vec![2, 24, 24, 1],
         Activation::Tanh,
         Activation::Sigmoid,
         Loss::Bce,
@@ -574,13 +575,22 @@ fn a_few_networks_share_each_batch_over_a_workgroup_in_row_order() {
     let network = Network::new(vec![2, 3, 1]).unwrap();
     let data = Dataset::xor();
     let config = TrainConfig::sgd(0.1);
-    let tier_for = |runs| {
-        FusedTrainer::check_size(gpu(), &network, data.rows, &config, runs)
+    let tier_for = |rows, runs| {
+        FusedTrainer::check_size(gpu(), &network, rows, &config, runs)
             .unwrap()
             .tier
     };
-    assert_eq!(tier_for(1), Tier::Rows { threads: 4 });
-    assert_eq!(tier_for(1024), Tier::Private, "a sweep fills the device");
+    assert_eq!(tier_for(40, 1), Tier::Rows { threads: 64 });
+    assert_eq!(
+        tier_for(40, 1024),
+        Tier::Private,
+        "a sweep fills the device"
+    );
+    assert_eq!(
+        tier_for(4, 1),
+        Tier::Private,
+        "no more rows than a subgroup: not worth the barriers"
+    );
     // A thread a row, summed thread by thread, gives the private tier's sums bit for bit: XOR's 2-3-1 with
     // momentum, and a classifier on mini-batches of 5 with a short last one.
     for (network, data, config) in [

@@ -72,6 +72,8 @@ const BASE: Variant = Variant {
     shuffles: false,
     schedule: Schedule::Constant,
     form: Form::Unrolled,
+    // XOR's four rows, a full batch: the loop over them with a constant bound.
+    fixed_rows: 4,
 };
 
 /// The fused modules translated, a network of NETWORKS and a variant each. Together the rows take every tier
@@ -86,6 +88,7 @@ const FUSED: &[(&str, Variant)] = &[
             tier: Tier::Rows { threads: 4 },
             shuffles: true,
             schedule: COSINE,
+            fixed_rows: 0,
             ..BASE
         },
     ),

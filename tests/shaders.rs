@@ -174,6 +174,7 @@ fn loss_numbers_match_the_rust_side_in_the_kernels_and_the_fused_engine() {
             shuffles: false,
             schedule: Schedule::Constant,
             form: Form::Unrolled,
+            fixed_rows: 0,
         };
         let fused = parse("fused", &fused_source(&network, variant));
         assert_eq!(constant(&fused, "LOSS"), constant(&fused, &name), "{name}");
@@ -319,6 +320,7 @@ fn the_generated_fused_engine_validates_for_every_activation_loss_optimizer_and_
                 shuffles,
                 schedule,
                 form,
+                fixed_rows: if shuffles { 0 } else { 4 },
             };
             let source = fused_source(network, variant);
             let name = format!(

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use wgpu::util::DeviceExt;
 
-use super::generate::{self, PARTIALS, fused_source};
+use super::generate::{self, FIXED_ROWS_LIMIT, PARTIALS, fused_source};
 pub use super::generate::{Form, Tier, Variant};
 use super::{CodeBudget, ErrorScopes, Gpu, kernel::WORKGROUP_SIZE, kernel::spill};
 use crate::cpu::{Evaluation, Metrics, check_params_len, check_state_len};
@@ -195,8 +195,12 @@ impl<'gpu> FusedTrainer<'gpu> {
         let share_rows = Tier::Rows {
             threads: row_threads,
         };
-        let idle = (networks as u64) * u64::from(row_threads)
-            <= gpu.parallel_threads().max(u64::from(row_threads));
+        // Sharing the rows pays for its barriers where a batch has more rows than one subgroup runs in
+        // lockstep, and where one thread a network would leave most of the device idle.
+        let subgroup = gpu.subgroup_lanes().unwrap_or(SUBGROUP);
+        let idle = batch > subgroup
+            && (networks as u64) * u64::from(row_threads)
+                <= gpu.parallel_threads().max(u64::from(row_threads));
         let widest = network.sizes().iter().copied().max().unwrap_or(1) as u32;
         let threads = widest
             .next_multiple_of(SUBGROUP)
@@ -207,7 +211,7 @@ impl<'gpu> FusedTrainer<'gpu> {
             let tier = Tier::Workgroup { threads };
             fits(tier)?;
             tier
-        } else if idle && batch > 1 && fits(share_rows).is_ok() {
+        } else if idle && fits(share_rows).is_ok() {
             share_rows
         } else {
             Tier::Private
@@ -225,12 +229,16 @@ impl<'gpu> FusedTrainer<'gpu> {
         config: &TrainConfig,
         tier: Tier,
     ) -> Variant {
+        let shuffles = config.shuffles(rows);
+        // A full batch of a few rows, looped by every thread from the first (not the rows tier's shares).
+        let fixed = !shuffles && rows <= FIXED_ROWS_LIMIT && !matches!(tier, Tier::Rows { .. });
         let unrolled = Variant {
             optimizer: config.optimizer,
             tier,
-            shuffles: config.shuffles(rows),
+            shuffles,
             schedule: config.schedule,
             form: Form::Unrolled,
+            fixed_rows: if fixed { rows as u32 } else { 0 },
         };
         let form = match gpu.code_budget() {
             CodeBudget::LoopedBeyond { statements }
@@ -461,11 +469,8 @@ impl<'gpu> FusedTrainer<'gpu> {
         let networks = starts.len();
         FusedTrainer::check_tier(gpu, network, config.optimizer, tier)?;
         let variant = Variant {
-            optimizer: config.optimizer,
-            tier,
-            shuffles: config.shuffles(data.rows),
-            schedule: config.schedule,
             form,
+            ..FusedTrainer::variant_for(gpu, network, data.rows, config, tier)
         };
         FusedTrainer::check_buffers(gpu, network, data.rows, config, networks, variant)?;
         let scopes = ErrorScopes::push(&gpu.device);

@@ -44,7 +44,8 @@ pub enum Form {
 
 /// What the engine is compiled for besides the network: the optimizer, the tier, whether epochs visit the
 /// rows in a shuffled order (so that a full-batch run carries no code for the order at all), the learning
-/// rate's schedule (so that a constant rate carries no code for it) and the code's form.
+/// rate's schedule (so that a constant rate carries no code for it), the code's form, and the rows of every
+/// batch where they are a few fixed ones (0 otherwise), so that the loop over them has a constant bound.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Variant {
     pub optimizer: Optimizer,
@@ -52,7 +53,11 @@ pub struct Variant {
     pub shuffles: bool,
     pub schedule: Schedule,
     pub form: Form,
+    pub fixed_rows: u32,
 }
+
+/// The most rows a batch may have for [`Variant::fixed_rows`]: XOR's four, and a little more.
+pub const FIXED_ROWS_LIMIT: usize = 16;
 
 /// Floats of workgroup memory through which the rows tier sums its threads' gradients, a round of
 /// `PARTIALS / threads` parameters at a time (4 KiB of WebGPU's guaranteed 16).
@@ -377,6 +382,7 @@ fn constants(network: &Network, variant: Variant, shape: &Shape) -> String {
         shuffles,
         schedule,
         form,
+        fixed_rows,
     } = variant;
     let params = network.layout().len;
     let loss = loss_code(network.loss());
@@ -403,6 +409,7 @@ fn constants(network: &Network, variant: Variant, shape: &Shape) -> String {
          const LOSS: u32 = {loss}u;\n\
          const THREADS: u32 = {threads}u;\n\
          const ROW_SHARES: u32 = {row_shares}u;\n\
+         const FIXED_ROWS: u32 = {fixed_rows}u;\n\
          const PARTIALS: u32 = {PARTIALS}u;\n\
          const SHUFFLES: bool = {shuffles};\n\
          const SCHEDULE: u32 = {schedule_kind}u;\n\
@@ -667,14 +674,17 @@ fn private_memory_moves(network: &Network, variant: Variant) -> String {
 
 /// The rows tier's sum of every thread's gradients into `summed`, in thread order: round by round, each
 /// thread puts `PARTIALS / threads` of its gradients in `partials`, and `sum_partials`
-/// (shaders/fused_rows.wgsl) adds each parameter's up.
+/// (shaders/fused_rows.wgsl) adds each parameter's up. Two barriers a round: a thread writes `partials`
+/// or `summed` only once every thread has passed the barrier after the last reads of them.
 fn sum_grads(f: &mut Emitter, params: usize, threads: usize) {
     let chunk = PARTIALS as usize / threads;
     match f.form {
         Form::Unrolled => {
             for first in (0..params).step_by(chunk) {
                 let count = chunk.min(params - first);
-                f.line("workgroupBarrier();".into());
+                if first > 0 {
+                    f.line("workgroupBarrier();".into());
+                }
                 for c in 0..count {
                     f.line(format!(
                         "partials[{}u + lane] = grads[{}];",
@@ -690,7 +700,9 @@ fn sum_grads(f: &mut Emitter, params: usize, threads: usize) {
             vec![
                 format!("for (var first = 0u; first < {params}u; first += {chunk}u) {{"),
                 format!("    let count = min({chunk}u, {params}u - first);"),
-                "    workgroupBarrier();".into(),
+                "    if first > 0u {".into(),
+                "        workgroupBarrier();".into(),
+                "    }".into(),
                 "    for (var c = 0u; c < count; c++) {".into(),
                 format!("        partials[c * {threads}u + lane] = grads[first + c];"),
                 "    }".into(),

@@ -8,20 +8,94 @@ use std::sync::OnceLock;
 
 use wgmlp::{Activation, Dataset, Gpu, Loss, Optimizer};
 
+/// Set (to anything but 0), `gpu()` opens its device with WebGPU's default limits, each clamped to the
+/// adapter's own where that is lower: the GPU tests then run within what every WebGPU device guarantees
+/// (16 KiB of workgroup memory, 256 invocations a workgroup, 128 MiB a storage binding), not within what
+/// lavapipe offers. The test harness alone reads it; the crate knows nothing of it.
+const WEBGPU_LIMITS: &str = "WGMLP_TEST_WEBGPU_LIMITS";
+
 /// The device every GPU test runs on, opened once per test binary. No adapter is a failure, never a skip:
 /// CI installs lavapipe, and a developer without a driver should learn that from the test run.
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| match pollster::block_on(Gpu::new()) {
-        Ok(gpu) => {
-            eprintln!("GPU tests run on {}", gpu.adapter());
-            gpu
+    GPU.get_or_init(|| {
+        let webgpu = std::env::var(WEBGPU_LIMITS).is_ok_and(|value| value != "0");
+        let opened = match webgpu {
+            true => pollster::block_on(gpu_with_webgpu_limits()),
+            false => pollster::block_on(Gpu::new()).map_err(|e| e.to_string()),
+        };
+        match opened {
+            Ok(gpu) => {
+                let which = match webgpu {
+                    true => "WebGPU's default limits",
+                    false => "Gpu::new's limits",
+                };
+                eprintln!(
+                    "GPU tests run on {} with {which}: {}",
+                    gpu.adapter(),
+                    limits_summary(gpu.limits())
+                );
+                gpu
+            }
+            Err(e) => panic!(
+                "GPU tests need an adapter (CI={:?}): {e}",
+                std::env::var("CI").ok()
+            ),
         }
-        Err(e) => panic!(
-            "GPU tests need an adapter (CI={:?}): {e}",
-            std::env::var("CI").ok()
-        ),
     })
+}
+
+/// A device on the adapter `Gpu::new` opens, as `Gpu::from_adapter` opens it (subgroups and a pipeline
+/// cache where the adapter has them), but with every limit at WebGPU's default or the adapter's own,
+/// whichever is worse. Its pipelines are not kept on disk: `Gpu::from_device` has no cache to attach.
+async fn gpu_with_webgpu_limits() -> Result<Gpu, String> {
+    let chosen = wgmlp::gpu::adapters(None)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|found| found.chosen)
+        .map(|found| found.adapter);
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = instance
+        .enumerate_adapters(wgpu::Backends::all())
+        .await
+        .into_iter()
+        .find(|adapter| Some(wgmlp::gpu::AdapterSummary::from(&adapter.get_info())) == chosen)
+        .ok_or_else(|| format!("the adapter Gpu::new opens ({chosen:?}) is not among wgpu's"))?;
+    let info = adapter.get_info();
+    let limits = wgpu::Limits::default().or_worse_values_from(&adapter.limits());
+    let features = adapter.features() & (wgpu::Features::SUBGROUP | wgpu::Features::PIPELINE_CACHE);
+    let (device, queue) = adapter
+        .request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgmlp, WebGPU's limits"),
+            required_limits: limits,
+            required_features: features,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("a device with WebGPU's limits on {}: {e}", info.name))?;
+    let subgroup_lanes = features
+        .contains(wgpu::Features::SUBGROUP)
+        .then_some(info.subgroup_min_size);
+    Gpu::from_device(device, queue, (&info).into(), subgroup_lanes)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The limits that the crate's checks follow, in one line.
+fn limits_summary(limits: &wgpu::Limits) -> String {
+    const MIB: u64 = 1 << 20;
+    format!(
+        "{} B of workgroup memory, {} invocations a workgroup ({} in x), {} workgroups a dimension, \
+         {} MiB a storage binding, {} MiB a buffer",
+        limits.max_compute_workgroup_storage_size,
+        limits.max_compute_invocations_per_workgroup,
+        limits.max_compute_workgroup_size_x,
+        limits.max_compute_workgroups_per_dimension,
+        limits.max_storage_buffer_binding_size / MIB,
+        limits.max_buffer_size / MIB
+    )
 }
 
 /// A device on the adapter `Gpu::new` opens, with the limits it asks for changed by `lower` (fewer workgroups

@@ -257,7 +257,8 @@ impl<'gpu> FusedTrainer<'gpu> {
         let CodeBudget::UnrolledOnly { statements: budget } = gpu.code_budget() else {
             return Ok(());
         };
-        let statements = generate::unrolled_statements(network, variant);
+        let weight = gpu.statement_weight(variant.tier);
+        let statements = (generate::unrolled_statements(network, variant) as f64 * weight) as usize;
         if statements <= budget {
             return Ok(());
         }
@@ -268,7 +269,7 @@ impl<'gpu> FusedTrainer<'gpu> {
             ),
             needed: statements as u64,
             limit: budget as u64,
-            unit: "statements (this compiler takes seconds beyond)",
+            unit: "statements, weighted by tier (this compiler takes seconds beyond)",
             remedy: "use the layered engine (--engine layered), or a smaller network (--layers)",
         })
     }

@@ -481,6 +481,10 @@ fn train_opens_with_one_summary_line_of_the_network_and_where_it_trains() {
         1,
         "the adapter once:\n{text}"
     );
+    assert!(
+        text.contains("; compiling the fused engine took "),
+        "the fused engine's compile time:\n{text}"
+    );
     let on_cpu = wgmlp(&[
         "train",
         "--dataset",
@@ -498,6 +502,9 @@ fn train_opens_with_one_summary_line_of_the_network_and_where_it_trains() {
     );
     let report = json(&[&args[..], &["--json"]].concat());
     assert_eq!(report["parameters"], 337, "{report:#}");
+    assert!(report["compile_ms"].as_f64().is_some(), "{report:#}");
+    let on_cpu = json(&["train", "--dataset", "xor", "--backend", "cpu", "--json"]);
+    assert!(on_cpu["compile_ms"].is_null(), "no shader on the CPU: {on_cpu:#}");
 }
 
 #[test]

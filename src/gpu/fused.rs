@@ -66,15 +66,7 @@ impl LoopCount {
             true => (batches, 1),
             false => (0, 0),
         };
-        // A thread's rows of the epoch: all of them, or its share in the rows tier.
-        let own_rows = match variant.tier {
-            Tier::Rows { threads } => config
-                .batches(rows)
-                .iter()
-                .map(|b| b.len().div_ceil(threads as usize) as u64)
-                .sum(),
-            _ => rows as u64,
-        };
+        let own_rows = own_rows(rows, config, variant.tier) as u64;
         let row = cost(code.forward) + cost(code.backward);
         LoopCount {
             per_dispatch: 8 + cost(code.per_dispatch),
@@ -91,25 +83,32 @@ impl LoopCount {
     }
 }
 
+/// The rows of an epoch that one thread adds: all of them, or in the rows tier its share of each batch.
+fn own_rows(rows: usize, config: &TrainConfig, tier: Tier) -> usize {
+    match tier {
+        Tier::Rows { threads } => config
+            .batches(rows)
+            .iter()
+            .map(|b| b.len().div_ceil(threads as usize))
+            .sum(),
+        _ => rows,
+    }
+}
+
 /// The serial work of one thread in `tier`, in multiply-adds: an epoch's, and a measured row's.
 fn serial_work(network: &Network, rows: usize, config: &TrainConfig, tier: Tier) -> (f64, f64) {
     let params = network.layout().len as f64;
-    let batches = config.batches(rows);
-    let (steps, rows) = (batches.len() as f64, rows as f64);
-    // Forward and backward: about three multiply-adds a parameter; an optimizer step: about eight.
+    let steps = config.batches(rows).len() as f64;
+    let own = own_rows(rows, config, tier) as f64;
+    // Forward and backward: about three multiply-adds a parameter; an optimizer step: about eight, and
+    // in the rows tier the sum over the threads besides.
     let epoch = match tier {
-        Tier::Private => rows * 3.0 * params + steps * 8.0 * params,
-        Tier::Rows { threads } => {
-            let own: usize = batches
-                .iter()
-                .map(|b| b.len().div_ceil(threads as usize))
-                .sum();
-            own as f64 * 3.0 * params + steps * 10.0 * params
-        }
+        Tier::Private => own * 3.0 * params + steps * 8.0 * params,
+        Tier::Rows { .. } => own * 3.0 * params + steps * 10.0 * params,
         // A thread's unit: a row of each layer's weights, forward and back.
         Tier::Workgroup { threads } => {
             let widest = network.sizes().iter().copied().max().unwrap_or(1) as f64;
-            rows * 3.0 * widest * network.layout().layers.len() as f64
+            own * 3.0 * widest * network.layout().layers.len() as f64
                 + steps * 8.0 * (params / f64::from(threads)).ceil()
         }
     };

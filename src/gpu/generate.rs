@@ -305,7 +305,7 @@ pub fn loops(network: &Network, variant: Variant) -> Loops {
         false => (0, 0),
     };
     let add = |a: (u64, u64), b: (u64, u64)| (a.0 + b.0, a.1 + b.1);
-    // A unit of each_unit runs `per_unit` terms: in the workgroup tier a thread has one unit.
+    // How many of `count` units one thread computes: in the workgroup tier its own, at most one.
     let units = |count: usize| if across_threads { count.min(1) } else { count };
     let mut forward = unit_loop(network.inputs(), 1);
     let mut backward = unit_loop(network.outputs(), 1);
@@ -326,15 +326,9 @@ pub fn loops(network: &Network, variant: Variant) -> Loops {
         // The threads' shares of shaders/fused_workgroup.wgsl's loops over parameters.
         Tier::Workgroup { threads } => {
             let share = |len: usize| (len.div_ceil(threads as usize) as u64, 1);
-            // zero_grads and update each go over the parameters.
-            let update = add(share(params), share(params));
-            (
-                update,
-                add(
-                    add(share(params), share(state)),
-                    add(share(params), share(state)),
-                ),
-            )
+            // zero_grads and update each go over the parameters; the loads and the store over all values.
+            let all = add(share(params), share(state));
+            (add(share(params), share(params)), add(all, all))
         }
         Tier::Private | Tier::Rows { .. } => {
             let once = |len: usize| unit_loop(len, 1);
@@ -351,13 +345,8 @@ pub fn loops(network: &Network, variant: Variant) -> Loops {
                     update = add(update, ((rounds + params) as u64, (1 + rounds) as u64));
                 }
             }
-            (
-                update,
-                add(
-                    add(once(params), once(state)),
-                    add(once(params), once(state)),
-                ),
-            )
+            let all = add(once(params), once(state));
+            (update, add(all, all))
         }
     };
     Loops {
@@ -630,12 +619,13 @@ fn private_memory_moves(network: &Network, variant: Variant) -> String {
     );
     let at =
         |k: Unit, from: usize| format!("weights[weight_at(network, {})]", index(from, &[(k, 1)]));
+    let mut sum = None;
     let gradient = match tier {
         Tier::Rows { threads } => {
+            let mut f = new("fn sum_grads()");
+            sum_grads(&mut f, params, threads as usize);
+            sum = Some(f.finish());
             update.line("sum_grads();".into());
-            let mut sum = new("fn sum_grads()");
-            sum_grads(&mut sum, params, threads as usize);
-            update.f = sum.finish() + &update.f;
             "summed"
         }
         _ => "grads",
@@ -667,9 +657,10 @@ fn private_memory_moves(network: &Network, variant: Variant) -> String {
             "update_param({k}, {gradient}[{k}], lr, correction);"
         )]
     });
-    [load, load_state, store, update]
+    let moves = [load, load_state, store, update]
         .map(Emitter::finish)
-        .concat()
+        .concat();
+    sum.unwrap_or_default() + &moves
 }
 
 /// The rows tier's sum of every thread's gradients into `summed`, in thread order: round by round, each

@@ -206,7 +206,6 @@ impl Gpu {
     /// Opens a device on `adapter` with the adapter's own buffer limits, so that large layers fit where the
     /// hardware allows them.
     pub async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
-        let info = adapter.get_info();
         let supported = adapter.limits();
         // The fused engine's workgroup tier holds a network in workgroup memory, with a thread per unit.
         let limits = wgpu::Limits {
@@ -217,6 +216,16 @@ impl Gpu {
             max_compute_workgroup_size_x: supported.max_compute_workgroup_size_x,
             ..wgpu::Limits::downlevel_defaults()
         };
+        Gpu::from_adapter_with_limits(adapter, limits).await
+    }
+
+    /// Opens a device on `adapter` held to `limits` (none above the adapter's own): WebGPU's defaults, say,
+    /// to try what a browser would allow.
+    pub async fn from_adapter_with_limits(
+        adapter: &wgpu::Adapter,
+        limits: wgpu::Limits,
+    ) -> Result<Self> {
+        let info = adapter.get_info();
         // Subgroup operations are reported (`wgmlp adapters`) and tried by the tests; pipelines are kept on
         // disk where the backend can.
         let features =

@@ -45,9 +45,8 @@ pub fn gpu() -> &'static Gpu {
     })
 }
 
-/// A device on the adapter `Gpu::new` opens, as `Gpu::from_adapter` opens it (subgroups and a pipeline
-/// cache where the adapter has them), but with every limit at WebGPU's default or the adapter's own,
-/// whichever is worse. Its pipelines are not kept on disk: `Gpu::from_device` has no cache to attach.
+/// A device on the adapter `Gpu::new` opens, with every limit at WebGPU's default or the adapter's own,
+/// whichever is worse.
 async fn gpu_with_webgpu_limits() -> Result<Gpu, String> {
     let chosen = wgmlp::gpu::adapters(None)
         .await
@@ -63,22 +62,8 @@ async fn gpu_with_webgpu_limits() -> Result<Gpu, String> {
         .into_iter()
         .find(|adapter| Some(wgmlp::gpu::AdapterSummary::from(&adapter.get_info())) == chosen)
         .ok_or_else(|| format!("the adapter Gpu::new opens ({chosen:?}) is not among wgpu's"))?;
-    let info = adapter.get_info();
     let limits = wgpu::Limits::default().or_worse_values_from(&adapter.limits());
-    let features = adapter.features() & (wgpu::Features::SUBGROUP | wgpu::Features::PIPELINE_CACHE);
-    let (device, queue) = adapter
-        .request_device(&wgpu::DeviceDescriptor {
-            label: Some("wgmlp, WebGPU's limits"),
-            required_limits: limits,
-            required_features: features,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| format!("a device with WebGPU's limits on {}: {e}", info.name))?;
-    let subgroup_lanes = features
-        .contains(wgpu::Features::SUBGROUP)
-        .then_some(info.subgroup_min_size);
-    Gpu::from_device(device, queue, (&info).into(), subgroup_lanes)
+    Gpu::from_adapter_with_limits(&adapter, limits)
         .await
         .map_err(|e| e.to_string())
 }

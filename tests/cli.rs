@@ -504,7 +504,10 @@ fn train_opens_with_one_summary_line_of_the_network_and_where_it_trains() {
     assert_eq!(report["parameters"], 337, "{report:#}");
     assert!(report["compile_ms"].as_f64().is_some(), "{report:#}");
     let on_cpu = json(&["train", "--dataset", "xor", "--backend", "cpu", "--json"]);
-    assert!(on_cpu["compile_ms"].is_null(), "no shader on the CPU: {on_cpu:#}");
+    assert!(
+        on_cpu["compile_ms"].is_null(),
+        "no shader on the CPU: {on_cpu:#}"
+    );
 }
 
 #[test]

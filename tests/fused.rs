@@ -11,19 +11,23 @@ use wgmlp::{
 };
 
 /// Every tier that can train batches of `config` on `rows` rows: the workgroup tier also for networks small
-/// enough for the private one, and the rows tier with a thread a row of the batch (idle ones included) and
-/// with two threads taking turns.
+/// enough for the private one, and the rows tier with a thread a row of the batch (idle ones included),
+/// where the adapter takes it (`a_few_networks_share_each_batch_over_a_workgroup_in_row_order` checks the
+/// refusal elsewhere). Two threads taking turns over the rows are tried on their own (`TURNS`), since each
+/// tier is a compile.
 fn tiers(config: &TrainConfig, rows: usize) -> Vec<Tier> {
     let batch = config.batches(rows)[0].len() as u32;
-    vec![
-        Tier::Private,
-        Tier::Workgroup { threads: 32 },
-        Tier::Rows {
+    let mut tiers = vec![Tier::Private, Tier::Workgroup { threads: 32 }];
+    if gpu().rows_tier_refused().is_none() {
+        tiers.push(Tier::Rows {
             threads: batch.next_power_of_two(),
-        },
-        Tier::Rows { threads: 2 },
-    ]
+        });
+    }
+    tiers
 }
+
+/// The rows tier with fewer threads than a batch has rows: each thread adds every other row.
+const TURNS: Tier = Tier::Rows { threads: 2 };
 
 /// The fused engine's outputs and parameters in `tier`, and the CPU reference's, after `epochs` epochs.
 fn fused_and_cpu(
@@ -580,6 +584,24 @@ fn a_few_networks_share_each_batch_over_a_workgroup_in_row_order() {
             .unwrap()
             .tier
     };
+    if let Some(reason) = gpu().rows_tier_refused() {
+        // An adapter whose compiler cannot take the tier (llvmpipe through GL) never gets it, and says why.
+        assert_eq!(tier_for(40, 1), Tier::Private);
+        let start = Start {
+            params: network.init_params(DEFAULT_SEED),
+            config,
+        };
+        let refused = pollster::block_on(FusedTrainer::with_tier(
+            gpu(),
+            &network,
+            &[start],
+            &data,
+            TURNS,
+        ));
+        let error = refused.err().expect("the rows tier is refused").to_string();
+        assert!(error.contains("tier") && error.contains(reason), "{error}");
+        return;
+    }
     assert_eq!(tier_for(40, 1), Tier::Rows { threads: 64 });
     assert_eq!(
         tier_for(40, 1024),
@@ -630,6 +652,25 @@ fn a_few_networks_share_each_batch_over_a_workgroup_in_row_order() {
             false => assert_close(&what, &rows, &private, 1e-6, 1e-5),
         }
     }
+    // Two threads taking turns over batches of 5 (a short last one): the sums in another order, the
+    // reference's to rounding.
+    let (network, data, config) = (classifier(), small_set(Loss::Bce, 1), adam_batches(0.01, 4));
+    let [(fused_outputs, fused_params), (cpu_outputs, cpu_params)] =
+        fused_and_cpu(&network, &data, config, (DEFAULT_SEED, 30), TURNS);
+    assert_close(
+        "turns: outputs",
+        &fused_outputs,
+        &cpu_outputs,
+        TOLERANCE.0,
+        TOLERANCE.1,
+    );
+    assert_close(
+        "turns: parameters",
+        &fused_params,
+        &cpu_params,
+        TOLERANCE.0,
+        TOLERANCE.1,
+    );
 }
 
 #[test]
@@ -651,7 +692,8 @@ fn looped_code_matches_cpu_in_every_tier() {
         },
         adam_batches(0.01, 4),
     ] {
-        for tier in tiers(&config, data.rows) {
+        let turns = gpu().rows_tier_refused().is_none().then_some(TURNS);
+        for tier in tiers(&config, data.rows).into_iter().chain(turns) {
             let params = network.init_params(5);
             let mut cpu = CpuTrainer::<f32>::new(&network, &params, &data, config).unwrap();
             cpu.train(40);

@@ -293,7 +293,11 @@ fn work(gpu: &Gpu) {
         shuffle_seed: 7,
         ..TrainConfig::sgd(0.1)
     };
-    for tier in [Tier::Rows { threads: 4 }, Tier::Workgroup { threads: 32 }] {
+    let rows = gpu
+        .rows_tier_refused()
+        .is_none()
+        .then_some(Tier::Rows { threads: 4 });
+    for tier in rows.into_iter().chain([Tier::Workgroup { threads: 32 }]) {
         for form in [Form::Unrolled, Form::Looped] {
             for config in [config, batches] {
                 let what = format!("fused {tier:?} {form:?}, batches {:?}", config.batch_size);

@@ -304,6 +304,9 @@ impl<'gpu> FusedTrainer<'gpu> {
             Tier::Private => return private,
             Tier::Rows { threads } => {
                 private?;
+                if let Some(reason) = gpu.rows_tier_refused() {
+                    return Err(Error::invalid("tier", format!("{tier:?}"), reason));
+                }
                 // `partials` and `summed` in shaders/fused_rows.wgsl.
                 let shared = u64::from(PARTIALS) + network.layout().len as u64;
                 (threads, 1, shared)

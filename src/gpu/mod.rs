@@ -393,17 +393,26 @@ impl Gpu {
     }
 
     /// What a statement of `tier`'s unrolled code costs this compiler, in statements of the private tier's:
-    /// llvmpipe splits a function at each barrier and keeps what lives across it, so the tiers with barriers
-    /// cost more. Measured on the 2-core machine, Mesa's shader cache off: spirals' 2-24-24-3 in the
-    /// workgroup tier (238 statements) took 1.17 s, as some 600 of the rows tier do; through the GL backend
-    /// a 2-8-1 network's rows tier took 6.2–6.5 s against 0.89 s on Vulkan, and its private tier 0.62 s.
+    /// llvmpipe splits a function at each barrier of the workgroup tier (one a layer). Measured on the
+    /// 2-core machine, Mesa's shader cache off: spirals' 2-24-24-3 in the workgroup tier, 238 statements,
+    /// took 1.17 s, as some 600 of the other tiers do.
     pub fn statement_weight(&self, tier: Tier) -> f64 {
-        let gl = self.adapter.backend == format!("{:?}", wgpu::Backend::Gl);
         match (self.compiler, tier) {
             (Compiler::Llvmpipe, Tier::Workgroup { .. }) => 2.5,
-            (Compiler::Llvmpipe, Tier::Rows { .. }) if gl => 7.0,
             _ => 1.0,
         }
+    }
+
+    /// Why the adapter's compiler cannot take the fused engine's rows tier, where it cannot: llvmpipe
+    /// through wgpu's GL backend splits the code at the tier's barriers into coroutines whose frames hold
+    /// every private array (LLVM's `CoroSplit`), which took 6.2 s for a 2-8-1 network against 0.9 s through
+    /// Vulkan, and minutes for the tests' networks. Through Vulkan the arrays are lowered before that.
+    pub fn rows_tier_refused(&self) -> Option<&'static str> {
+        let gl = self.adapter.backend == format!("{:?}", wgpu::Backend::Gl);
+        (self.compiler == Compiler::Llvmpipe && gl).then_some(
+            "llvmpipe's GL compiler takes seconds to minutes on its barriers over private arrays; \
+             the private and workgroup tiers train there",
+        )
     }
 
     /// About how many threads the device runs at once: for a software adapter the CPU's cores times the

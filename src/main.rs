@@ -106,7 +106,8 @@ enum Command {
         #[arg(long, default_value = "1,1024,65536", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=MAX_RUNS))]
         sweeps: Vec<u64>,
 
-        /// Epochs of the moons network (2-16-16-1, tanh, bce, Adam) on each engine
+        /// Epochs of each network whose compile and training times are measured on each engine (XOR,
+        /// moons' 2-16-16-1, spirals' 2-24-24-3, a 2-64-64-1)
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         moons_epochs: u64,
 

@@ -716,3 +716,29 @@ fn looped_code_matches_cpu_in_every_tier() {
         }
     }
 }
+
+#[test]
+fn a_second_trainer_of_the_same_network_compiles_nothing() {
+    // The process keeps the engine's pipelines by their source: a sweep rerun, the playground's next session.
+    // A network no other test of this binary trains, so that the first trainer here compiles.
+    let network = Network::build(
+        vec![3, 7, 1],
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Loss::Bce,
+    )
+    .unwrap();
+    let data = small_set(Loss::Bce, 1);
+    let trainer = |seed| {
+        let start = Start {
+            params: network.init_params(seed),
+            config: TrainConfig::sgd(0.1),
+        };
+        pollster::block_on(FusedTrainer::new(gpu(), &network, &[start], &data)).unwrap()
+    };
+    let first = trainer(1);
+    assert!(first.compile_time() > std::time::Duration::ZERO);
+    let second = trainer(2);
+    assert_eq!(second.variant(), first.variant());
+    assert_eq!(second.compile_time(), std::time::Duration::ZERO);
+}

@@ -34,19 +34,35 @@ fn fused_and_cpu(
     network: &Network,
     data: &Dataset,
     config: TrainConfig,
-    (seed, epochs): (u64, usize),
+    run: (u64, usize),
     tier: Tier,
+) -> [(Vec<f32>, Vec<f32>); 2] {
+    fused_and_cpu_in(network, data, config, run, (tier, None))
+}
+
+/// As [`fused_and_cpu`], with the code in the given form, or in the one the adapter's budget gives.
+fn fused_and_cpu_in(
+    network: &Network,
+    data: &Dataset,
+    config: TrainConfig,
+    (seed, epochs): (u64, usize),
+    (tier, form): (Tier, Option<Form>),
 ) -> [(Vec<f32>, Vec<f32>); 2] {
     let params = network.init_params(seed);
     let mut cpu = CpuTrainer::<f32>::new(network, &params, data, config).unwrap();
     cpu.train(epochs);
-    let mut fused = pollster::block_on(FusedTrainer::with_tier(
-        gpu(),
-        network,
-        &[Start { params, config }],
-        data,
-        tier,
-    ))
+    let starts = [Start { params, config }];
+    let mut fused = match form {
+        Some(form) => pollster::block_on(FusedTrainer::with_form(
+            gpu(),
+            network,
+            &starts,
+            data,
+            tier,
+            form,
+        )),
+        None => pollster::block_on(FusedTrainer::with_tier(gpu(), network, &starts, data, tier)),
+    }
     .unwrap();
     fused.train(epochs).unwrap();
     assert_eq!(fused.epoch(), cpu.epoch());
@@ -694,25 +710,18 @@ fn looped_code_matches_cpu_in_every_tier() {
     ] {
         let turns = gpu().rows_tier_refused().is_none().then_some(TURNS);
         for tier in tiers(&config, data.rows).into_iter().chain(turns) {
-            let params = network.init_params(5);
-            let mut cpu = CpuTrainer::<f32>::new(&network, &params, &data, config).unwrap();
-            cpu.train(40);
-            let start = Start { params, config };
-            let mut fused = pollster::block_on(FusedTrainer::with_form(
-                gpu(),
-                &network,
-                &[start],
-                &data,
-                tier,
-                Form::Looped,
-            ))
-            .unwrap();
-            fused.train(40).unwrap();
+            let looped = (tier, Some(Form::Looped));
+            let [(fused_outputs, fused_params), (cpu_outputs, cpu_params)] =
+                fused_and_cpu_in(&network, &data, config, (5, 40), looped);
             let what = format!("looped, {tier:?}, {config:?}");
-            let outputs = pollster::block_on(fused.evaluate(0)).unwrap().outputs;
-            assert_close(&what, &outputs, &cpu.outputs(), TOLERANCE.0, TOLERANCE.1);
-            let fused_params = pollster::block_on(fused.params(0)).unwrap();
-            assert_close(&what, &fused_params, cpu.params(), TOLERANCE.0, TOLERANCE.1);
+            assert_close(
+                &what,
+                &fused_outputs,
+                &cpu_outputs,
+                TOLERANCE.0,
+                TOLERANCE.1,
+            );
+            assert_close(&what, &fused_params, &cpu_params, TOLERANCE.0, TOLERANCE.1);
         }
     }
 }
